@@ -1,0 +1,26 @@
+"""topo_neurons: the topology of a neural network's neurons.
+
+Neurons are points, ``1 − |ρ|`` (or ``sqrt(1 − ρ²)``) of their activations is their distance,
+and the 0-dimensional Vietoris–Rips persistence of that space (a minimum spanning tree) gives
+diagnostics, differentiable regularisers and figures.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
+from .persistence import Barcode, differentiable_deaths, zero_persistence
+
+try:
+    __version__ = version("topo_neurons")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Barcode",
+    "__version__",
+    "constant_neurons",
+    "correlation_dissimilarity",
+    "correlation_matrix",
+    "differentiable_deaths",
+    "zero_persistence",
+]

@@ -1,0 +1,393 @@
+"""Activations → Pearson correlation → dissimilarity between neurons.
+
+The correlation space of neurons: for activations ``A`` of shape ``(m, n)`` (``m`` examples,
+``n`` neurons) each column is centred and divided by its Euclidean norm, giving ``Z``; the
+Pearson correlation matrix is ``C = ZᵀZ`` and the dissimilarity is
+
+* ``kind="abs"``:  ``d = 1 − |ρ|`` (the code of Ballester et al. for its MNIST runs),
+* ``kind="sqrt"``: ``d = sqrt(1 − ρ²)`` (the text of the paper).
+
+Both lie in ``[0, 1]``; ``d = 0`` means perfectly (anti)correlated neurons. The functions here
+know nothing of models or of persistence (one direction of imports).
+
+Torch comes first: a torch tensor gives a torch tensor with autograd intact; a numpy array gives
+a numpy array (computed through a zero-copy torch view, so both share one implementation).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, overload
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CONSTANT_POLICIES",
+    "KINDS",
+    "constant_neurons",
+    "correlation_dissimilarity",
+    "correlation_matrix",
+    "dissimilarity_from_correlation",
+    "normalized_activations",
+]
+
+Kind = Literal["abs", "sqrt"]
+ConstantPolicy = Literal["uncorrelated", "drop", "raise"]
+
+KINDS: tuple[str, ...] = ("abs", "sqrt")
+CONSTANT_POLICIES: tuple[str, ...] = ("uncorrelated", "drop", "raise")
+
+#: Number of output rows computed per block on the no-grad path (bounds temporaries).
+_BLOCK_ROWS = 2048
+#: Floor under ``1 − ρ²`` in the backward pass of ``kind="sqrt"`` (finite gradient at |ρ| = 1).
+_SQRT_GRAD_EPS = 1e-12
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is a valid dissimilarity kind, else raise ``ValueError``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not a valid dissimilarity; valid kinds are {KINDS}")
+    return kind
+
+
+def _check_policy(constant: str) -> str:
+    if constant not in CONSTANT_POLICIES:
+        raise ValueError(
+            f"constant={constant!r} is not a valid constant-neuron policy; "
+            f"valid policies are {CONSTANT_POLICIES}"
+        )
+    return constant
+
+
+def _as_torch(A: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
+    """Return ``A`` as a floating torch tensor (zero-copy for numpy) and whether it was numpy."""
+    if isinstance(A, torch.Tensor):
+        t = A
+        was_numpy = False
+    elif isinstance(A, np.ndarray):
+        if A.dtype.kind not in "fiub":
+            raise TypeError(
+                f"{name} must hold real numbers; got numpy dtype {A.dtype} "
+                "(float32 and float64 are supported)"
+            )
+        arr = A if A.dtype in (np.float32, np.float64) else A.astype(np.float64)
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+        was_numpy = True
+    else:
+        raise TypeError(
+            f"{name} must be a numpy array or a torch tensor of shape (m examples, n neurons); "
+            f"got {type(A).__name__}"
+        )
+    if t.is_complex():
+        raise TypeError(f"{name} must be real; got complex dtype {t.dtype}")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return t, was_numpy
+
+
+def _validate_activations(t: torch.Tensor, name: str) -> None:
+    if t.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (m examples, n neurons); got {t.ndim} dimension(s) "
+            f"with shape {tuple(t.shape)}"
+        )
+    m, n = t.shape
+    if m < 2:
+        raise ValueError(
+            f"{name} needs at least 2 examples to correlate neurons; got shape {tuple(t.shape)}"
+        )
+    if n < 2:
+        raise ValueError(
+            f"{name} needs at least 2 neurons to form a correlation space; "
+            f"got shape {tuple(t.shape)}"
+        )
+    finite = torch.isfinite(t.detach())
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite)[0].tolist()
+        value = t.detach()[bad[0], bad[1]].item()
+        cols = torch.nonzero(~finite.all(dim=0)).flatten().tolist()
+        shown = ", ".join(str(c) for c in cols[:10]) + (" …" if len(cols) > 10 else "")
+        raise ValueError(
+            f"{name} contain {value} at example {bad[0]}, neuron {bad[1]} "
+            f"(non-finite values in neuron(s) {shown}); NaN/Inf activations are always an error"
+        )
+
+
+def constant_neurons(A: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Indices of the neurons that are constant over the batch.
+
+    A constant neuron (e.g. a dead ReLU) has zero variance and therefore no Pearson correlation.
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (m, n)
+        Activations: ``m`` examples, ``n`` neurons.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (k,)
+        Ascending indices of the columns whose maximum equals their minimum.
+    """
+    t, _ = _as_torch(A, "activations")
+    _validate_activations(t, "activations")
+    t = t.detach()
+    const = t.amax(dim=0) == t.amin(dim=0)
+    return torch.nonzero(const).flatten().cpu().numpy().astype(np.int64)
+
+
+def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and normalise each neuron's column: the ``Z`` of ``C = ZᵀZ``.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (m, n)
+        Validated floating activations.
+
+    Returns
+    -------
+    Z : torch.Tensor, shape (m, n)
+        Unit-norm centred columns; constant columns are all zero (no gradient flows through them).
+    const : torch.Tensor of bool, shape (n,)
+        Which columns are constant.
+    """
+    A_det = A.detach()
+    const = A_det.amax(dim=0) == A_det.amin(dim=0)
+    centred = A - A.mean(dim=0, keepdim=True)
+    norm = torch.linalg.vector_norm(centred, dim=0)
+    # Constant columns: divide by one instead of zero; their centred values are exactly zero
+    # (max == min), so Z is zero there and no NaN can appear in the forward or backward pass.
+    safe = torch.where(const, torch.ones_like(norm), norm)
+    return centred / safe, const
+
+
+class _SafeSqrt(torch.autograd.Function):
+    """``sqrt(max(x, 0))`` whose gradient stays finite at ``x = 0`` (|ρ| = 1)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        y = torch.sqrt(torch.clamp(x, min=0.0))
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        return grad * 0.5 / torch.clamp(y, min=_SQRT_GRAD_EPS**0.5)
+
+
+def dissimilarity_from_correlation(C: torch.Tensor, kind: str = "abs") -> torch.Tensor:
+    """Map correlations to dissimilarities (differentiable, elementwise).
+
+    Parameters
+    ----------
+    C : torch.Tensor, any shape
+        Pearson correlations (values slightly outside [-1, 1] from rounding are clamped).
+    kind : {"abs", "sqrt"}
+        ``"abs"``: ``1 − |ρ|``; ``"sqrt"``: ``sqrt(1 − ρ²)`` with a finite gradient at |ρ| = 1.
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``C``
+        Dissimilarities in ``[0, 1]``.
+    """
+    check_kind(kind)
+    if kind == "abs":
+        return torch.clamp(1.0 - torch.abs(C), min=0.0)
+    return _SafeSqrt.apply(1.0 - C * C)
+
+
+def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+    """Full correlation with autograd; constant neurons get ρ = 0 off the diagonal."""
+    C = Z.T @ Z
+    n = C.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=C.device)
+    C = torch.where(eye, torch.ones_like(C), C)
+    if bool(const.any()):
+        # Symmetrise the block structure: rows and columns of constant neurons are 0, diag 1.
+        mask = (const[:, None] | const[None, :]) & ~eye
+        C = torch.where(mask, torch.zeros_like(C), C)
+    return C
+
+
+@torch.no_grad()
+def _fill_blocked(
+    Z: torch.Tensor, out: torch.Tensor, transform: str, block_rows: int = _BLOCK_ROWS
+) -> torch.Tensor:
+    """Fill ``out`` (n × n) with ``transform(ZᵀZ)`` block by block, exactly symmetric.
+
+    Only the upper block triangle is multiplied (half the flops); each block is mirrored into
+    the lower triangle, so ``out`` is bitwise symmetric. Temporaries are one block wide.
+    ``transform`` is ``"corr"``, ``"abs"`` or ``"sqrt"``.
+    """
+    n = Z.shape[1]
+    for i0 in range(0, n, block_rows):
+        i1 = min(i0 + block_rows, n)
+        blk = Z[:, i0:i1].T @ Z[:, i0:]  # (block, n − i0): the only temporary
+        if transform == "corr":
+            blk.clamp_(-1.0, 1.0)
+        elif transform == "abs":
+            blk.abs_().neg_().add_(1.0).clamp_(0.0, 1.0)
+        else:  # sqrt(1 − ρ²)
+            blk.square_().neg_().add_(1.0).clamp_(min=0.0).sqrt_()
+        out[i0:i1, i0:].copy_(blk)
+        out[i0:, i0:i1].copy_(blk.T)
+        # The diagonal block Z_bᵀZ_b is not bitwise symmetric from GEMM: mirror its upper part.
+        upper = torch.triu(out[i0:i1, i0:i1], diagonal=1)
+        out[i0:i1, i0:i1].copy_(upper + upper.T)
+    return out
+
+
+def _finish(
+    out: torch.Tensor, const: torch.Tensor, diag: float, off: float
+) -> torch.Tensor:
+    """Set the exact diagonal and the rows/columns of constant neurons (in place, no grad)."""
+    if bool(const.any()):
+        idx = torch.nonzero(const).flatten()
+        out[idx, :] = off
+        out[:, idx] = off
+    out.fill_diagonal_(diag)
+    return out
+
+
+def _prepare(
+    A: np.ndarray | torch.Tensor, constant: str
+) -> tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor]:
+    _check_policy(constant)
+    t, was_numpy = _as_torch(A, "activations")
+    _validate_activations(t, "activations")
+    Z, const = normalized_activations(t)
+    if constant == "raise" and bool(const.any()):
+        idx = torch.nonzero(const).flatten().tolist()
+        shown = ", ".join(str(i) for i in idx[:10]) + (" …" if len(idx) > 10 else "")
+        raise ValueError(
+            f"activations have {len(idx)} constant neuron(s) (zero variance over the batch, "
+            f"e.g. dead ReLUs): neuron(s) {shown}; use constant='uncorrelated' or 'drop'"
+        )
+    kept = torch.arange(t.shape[1], device=t.device)
+    if constant == "drop" and bool(const.any()):
+        kept = torch.nonzero(~const).flatten()
+        if kept.numel() < 2:
+            raise ValueError(
+                f"constant='drop' leaves {kept.numel()} neuron(s) out of {t.shape[1]}; "
+                "at least 2 non-constant neurons are needed"
+            )
+        Z = Z[:, kept]
+        const = const[kept]
+    return Z, was_numpy, const, kept
+
+
+def _compute(
+    A: np.ndarray | torch.Tensor, transform: str, constant: str
+) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+    Z, was_numpy, const, kept = _prepare(A, constant)
+    diag = 1.0 if transform == "corr" else 0.0
+    off = 0.0 if transform == "corr" else 1.0
+    if Z.requires_grad and torch.is_grad_enabled():
+        C = _correlation_grad(Z, const)
+        out = C if transform == "corr" else dissimilarity_from_correlation(C, transform)
+        if transform != "corr":
+            eye = torch.eye(out.shape[0], dtype=torch.bool, device=out.device)
+            out = torch.where(eye, torch.zeros_like(out), out)
+    else:
+        Zd = Z.detach()
+        n = Zd.shape[1]
+        out = torch.empty((n, n), dtype=Zd.dtype, device=Zd.device)
+        _fill_blocked(Zd, out, transform)
+        _finish(out, const, diag, off)
+    if was_numpy:
+        return out.numpy(), kept.numpy()
+    return out, kept
+
+
+@overload
+def correlation_dissimilarity(
+    A: np.ndarray, kind: Kind = ..., constant: ConstantPolicy = ..., *, return_kept: bool = ...
+) -> np.ndarray: ...
+@overload
+def correlation_dissimilarity(
+    A: torch.Tensor, kind: Kind = ..., constant: ConstantPolicy = ..., *, return_kept: bool = ...
+) -> torch.Tensor: ...
+
+
+def correlation_dissimilarity(
+    A: np.ndarray | torch.Tensor,
+    kind: Kind = "abs",
+    constant: ConstantPolicy = "uncorrelated",
+    *,
+    return_kept: bool = False,
+):
+    """Correlation dissimilarity between the neurons (columns) of an activation matrix.
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (m, n)
+        Activations of ``n`` neurons over ``m ≥ 2`` examples. float32 and float64 keep their
+        dtype; integer input is computed in float64. A torch tensor keeps its device and its
+        autograd graph.
+    kind : {"abs", "sqrt"}, default "abs"
+        ``"abs"``: ``d = 1 − |ρ|``; ``"sqrt"``: ``d = sqrt(1 − ρ²)`` (finite gradient at |ρ| = 1).
+    constant : {"uncorrelated", "drop", "raise"}, default "uncorrelated"
+        Policy for neurons that are constant over the batch (no correlation is defined):
+        ``"uncorrelated"`` sets ``d = 1`` to every other neuron (no gradient, never NaN);
+        ``"drop"`` removes them from the output; ``"raise"`` raises ``ValueError`` naming them.
+    return_kept : bool, default False
+        Also return the indices (into the columns of ``A``) of the rows of the output.
+
+    Returns
+    -------
+    D : same type as ``A``, shape (n', n')
+        Symmetric (bitwise on the no-grad path) with an exact zero diagonal, values in
+        ``[0, 1]`` (unitless). ``n' = n`` unless ``constant="drop"`` removed neurons.
+    kept : same type as ``A`` of int64, shape (n',)
+        Only if ``return_kept``.
+
+    Raises
+    ------
+    ValueError
+        Wrong rank, fewer than 2 examples or neurons, NaN/Inf (naming example and neuron),
+        unknown ``kind`` or ``constant``, constant neurons under ``constant="raise"``.
+    TypeError
+        Not an array/tensor, or complex/non-numeric dtype.
+
+    Notes
+    -----
+    Without autograd (numpy input, or ``torch.no_grad()``), the output is filled in blocks of
+    2048 rows, multiplying only the upper block triangle and mirroring it: peak memory is the
+    ``n²`` output plus one block, and there is no ``m × n²`` temporary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import topo_neurons as tn
+    >>> A = np.array([[0.0, 0.0, 1.0], [1.0, 2.0, 0.0], [2.0, 4.0, 1.0]])
+    >>> tn.correlation_dissimilarity(A).round(6)
+    array([[0., 0., 1.],
+           [0., 0., 1.],
+           [1., 1., 0.]])
+    """
+    check_kind(kind)
+    D, kept = _compute(A, kind, constant)
+    return (D, kept) if return_kept else D
+
+
+def correlation_matrix(
+    A: np.ndarray | torch.Tensor, constant: ConstantPolicy = "uncorrelated"
+) -> np.ndarray | torch.Tensor:
+    """Pearson correlation matrix of the neurons (columns) of ``A``.
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (m, n)
+        Activations; same rules as :func:`correlation_dissimilarity`.
+    constant : {"uncorrelated", "drop", "raise"}
+        Constant neurons get ``ρ = 0`` with every other neuron under ``"uncorrelated"``.
+
+    Returns
+    -------
+    same type as ``A``, shape (n', n')
+        Symmetric, unit diagonal, values in ``[-1, 1]``.
+    """
+    C, _ = _compute(A, "corr", constant)
+    return C

@@ -1,0 +1,1 @@
+"""The protocol of "Decorrelating neurons using persistence": data, models, sweep, statistics."""

@@ -1,0 +1,85 @@
+"""``zero_persistence``: one function, three backends."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._backends import giotto_edges, gudhi_edges, native_edges
+from ._barcode import Barcode
+from ._validate import validate_distance_matrix
+
+__all__ = ["BACKENDS", "zero_persistence"]
+
+_FUNCS = {"native": native_edges, "giotto": giotto_edges, "gudhi": gudhi_edges}
+#: Valid backend names; ``"auto"`` picks ``"native"``.
+BACKENDS: tuple[str, ...] = ("auto", *_FUNCS)
+
+
+def barcode_from_edges(D: np.ndarray, edges: np.ndarray, backend: str) -> Barcode:
+    """Sort spanning-tree ``edges`` of validated ``D`` by death (ties by ``(i, j)``)."""
+    edges = np.sort(np.asarray(edges, dtype=np.int64).reshape(-1, 2), axis=1)
+    deaths = D[edges[:, 0], edges[:, 1]]
+    order = np.lexsort((edges[:, 1], edges[:, 0], deaths))
+    return Barcode(deaths=deaths[order], edges=edges[order], n_points=D.shape[0], backend=backend)
+
+
+def zero_persistence(D: object, backend: str = "auto") -> Barcode:
+    """0-dimensional Vietoris–Rips persistence of a distance matrix, with its pairs.
+
+    In dimension 0 every bar is born at 0 and dies at the weight of an edge of a minimum
+    spanning tree (MST) of the complete graph weighted by ``D``; the pairs are the MST edges.
+
+    Parameters
+    ----------
+    D : array_like or torch.Tensor, shape (n, n)
+        Symmetric, finite, non-negative, zero diagonal (e.g. the output of
+        :func:`~topo_neurons.correlation_dissimilarity`). Tensors are detached (no gradient:
+        see :func:`~topo_neurons.differentiable_deaths`). float32 is kept; other dtypes become
+        float64.
+    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
+        ``"native"`` (what ``"auto"`` picks): compiled dense Prim, O(n²) time, O(n) extra memory,
+        deterministic ties (smallest vertex index first). ``"giotto"``: giotto-ph
+        ``ripser_parallel`` (computes in float32). ``"gudhi"``: GUDHI ``RipsComplex``. All read
+        the upper triangle and return exactly ``n − 1`` finite bars, zero-length ones included.
+
+    Returns
+    -------
+    Barcode
+        ``deaths`` ascending, shape (n − 1,), in the dtype of ``D``; ``edges`` (n − 1, 2) with
+        ``i < j`` and ``D[i, j] == deaths[k]``.
+
+    Raises
+    ------
+    ValueError
+        Unknown backend (the valid names are listed) or an invalid matrix (see
+        :func:`~topo_neurons.persistence.validate_distance_matrix`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import topo_neurons as tn
+    >>> D = np.array([[0.0, 0.2, 0.9], [0.2, 0.0, 0.5], [0.9, 0.5, 0.0]])
+    >>> bc = tn.zero_persistence(D)
+    >>> bc.deaths
+    array([0.2, 0.5])
+    >>> bc.edges
+    array([[0, 1],
+           [1, 2]])
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(
+            f"backend={backend!r} is not a valid persistence backend; valid backends are "
+            f"{BACKENDS}"
+        )
+    arr = validate_distance_matrix(D)
+    name = "native" if backend == "auto" else backend
+    n = arr.shape[0]
+    if n == 1:
+        return Barcode(
+            deaths=np.empty(0, arr.dtype), edges=np.empty((0, 2), np.int64), n_points=1,
+            backend=name,
+        )
+    edges = _FUNCS[name](arr)
+    if edges.shape != (n - 1, 2):
+        raise RuntimeError(f"backend {name!r} returned {edges.shape[0]} edges for {n} points")
+    return barcode_from_edges(arr, edges, name)
