@@ -1,0 +1,30 @@
+"""Shared fixtures: every backend, seeded generators."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+from hypothesis import settings
+
+matplotlib.use("Agg")
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+BACKENDS = ("native", "giotto", "gudhi")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each persistence backend in turn."""
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A seeded generator (tests are never unseeded)."""
+    return np.random.default_rng(20231215)
