@@ -155,9 +155,11 @@ def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     A_det = A.detach()
     const = A_det.amax(dim=0) == A_det.amin(dim=0)
     centred = A - A.mean(dim=0, keepdim=True)
+    # Constant columns: the rounded mean of equal values may differ from them in the last bit,
+    # so their centred values are set to exactly zero (torch.where passes them no gradient) and
+    # divided by one instead of by a zero norm: no NaN in the forward or backward pass.
+    centred = torch.where(const, torch.zeros_like(centred), centred)
     norm = torch.linalg.vector_norm(centred, dim=0)
-    # Constant columns: divide by one instead of zero; their centred values are exactly zero
-    # (max == min), so Z is zero there and no NaN can appear in the forward or backward pass.
     safe = torch.where(const, torch.ones_like(norm), norm)
     return centred / safe, const
 
@@ -199,8 +201,13 @@ def dissimilarity_from_correlation(C: torch.Tensor, kind: str = "abs") -> torch.
 
 
 def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
-    """Full correlation with autograd; constant neurons get ρ = 0 off the diagonal."""
+    """Full correlation with autograd; constant neurons get ρ = 0 off the diagonal.
+
+    ``ZᵀZ`` from a GEMM need not be bitwise symmetric; ``(C + Cᵀ)/2`` is (floating-point
+    addition commutes) and has the same gradient, so the output is exactly symmetric here too.
+    """
     C = Z.T @ Z
+    C = 0.5 * (C + C.T)
     n = C.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=C.device)
     C = torch.where(eye, torch.ones_like(C), C)
@@ -239,9 +246,7 @@ def _fill_blocked(
     return out
 
 
-def _finish(
-    out: torch.Tensor, const: torch.Tensor, diag: float, off: float
-) -> torch.Tensor:
+def _finish(out: torch.Tensor, const: torch.Tensor, diag: float, off: float) -> torch.Tensor:
     """Set the exact diagonal and the rows/columns of constant neurons (in place, no grad)."""
     if bool(const.any()):
         idx = torch.nonzero(const).flatten()
