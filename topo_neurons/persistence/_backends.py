@@ -1,7 +1,8 @@
 """The three backends of 0-dim persistence, each returning MST edges of a validated matrix.
 
 Every backend function takes a validated C-contiguous float matrix ``D`` (n ≥ 2) and returns an
-``(n − 1, 2)`` int64 array of spanning-tree edges; :func:`~topo_neurons.persistence.zero_persistence`
+``(n − 1, 2)`` int64 array of spanning-tree edges;
+:func:`~topo_neurons.persistence.zero_persistence`
 reads the deaths from ``D`` (upper triangle) and sorts. Zero-length bars, which giotto-ph and
 GUDHI drop, are restored here.
 """
@@ -12,27 +13,44 @@ import numpy as np
 
 from ._barcode import union_find_labels
 from ._native import prim_mst
+from ._validate import SYMMETRY_RTOL, check_distance_matrix
 
 __all__ = ["giotto_edges", "gudhi_edges", "native_edges"]
 
 
 def native_edges(D: np.ndarray) -> np.ndarray:
-    """MST edges by the native compiled dense Prim (O(n²) time, O(n) extra memory)."""
-    return prim_mst(D)
+    """MST edges by the native compiled dense Prim (O(n²) time, O(n) extra memory).
+
+    ``D`` need not be checked beforehand: the checks are fused into Prim's single pass, and
+    when they flag anything the exact elementwise check runs (and raises with the offending
+    entry) before any edge is returned.
+    """
+    edges, suspicious = prim_mst(D, diag_tol=SYMMETRY_RTOL[D.dtype])
+    if suspicious:
+        check_distance_matrix(D)  # raises on an invalid matrix
+        edges, _ = prim_mst(D, diag_tol=SYMMETRY_RTOL[D.dtype])  # valid after all: rounding
+    return edges
 
 
-def _restore_zero_edges(D: np.ndarray, edges: np.ndarray) -> np.ndarray:
+#: Largest float64 that rounds to 0.0 in float32 (half the smallest subnormal, ties to even).
+_FLOAT32_ZERO = 2.0**-150
+
+
+def _restore_zero_edges(D: np.ndarray, edges: np.ndarray, zero_at: float = 0.0) -> np.ndarray:
     """Complete a spanning forest with zero-weight edges into a spanning tree.
 
     Libraries that drop zero-length bars return the MST minus a spanning forest of the
     zero-distance graph; Kruskal processes zero edges first, so any spanning forest of that
-    graph completes them to an MST.
+    graph completes them to an MST. An entry counts as zero when it is ``≤ zero_at`` (the
+    library's zero: giotto-ph rounds to float32, where entries ``≤ 2⁻¹⁵⁰`` become 0).
     """
     n = D.shape[0]
     missing = n - 1 - edges.shape[0]
     if missing == 0:
         return edges
-    iu, ju = np.nonzero(np.triu(D == 0, k=1))
+    iu, ju = np.nonzero(D <= zero_at)
+    upper = iu < ju
+    iu, ju = iu[upper], ju[upper]
     labels = union_find_labels(n, edges)
     # Contract the given forest, then take a spanning forest of the zero graph on components.
     parent = {int(c): int(c) for c in np.unique(labels)}
@@ -74,7 +92,7 @@ def giotto_edges(D: np.ndarray, n_threads: int = -1) -> np.ndarray:
     )
     gens = np.asarray(res["gens"][0], dtype=np.int64).reshape(-1, 3)
     edges = np.sort(gens[:, 1:3], axis=1)
-    return _restore_zero_edges(D, edges)
+    return _restore_zero_edges(D, edges, zero_at=_FLOAT32_ZERO if D.dtype != np.float32 else 0.0)
 
 
 def gudhi_edges(D: np.ndarray) -> np.ndarray:

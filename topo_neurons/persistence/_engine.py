@@ -6,7 +6,7 @@ import numpy as np
 
 from ._backends import giotto_edges, gudhi_edges, native_edges
 from ._barcode import Barcode
-from ._validate import validate_distance_matrix
+from ._validate import as_distance_array, check_distance_matrix
 
 __all__ = ["BACKENDS", "zero_persistence"]
 
@@ -68,15 +68,18 @@ def zero_persistence(D: object, backend: str = "auto") -> Barcode:
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(
-            f"backend={backend!r} is not a valid persistence backend; valid backends are "
-            f"{BACKENDS}"
+            f"backend={backend!r} is not a valid persistence backend; valid backends are {BACKENDS}"
         )
-    arr = validate_distance_matrix(D)
+    arr = as_distance_array(D)
     name = "native" if backend == "auto" else backend
+    if name != "native" or arr.shape[0] == 1:  # native fuses the checks into its pass
+        check_distance_matrix(arr)
     n = arr.shape[0]
     if n == 1:
         return Barcode(
-            deaths=np.empty(0, arr.dtype), edges=np.empty((0, 2), np.int64), n_points=1,
+            deaths=np.empty(0, arr.dtype),
+            edges=np.empty((0, 2), np.int64),
+            n_points=1,
             backend=name,
         )
     edges = _FUNCS[name](arr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["validate_distance_matrix"]
+__all__ = ["as_distance_array", "check_distance_matrix", "validate_distance_matrix"]
 
 _TILE = 64
 #: Relative (and absolute) tolerance of the symmetry and zero-diagonal checks, per dtype.
@@ -54,6 +54,43 @@ def _first(mask: np.ndarray) -> tuple[int, int]:
     return int(i), int(j)
 
 
+def as_distance_array(D: object, name: str = "distance matrix") -> np.ndarray:
+    """Convert ``D`` to a square C-contiguous float32/float64 array, without checking values.
+
+    Tensors are detached and copied to the CPU; float32 is kept and every other real dtype
+    becomes float64. Raises ``TypeError`` for non-numeric or complex input and ``ValueError``
+    for a non-square or empty array.
+    """
+    try:
+        import torch
+
+        if isinstance(D, torch.Tensor):
+            D = D.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    arr = np.asarray(D)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64, copy=False)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be square (n, n); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one point is needed")
+    return np.ascontiguousarray(arr)
+
+
+def check_distance_matrix(arr: np.ndarray, name: str = "distance matrix") -> None:
+    """Exact elementwise check of an array from :func:`as_distance_array`; raises on failure.
+
+    See :func:`validate_distance_matrix` for the rules and the tolerance.
+    """
+    rtol = SYMMETRY_RTOL[arr.dtype]
+    flags = _scan(arr, rtol).any(axis=0)
+    if flags.any():
+        _raise_first_problem(arr, flags, rtol, name)
+
+
 def validate_distance_matrix(D: object, name: str = "distance matrix") -> np.ndarray:
     """Check that ``D`` is a valid distance matrix and return it as a C-contiguous float array.
 
@@ -78,48 +115,31 @@ def validate_distance_matrix(D: object, name: str = "distance matrix") -> np.nda
         ``|a − b| ≤ rtol·(1 + max(|a|, |b|))`` (rtol 1e-5 for float32, 1e-9 for float64), or a
         diagonal entry beyond ``rtol`` from zero. The message gives the first offending index.
     """
-    try:
-        import torch
-
-        if isinstance(D, torch.Tensor):
-            D = D.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    arr = np.asarray(D)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}")
-    if arr.dtype != np.float32:
-        arr = arr.astype(np.float64, copy=False)
-    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
-        raise ValueError(f"{name} must be square (n, n); got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one point is needed")
-    arr = np.ascontiguousarray(arr)
-    rtol = SYMMETRY_RTOL[arr.dtype]
-    flags = _scan(arr, rtol).any(axis=0)
-    if flags.any():
-        _raise_first_problem(arr, flags, rtol, name)
+    arr = as_distance_array(D, name)
+    check_distance_matrix(arr, name)
     return arr
 
 
 def _raise_first_problem(arr: np.ndarray, flags: np.ndarray, rtol: float, name: str) -> None:
     if flags[0]:
         i, j = _first(~np.isfinite(arr))
-        raise ValueError(f"{name} contains {arr[i, j]} at [{i}, {j}]; all entries must be finite")
+        raise ValueError(
+            f"{name} contains {float(arr[i, j])} at [{i}, {j}]; all entries must be finite"
+        )
     if flags[1]:
         i, j = _first(arr < 0)
         raise ValueError(
-            f"{name} has a negative entry {arr[i, j]!r} at [{i}, {j}]; distances must be ≥ 0"
+            f"{name} has a negative entry {float(arr[i, j])!r} at [{i}, {j}]; distances must be ≥ 0"
         )
     if flags[3]:
         k = int(np.argmax(np.abs(np.diagonal(arr)) > rtol))
         raise ValueError(
-            f"{name} has a non-zero diagonal entry {arr[k, k]!r} at [{k}, {k}]; "
+            f"{name} has a non-zero diagonal entry {float(arr[k, k])!r} at [{k}, {k}]; "
             "the distance of a point to itself must be 0"
         )
     bad = np.abs(arr - arr.T) > rtol * (1.0 + np.maximum(np.abs(arr), np.abs(arr.T)))
     i, j = _first(np.triu(bad, 1))
     raise ValueError(
-        f"{name} is not symmetric: [{i}, {j}] = {arr[i, j]!r} but [{j}, {i}] = {arr[j, i]!r} "
-        f"(tolerance rtol={rtol:g})"
+        f"{name} is not symmetric: [{i}, {j}] = {float(arr[i, j])!r} but "
+        f"[{j}, {i}] = {float(arr[j, i])!r} (tolerance rtol={rtol:g})"
     )
