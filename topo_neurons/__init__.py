@@ -7,8 +7,24 @@ diagnostics, differentiable regularisers and figures.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .capture import (
+    ActivationRecorder,
+    AllNeurons,
+    FixedSelection,
+    ImportanceSampling,
+    NeuronIndex,
+    RandomSampling,
+)
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
 from .persistence import Barcode, differentiable_deaths, zero_persistence
+from .regularizers import (
+    CorrelationPenalty,
+    DeathSpread,
+    DeCov,
+    L1Penalty,
+    L2Penalty,
+    TopologicalRedundancy,
+)
 
 try:
     __version__ = version("topo_neurons")
@@ -16,7 +32,19 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = [
+    "ActivationRecorder",
+    "AllNeurons",
     "Barcode",
+    "CorrelationPenalty",
+    "DeCov",
+    "DeathSpread",
+    "FixedSelection",
+    "ImportanceSampling",
+    "L1Penalty",
+    "L2Penalty",
+    "NeuronIndex",
+    "RandomSampling",
+    "TopologicalRedundancy",
     "__version__",
     "constant_neurons",
     "correlation_dissimilarity",
