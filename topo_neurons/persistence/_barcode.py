@@ -37,6 +37,19 @@ def union_find_labels(n: int, edges: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _check_threshold(threshold: object) -> float:
+    """Return ``threshold`` as a finite float, else raise with the offending value."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
+        raise TypeError(f"threshold must be a real number; got {type(threshold).__name__}")
+    t = float(threshold)
+    if not np.isfinite(t):
+        raise ValueError(
+            f"threshold must be finite; got {t} (every point is in one cluster above the "
+            "largest death)"
+        )
+    return t
+
+
 @dataclass(frozen=True, eq=False)
 class Barcode:
     """0-dimensional persistence barcode of a finite metric space, with its persistence pairs.
@@ -67,18 +80,38 @@ class Barcode:
     backend: str = field(default="native")
 
     def __post_init__(self) -> None:
-        deaths = np.asarray(self.deaths)
-        edges = np.asarray(self.edges, dtype=np.int64).reshape(-1, 2)
+        # Own copies: the arrays are made read-only, which must not affect the caller's arrays.
+        deaths = np.array(self.deaths)
+        if deaths.dtype.kind not in "fiu":
+            raise TypeError(f"deaths must be real numbers; got dtype {deaths.dtype}")
+        if deaths.dtype.kind != "f":
+            deaths = deaths.astype(np.float64)
+        edges_in = np.array(self.edges)
+        if edges_in.size and edges_in.dtype.kind not in "iu":
+            raise TypeError(f"edges must be integer vertex indices; got dtype {edges_in.dtype}")
         n = int(self.n_points)
         if n < 1:
             raise ValueError(f"a barcode needs n_points ≥ 1; got {n}")
         if deaths.ndim != 1 or deaths.shape[0] != n - 1:
             raise ValueError(f"deaths must have shape ({n - 1},); got {deaths.shape}")
-        if edges.shape[0] != n - 1:
-            raise ValueError(f"edges must have shape ({n - 1}, 2); got {edges.shape}")
+        if edges_in.size != 2 * (n - 1) or (edges_in.size and edges_in.shape[-1] != 2):
+            raise ValueError(f"edges must have shape ({n - 1}, 2); got {edges_in.shape}")
+        edges = edges_in.astype(np.int64).reshape(-1, 2)
+        if not np.all(np.isfinite(deaths)) or np.any(deaths < 0):
+            k = int(np.argmax(~np.isfinite(deaths) | (deaths < 0)))
+            raise ValueError(
+                f"deaths must be finite and ≥ 0; got {deaths[k]} at index {k} "
+                "(the infinite bar is implicit, see infinite_bar)"
+            )
         if deaths.size and np.any(np.diff(deaths) < 0):
-            raise ValueError("deaths must be in ascending order")
-        if edges.size and (np.any(edges[:, 0] >= edges[:, 1]) or edges.min() < 0 or edges.max() >= n):
+            k = int(np.argmax(np.diff(deaths) < 0))
+            raise ValueError(
+                f"deaths must be in ascending order; deaths[{k}] = {deaths[k]} > "
+                f"deaths[{k + 1}] = {deaths[k + 1]}"
+            )
+        if edges.size and (
+            np.any(edges[:, 0] >= edges[:, 1]) or edges.min() < 0 or edges.max() >= n
+        ):
             raise ValueError(f"edges must satisfy 0 ≤ i < j < n_points={n}")
         deaths.setflags(write=False)
         edges.setflags(write=False)
@@ -179,14 +212,25 @@ class Barcode:
         numpy.ndarray of int64, shape (n,)
             Cluster label of each point, numbered in order of each cluster's smallest point.
         """
-        if not np.isfinite(threshold):
-            raise ValueError(f"threshold must be finite; got {threshold}")
-        keep = self.deaths <= threshold
+        t = _check_threshold(threshold)
+        keep = self.deaths <= t
         return union_find_labels(self.n_points, self.edges[keep])
 
     def n_clusters(self, threshold: float) -> int:
-        """Number of single-linkage clusters at ``threshold``: ``n − #{deaths ≤ threshold}``."""
-        return int(self.n_points - np.count_nonzero(self.deaths <= threshold))
+        """Number of single-linkage clusters at ``threshold``: ``n − #{deaths ≤ threshold}``.
+
+        Parameters
+        ----------
+        threshold : float
+            Scale, in the units of ``D``.
+
+        Returns
+        -------
+        int
+            Number of distinct labels of :meth:`clusters` at the same ``threshold``.
+        """
+        t = _check_threshold(threshold)
+        return int(self.n_points - np.count_nonzero(self.deaths <= t))
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike[str]) -> Path:

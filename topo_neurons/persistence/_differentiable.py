@@ -25,7 +25,8 @@ def mst_edges(D: torch.Tensor | np.ndarray, backend: str = "auto") -> torch.Tens
     """
     bc = zero_persistence(D, backend=backend)
     device = D.device if isinstance(D, torch.Tensor) else None
-    return torch.as_tensor(np.asarray(bc.edges), dtype=torch.long, device=device)
+    # Copy: the barcode's arrays are read-only and torch warns on non-writable memory.
+    return torch.tensor(np.array(bc.edges), dtype=torch.long, device=device)
 
 
 def differentiable_deaths(D: torch.Tensor, backend: str = "auto") -> torch.Tensor:
