@@ -1,0 +1,276 @@
+"""T1, T2 and the baselines: values against numpy/scipy, gradients against autograd references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.sparse.csgraph import minimum_spanning_tree
+from torch import nn
+
+import topo_neurons as tn
+from topo_neurons.regularizers import (
+    correlation_penalty,
+    death_spread,
+    decov,
+    edge_deaths,
+    topological_redundancy,
+)
+
+KINDS = ("abs", "sqrt")
+
+
+def reference_deaths(A: np.ndarray, kind: str) -> np.ndarray:
+    """Deaths from numpy's corrcoef and scipy's MST (an implementation independent of ours)."""
+    rho = np.corrcoef(A, rowvar=False)
+    D = 1 - np.abs(rho) if kind == "abs" else np.sqrt(np.clip(1 - rho**2, 0, None))
+    np.fill_diagonal(D, 0)
+    assert (D[np.triu_indices_from(D, 1)] > 0).all()  # scipy reads 0 as "no edge"
+    mst = minimum_spanning_tree(D).toarray()
+    return np.sort(mst[mst > 0])
+
+
+def brute_force_deaths(A: torch.Tensor, kind: str) -> torch.Tensor:
+    """Autograd through the whole n × n matrix (the naive implementation)."""
+    return tn.differentiable_deaths(tn.correlation_dissimilarity(A, kind))
+
+
+def correlated(m: int, n: int, seed: int) -> np.ndarray:
+    """Activations with a range of correlations (no |ρ| = 1, no ties)."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((m, 3))
+    return base @ rng.standard_normal((3, n)) + 0.7 * rng.standard_normal((m, n))
+
+
+# ----------------------------------------------------------------------------- values
+@pytest.mark.parametrize("kind", KINDS)
+def test_t1_and_t2_match_scipy_mst(kind):
+    A = correlated(50, 30, 0)
+    d = reference_deaths(A, kind)
+    At = torch.from_numpy(A)
+    np.testing.assert_allclose(edge_deaths(At, kind)[0].numpy(), d, rtol=1e-10)
+    t1 = tn.TopologicalRedundancy(kind=kind)(At)
+    np.testing.assert_allclose(t1.item(), np.sum(1 - d), rtol=1e-10)
+    t1m = tn.TopologicalRedundancy(kind=kind, reduction="mean")(At)
+    np.testing.assert_allclose(t1m.item(), np.mean(1 - d), rtol=1e-10)
+    for alpha in (0.0, 0.3, 0.5, 1.0):
+        t2 = tn.DeathSpread(alpha=alpha, kind=kind)(At)
+        expected = alpha * np.std(d) - (1 - alpha) * np.mean(d)
+        np.testing.assert_allclose(t2.item(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_every_backend_gives_the_same_loss(backend):
+    A = torch.from_numpy(correlated(40, 25, 1))
+    ref = np.sum(1 - reference_deaths(A.numpy(), "abs"))
+    np.testing.assert_allclose(topological_redundancy(A, backend=backend).item(), ref, rtol=1e-9)
+
+
+def test_float32_is_kept_and_half_is_promoted():
+    A = torch.from_numpy(correlated(40, 12, 2))
+    t64 = tn.TopologicalRedundancy()(A)
+    t32 = tn.TopologicalRedundancy()(A.float())
+    assert t64.dtype == torch.float64 and t32.dtype == torch.float32
+    np.testing.assert_allclose(t32.item(), t64.item(), rtol=1e-5)
+    th = tn.DeathSpread()(A.half())
+    assert th.dtype == torch.float32
+    np.testing.assert_allclose(th.item(), tn.DeathSpread()(A).item(), atol=2e-3)
+
+
+# ----------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        lambda A, k: topological_redundancy(A, k),
+        lambda A, k: topological_redundancy(A, k, "mean"),
+        lambda A, k: death_spread(A, 0.5, k),
+        lambda A, k: death_spread(A, 0.9, k),
+    ],
+    ids=["t1-sum", "t1-mean", "t2-0.5", "t2-0.9"],
+)
+def test_gradcheck_float64(kind, loss):
+    A = torch.from_numpy(correlated(12, 7, 3)).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a: loss(a, kind), (A,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradient_equals_brute_force_through_the_full_matrix(kind):
+    A = torch.from_numpy(correlated(64, 40, 4))
+    A[:, 5] = 2.0  # a dead neuron
+    A[:, 17] = 0.0  # another
+    A.requires_grad_()
+    for ours, naive in [
+        (topological_redundancy(A, kind), (1 - brute_force_deaths(A, kind)).sum()),
+        (death_spread(A, 0.5, kind), None),
+    ]:
+        if naive is None:
+            d = brute_force_deaths(A, kind)
+            naive = 0.5 * d.std(unbiased=False) - 0.5 * d.mean()
+        g_ours, g_naive = torch.autograd.grad(ours, A)[0], torch.autograd.grad(naive, A)[0]
+        torch.testing.assert_close(ours, naive, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(g_ours, g_naive, rtol=1e-9, atol=1e-12)
+        assert float(g_ours.abs().sum()) > 0
+
+
+def test_gradient_moves_the_closest_pair_apart():
+    """One descent step on T1 lowers |ρ| of the most correlated pair (direction is right)."""
+    A = torch.from_numpy(correlated(30, 6, 5)).requires_grad_()
+    rho0 = np.abs(np.corrcoef(A.detach().numpy(), rowvar=False))
+    np.fill_diagonal(rho0, 0)
+    i, j = np.unravel_index(np.argmax(rho0), rho0.shape)
+    (g,) = torch.autograd.grad(topological_redundancy(A), A)
+    A1 = (A - 1e-3 * g).detach().numpy()
+    assert abs(np.corrcoef(A1[:, i], A1[:, j])[0, 1]) < rho0[i, j]
+
+
+# ----------------------------------------------------------------------------- constant neurons
+@pytest.mark.parametrize("kind", KINDS)
+def test_constant_neurons_have_unit_deaths_and_no_gradient(kind):
+    A = torch.from_numpy(correlated(20, 6, 6))
+    A[:, 2] = 0.0
+    A[:, 4] = -3.5
+    A.requires_grad_()
+    d, edges = edge_deaths(A, kind)
+    touches = (edges == 2).any(dim=1) | (edges == 4).any(dim=1)
+    assert int(touches.sum()) >= 2
+    assert torch.equal(d[touches], torch.ones(int(touches.sum()), dtype=A.dtype))
+    for loss in (topological_redundancy(A, kind), death_spread(A, 0.5, kind)):
+        (g,) = torch.autograd.grad(loss, A)
+        assert torch.isfinite(g).all()
+        assert torch.equal(g[:, [2, 4]], torch.zeros(20, 2, dtype=A.dtype))
+        assert float(g[:, [0, 1, 3, 5]].abs().sum()) > 0
+
+
+def test_all_constant_neurons_give_finite_values_and_zero_gradient():
+    A = torch.ones(8, 5, dtype=torch.float64, requires_grad=True)
+    t2 = death_spread(A, 0.5)
+    assert t2.item() == -0.5  # std 0, mean 1
+    (g,) = torch.autograd.grad(t2, A)
+    assert torch.equal(g, torch.zeros_like(A))
+    assert topological_redundancy(A).item() == 0.0
+    assert correlation_penalty(A).item() == 0.0
+    (g,) = torch.autograd.grad(correlation_penalty(A) + decov(A), A)
+    assert torch.equal(g, torch.zeros_like(A))
+
+
+def test_sqrt_kind_has_a_finite_gradient_at_perfect_correlation():
+    A = torch.from_numpy(correlated(20, 5, 7))
+    A[:, 3] = 2 * A[:, 1] + 1  # |ρ| = 1
+    A.requires_grad_()
+    for kind in KINDS:
+        (g,) = torch.autograd.grad(topological_redundancy(A, kind), A)
+        assert torch.isfinite(g).all()
+
+
+# ----------------------------------------------------------------------------- invariances
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), kind=st.sampled_from(KINDS))
+def test_t1_is_invariant_to_neuron_order_scale_and_sign(seed, kind):
+    rng = np.random.default_rng(seed)
+    A = correlated(25, 9, seed)
+    perm = rng.permutation(9)
+    scale = rng.uniform(0.2, 5.0, 9) * rng.choice([-1.0, 1.0], 9)
+    B = A[:, perm] * scale + rng.standard_normal(9)
+    ta = topological_redundancy(torch.from_numpy(A), kind).item()
+    tb = topological_redundancy(torch.from_numpy(B), kind).item()
+    np.testing.assert_allclose(ta, tb, rtol=1e-9)
+    ta2 = death_spread(torch.from_numpy(A), 0.4, kind).item()
+    tb2 = death_spread(torch.from_numpy(B), 0.4, kind).item()
+    np.testing.assert_allclose(ta2, tb2, rtol=1e-8, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- baselines
+def test_correlation_penalty_matches_numpy():
+    A = correlated(30, 10, 8)
+    A[:, 7] = 1.0  # constant: ρ = 0 with every other neuron
+    rho = np.corrcoef(np.delete(A, 7, axis=1), rowvar=False)
+    off = np.abs(rho[~np.eye(9, dtype=bool)]).sum()
+    expected = off / (10 * 9)
+    At = torch.from_numpy(A).requires_grad_()
+    value = tn.CorrelationPenalty()(At)
+    np.testing.assert_allclose(value.item(), expected, rtol=1e-12)
+    A2 = torch.from_numpy(correlated(10, 5, 9)).requires_grad_()
+    assert torch.autograd.gradcheck(correlation_penalty, (A2,), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("m", "n"), [(8, 20), (40, 6)], ids=["m<n", "m>n"])
+def test_decov_matches_the_paper_definition(m, n):
+    A = correlated(m, n, 10)
+    C = np.cov(A, rowvar=False, bias=True)  # 1/N, as in Cogswell et al.
+    expected = 0.5 * (np.sum(C**2) - np.sum(np.diag(C) ** 2))
+    At = torch.from_numpy(A).requires_grad_()
+    np.testing.assert_allclose(tn.DeCov()(At).item(), expected, rtol=1e-10)
+    assert torch.autograd.gradcheck(decov, (At,), eps=1e-6, atol=1e-6)
+
+
+def test_weight_penalties_cover_weights_not_biases():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Conv1d(1, 2, 2))
+    weights = [model[0].weight, model[2].weight]
+    everything = list(model.parameters())
+    l1 = tn.L1Penalty()(model)
+    l2 = tn.L2Penalty()(model)
+    np.testing.assert_allclose(l1.item(), sum(w.detach().abs().sum().item() for w in weights))
+    np.testing.assert_allclose(l2.item(), sum((w.detach() ** 2).sum().item() for w in weights))
+    np.testing.assert_allclose(
+        tn.L2Penalty(include_biases=True)(model).item(),
+        sum((w.detach() ** 2).sum().item() for w in everything),
+        rtol=1e-6,
+    )
+    l2.backward()
+    torch.testing.assert_close(model[0].weight.grad, 2 * model[0].weight.detach())
+    assert model[0].bias.grad is None
+
+
+def test_weight_penalty_errors():
+    with pytest.raises(TypeError, match="takes the model"):
+        tn.L1Penalty()(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="no weight with ≥ 2 dimensions"):
+        tn.L2Penalty()(nn.BatchNorm1d(3))
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "loss",
+    [tn.TopologicalRedundancy(), tn.DeathSpread(), tn.CorrelationPenalty(), tn.DeCov()],
+    ids=lambda m: type(m).__name__,
+)
+def test_nan_and_inf_name_example_and_neuron(loss):
+    A = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    A[3, 2] = float("nan")
+    with pytest.raises(ValueError, match="contain nan at example 3, neuron 2"):
+        loss(A)
+    A[3, 2] = float("-inf")
+    with pytest.raises(ValueError, match="contain -inf at example 3, neuron 2"):
+        loss(A)
+    with pytest.raises(ValueError, match=r"shape \(m examples, n neurons\); got shape \(6, 2, 2\)"):
+        loss(torch.zeros(6, 2, 2))
+    with pytest.raises(ValueError, match=r"at least 2 examples and 2 neurons; .*\(1, 4\)"):
+        loss(torch.zeros(1, 4))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        loss(np.zeros((6, 4)))
+
+
+def test_bad_options_list_the_valid_ones():
+    with pytest.raises(ValueError, match=r"kind='cos'.*valid kinds are \('abs', 'sqrt'\)"):
+        tn.TopologicalRedundancy(kind="cos")
+    with pytest.raises(ValueError, match=r"reduction='max'.*\('sum', 'mean'\)"):
+        tn.TopologicalRedundancy(reduction="max")
+    with pytest.raises(ValueError, match=r"backend='ripser'.*'native', 'giotto', 'gudhi'"):
+        tn.DeathSpread(backend="ripser")
+    with pytest.raises(ValueError, match=r"alpha=1.5 must lie in \[0, 1\]"):
+        tn.DeathSpread(alpha=1.5)
+    with pytest.raises(ValueError, match="True, False and 'auto'"):
+        tn.DeCov(distributed="yes")
+    with pytest.raises(ValueError, match=r"needs an initialised torch\.distributed"):
+        tn.CorrelationPenalty(distributed=True)(torch.randn(4, 3))
+    with pytest.raises(ValueError, match="reduction"):
+        topological_redundancy(torch.randn(4, 3), reduction="none")
+
+
+def test_distributed_auto_is_a_no_op_in_one_process():
+    A = torch.from_numpy(correlated(10, 5, 11))
+    for cls in (tn.TopologicalRedundancy, tn.CorrelationPenalty, tn.DeCov):
+        assert cls(distributed="auto")(A).item() == cls()(A).item()
