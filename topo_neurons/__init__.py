@@ -7,6 +7,13 @@ diagnostics, differentiable regularisers and figures.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .analysis import (
+    LayerRedundancy,
+    RedundancyReport,
+    RedundantPair,
+    StreamingCorrelation,
+    analyse,
+)
 from .capture import (
     ActivationRecorder,
     AllNeurons,
@@ -17,6 +24,15 @@ from .capture import (
 )
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
 from .persistence import Barcode, differentiable_deaths, zero_persistence
+from .plotting import (
+    paper_style,
+    plot_barcode,
+    plot_barcode_evolution,
+    plot_death_distribution,
+    plot_dendrogram,
+    plot_diagram,
+    plot_mst,
+)
 from .regularizers import (
     CorrelationPenalty,
     DeathSpread,
@@ -25,6 +41,7 @@ from .regularizers import (
     L2Penalty,
     TopologicalRedundancy,
 )
+from .tracking import BarcodeHistory, BarcodeTracker
 
 try:
     __version__ = version("topo_neurons")
@@ -35,6 +52,8 @@ __all__ = [
     "ActivationRecorder",
     "AllNeurons",
     "Barcode",
+    "BarcodeHistory",
+    "BarcodeTracker",
     "CorrelationPenalty",
     "DeCov",
     "DeathSpread",
@@ -42,13 +61,25 @@ __all__ = [
     "ImportanceSampling",
     "L1Penalty",
     "L2Penalty",
+    "LayerRedundancy",
     "NeuronIndex",
     "RandomSampling",
+    "RedundancyReport",
+    "RedundantPair",
+    "StreamingCorrelation",
     "TopologicalRedundancy",
     "__version__",
+    "analyse",
     "constant_neurons",
     "correlation_dissimilarity",
     "correlation_matrix",
     "differentiable_deaths",
+    "paper_style",
+    "plot_barcode",
+    "plot_barcode_evolution",
+    "plot_death_distribution",
+    "plot_dendrogram",
+    "plot_diagram",
+    "plot_mst",
     "zero_persistence",
 ]
