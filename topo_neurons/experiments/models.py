@@ -123,7 +123,7 @@ class SmallCNN(nn.Module):
         self, in_shape: tuple[int, int, int], out_features: int, channels=(16, 32, 64)
     ) -> None:
         super().__init__()
-        c, h, w = in_shape
+        c = in_shape[0]
         c1, c2, width = channels
         self.net = nn.Sequential(
             OrderedDict(

@@ -166,7 +166,7 @@ class FriedmanResult:
     n_methods: int
 
     def critical_difference(self, alpha: float = 0.05) -> float:
-        """Nemenyi critical difference for this ``k`` and ``N`` (see :func:`critical_difference`)."""
+        """Nemenyi critical difference for this ``k`` and ``N`` (:func:`critical_difference`)."""
         return critical_difference(self.n_methods, self.n_datasets, alpha)
 
 
