@@ -23,6 +23,7 @@ from .capture import (
     RandomSampling,
 )
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
+from .distributed import gather_activations
 from .persistence import Barcode, differentiable_deaths, zero_persistence
 from .plotting import (
     paper_style,
@@ -42,6 +43,7 @@ from .regularizers import (
     TopologicalRedundancy,
 )
 from .tracking import BarcodeHistory, BarcodeTracker
+from .training import Regularized, RegularizedOutput
 
 try:
     __version__ = version("topo_neurons")
@@ -66,6 +68,8 @@ __all__ = [
     "RandomSampling",
     "RedundancyReport",
     "RedundantPair",
+    "Regularized",
+    "RegularizedOutput",
     "StreamingCorrelation",
     "TopologicalRedundancy",
     "__version__",
@@ -74,6 +78,7 @@ __all__ = [
     "correlation_dissimilarity",
     "correlation_matrix",
     "differentiable_deaths",
+    "gather_activations",
     "paper_style",
     "plot_barcode",
     "plot_barcode_evolution",

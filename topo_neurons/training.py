@@ -1,0 +1,137 @@
+"""Regularised training in one line: ``loss = task + λ·T``.
+
+The pattern in a plain torch loop (what :class:`Regularized` does for you)::
+
+    t1 = tn.TopologicalRedundancy()
+    rec = tn.ActivationRecorder(model, sampling=tn.ImportanceSampling(1.0))
+    for x, y in loader:
+        with rec:
+            out = model(x)
+        loss = F.cross_entropy(out, y) + lam * t1(rec.activations())
+        opt.zero_grad(); loss.backward(); opt.step()
+
+Under ``DistributedDataParallel`` give the regulariser ``distributed=True``: the correlation is
+then taken over the global batch and DDP's gradient averaging yields the single-process
+gradients (see :mod:`topo_neurons.distributed`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .capture import ActivationRecorder, SamplingStrategy
+from .regularizers import _WeightPenalty
+
+__all__ = ["Regularized", "RegularizedOutput"]
+
+
+class RegularizedOutput(NamedTuple):
+    """What :class:`Regularized` returns.
+
+    Attributes
+    ----------
+    output : Any
+        The wrapped model's output, unchanged.
+    penalty : torch.Tensor, shape ()
+        ``weight · regularizer(...)``, to add to the task loss.
+    """
+
+    output: Any
+    penalty: torch.Tensor
+
+
+class Regularized(nn.Module):
+    """A model whose forward also returns its weighted regularisation penalty.
+
+    Each call records the activations of the chosen layers (an :class:`ActivationRecorder`),
+    applies the regulariser to them and returns ``(output, weight · T)``; the recording is then
+    released. Weight penalties (:class:`~topo_neurons.L1Penalty`,
+    :class:`~topo_neurons.L2Penalty`) are applied to the model instead, without recording.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (may be a ``DistributedDataParallel`` wrapper; its layers are then named
+        ``"module.<name>"``).
+    regularizer : torch.nn.Module
+        An activation loss (``TopologicalRedundancy``, ``DeathSpread``, ``CorrelationPenalty``,
+        ``DeCov``: ``(m, n) → scalar``) or a weight penalty (``L1Penalty``, ``L2Penalty``).
+    weight : float, default 1.0
+        The factor ``λ ≥ 0``.
+    layers : see :class:`ActivationRecorder`, default None
+        Layers whose neurons are regularised (default: every leaf layer with parameters).
+    sampling : SamplingStrategy, optional
+        Neuron sampling (default: all neurons).
+
+    Shape:
+        - Input: whatever ``model`` takes.
+        - Output: ``RegularizedOutput(output, penalty)``, ``penalty`` a scalar tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import topo_neurons as tn
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> reg = tn.Regularized(net, tn.TopologicalRedundancy(reduction="mean"), weight=0.1)
+    >>> out, penalty = reg(torch.randn(32, 4))
+    >>> loss = torch.nn.functional.cross_entropy(out, torch.zeros(32, dtype=torch.long)) + penalty
+    >>> loss.backward()
+    >>> out.shape, penalty.ndim
+    (torch.Size([32, 3]), 0)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        regularizer: nn.Module,
+        weight: float = 1.0,
+        *,
+        layers: str | nn.Module | Iterable[str | nn.Module] | None = None,
+        sampling: SamplingStrategy | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(regularizer, nn.Module):
+            raise TypeError(
+                "regularizer must be a loss module (TopologicalRedundancy, DeathSpread, "
+                "CorrelationPenalty, DeCov, L1Penalty, L2Penalty); got "
+                f"{type(regularizer).__name__}"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"weight={weight!r} must be finite and ≥ 0")
+        self.model = model
+        self.regularizer = regularizer
+        self.weight = float(weight)
+        self.on_weights = isinstance(regularizer, _WeightPenalty)
+        if self.on_weights and (layers is not None or sampling is not None):
+            raise ValueError(
+                f"{type(regularizer).__name__} penalises the model's weights; layers= and "
+                "sampling= apply only to activation regularisers"
+            )
+        self.recorder = (
+            None if self.on_weights else ActivationRecorder(model, layers, sampling=sampling)
+        )
+
+    def forward(self, *args: Any, **kwargs: Any) -> RegularizedOutput:
+        """Run the model and return ``(output, weight · regularizer)``."""
+        if self.recorder is None:
+            return RegularizedOutput(
+                self.model(*args, **kwargs), self.weight * self.regularizer(self.model)
+            )
+        with self.recorder:
+            output = self.model(*args, **kwargs)
+        try:
+            penalty = self.weight * self.regularizer(self.recorder.activations())
+        finally:
+            self.recorder.clear()  # release the activations (and their graph)
+        return RegularizedOutput(output, penalty)
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}"
