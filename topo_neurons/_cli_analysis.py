@@ -1,9 +1,613 @@
-"""Subcommands ``analyse``, ``barcode`` and ``compare`` of ``topo-neurons``."""
+"""Subcommands ``analyse``, ``barcode`` and ``compare`` of ``topo-neurons``.
+
+Every output is written atomically; user errors raise :class:`topo_neurons.cli.UserError` (or
+``ValueError``), which ``topo-neurons`` prints as one line with exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cli import UserError
+
+__all__ = ["DATASETS", "load_data", "load_model", "register"]
+
+#: scikit-learn data sets accepted by ``--data`` (bundled with scikit-learn, no download).
+DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "diabetes", "iris", "wine")
+FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
+SAMPLINGS: tuple[str, ...] = ("all", "importance", "random")
+
+_ANALYSE_EPILOG = """\
+examples:
+  # a model factory (package.module:function or path/to/file.py:function) + a state dict
+  topo-neurons analyse --model mypkg.models:make_mlp --weights mlp.pt --data digits \\
+      --standardize --out report/
+  # a TorchScript nn.Sequential, data from a .npy file, two layers, 10% importance sampling
+  topo-neurons analyse --torchscript model.pt --data inputs.npy --layers 0,2 \\
+      --sampling importance --p 0.1 --out report/
+
+writes into --out: report.json, report.md, barcode.png, diagram.png, dendrogram.png, mst.png
+(and .pdf/.svg copies with --formats png,pdf,svg).
+"""
+
+_BARCODE_EPILOG = """\
+examples:
+  topo-neurons barcode activations.npy --out barcode.npz            # (m, n) activations
+  topo-neurons barcode dist.npz --key D --input-kind distance --out bc.npz --figure bc.pdf
+
+writes the barcode (.npz, read it with topo_neurons.Barcode.load) and its figure
+(default: the --out path with .png).
+"""
+
+_COMPARE_EPILOG = """\
+examples:
+  topo-neurons compare none.npz t1.npz t2.npz --labels none T1 T2 --out deaths.pdf
+  topo-neurons compare a.npz b.npz --style hist --out hist.png
+"""
+
+
+# ----------------------------------------------------------------------------- helpers
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} {path!r} does not exist")
+    if not p.is_file():
+        raise UserError(f"{what} {path!r} is not a file")
+    return p
+
+
+def _csv(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers; got {text!r}") from None
+    if not values:
+        raise UserError(f"{what} is empty")
+    return values
+
+
+def load_array(path: str, key: str | None = None, what: str = "input") -> np.ndarray:
+    """Read an array from ``.npy`` or ``.npz`` (no pickles); ``key`` picks an ``.npz`` entry."""
+    p = _existing_file(path, what)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise UserError(f"{what} {path!r} must be a .npy or .npz file; got suffix {p.suffix!r}")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickles: refused
+        raise UserError(f"{what} {path!r} cannot be read without pickles: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{what} {path!r} is not a valid {suffix} file: {exc}") from None
+    if suffix == ".npy":
+        if key is not None:
+            raise UserError(f"--key applies to .npz files; {path!r} is a .npy file")
+        return loaded
+    with loaded as f:
+        names = list(f.files)
+        if key is None:
+            if len(names) == 1:
+                key = names[0]
+            else:
+                raise UserError(
+                    f"{what} {path!r} holds several arrays {names}; choose one with --key"
+                )
+        if key not in names:
+            raise UserError(f"{what} {path!r} has no array {key!r}; arrays in it: {names}")
+        try:
+            return f[key]
+        except ValueError as exc:
+            raise UserError(f"array {key!r} of {path!r} cannot be read without pickles") from exc
+
+
+def load_data(
+    spec: str, key: str | None = None, standardize: bool = False, limit: int | None = None
+) -> np.ndarray:
+    """Inputs for ``analyse``: a scikit-learn data set name or a ``.npy``/``.npz`` path.
+
+    Parameters
+    ----------
+    spec : str
+        One of :data:`DATASETS` (features only, float32), or a path.
+    key : str, optional
+        Array of an ``.npz`` file.
+    standardize : bool
+        Centre each feature and divide by its standard deviation (constant features by 1).
+    limit : int, optional
+        Keep the first ``limit`` examples.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (m, ...)
+    """
+    if spec in DATASETS:
+        import sklearn.datasets
+
+        X = getattr(sklearn.datasets, f"load_{spec}")(return_X_y=True)[0]
+    elif spec.lower().endswith((".npy", ".npz")):
+        X = load_array(spec, key, what="data file")
+    else:
+        raise UserError(
+            f"unknown data set {spec!r}; give one of {', '.join(DATASETS)} or a .npy/.npz path"
+        )
+    if X.dtype.kind not in "fiub":
+        raise UserError(f"data must be numeric; {spec!r} has dtype {X.dtype}")
+    if X.ndim < 2:
+        raise UserError(
+            f"data must have shape (examples, features...); {spec!r} has shape {X.shape}"
+        )
+    X = np.asarray(X, dtype=np.float32)
+    if limit is not None:
+        X = X[:limit]
+    if X.shape[0] < 2:
+        raise UserError(f"data {spec!r} holds {X.shape[0]} example(s); at least 2 are needed")
+    if not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise UserError(f"data {spec!r} holds a NaN/Inf at index {tuple(int(i) for i in bad)}")
+    if standardize:
+        mean = X.mean(axis=0, keepdims=True)
+        std = X.std(axis=0, keepdims=True)
+        X = (X - mean) / np.where(std > 0, std, 1.0)
+    return X.astype(np.float32)
+
+
+def _import_factory(spec: str) -> Any:
+    if ":" not in spec:
+        raise UserError(
+            f"--model must be 'package.module:factory' or 'path/to/file.py:factory'; got {spec!r}"
+        )
+    where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise UserError(f"--model {spec!r} needs both a module and a factory name")
+    if where.endswith(".py"):
+        path = _existing_file(where, "model file")
+        mod_name = f"_topo_neurons_user_model_{abs(hash(str(path.resolve())))}"
+        spec_obj = importlib.util.spec_from_file_location(mod_name, path)
+        if spec_obj is None or spec_obj.loader is None:  # pragma: no cover - .py always loads
+            raise UserError(f"cannot import model file {where!r}")
+        module = importlib.util.module_from_spec(spec_obj)
+        sys.modules[mod_name] = module
+        try:
+            spec_obj.loader.exec_module(module)
+        except Exception as exc:
+            raise UserError(f"importing {where!r} failed: {type(exc).__name__}: {exc}") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise UserError(f"cannot import module {where!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        shown = ", ".join(found[:20]) + (" …" if len(found) > 20 else "")
+        raise UserError(f"{where!r} has no callable {attr!r}; callables in it: {shown}")
+    return factory
+
+
+def _state_dict(path: str) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    p = _existing_file(path, "weights file")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(
+            f"weights file {path!r} was refused by torch.load(weights_only=True): it holds "
+            f"objects other than tensors and plain containers (unsafe pickle). {first}"
+        ) from None
+    except Exception as exc:
+        raise UserError(
+            f"weights file {path!r} is not a torch state-dict file: {type(exc).__name__}: {exc}"
+        ) from None
+    if isinstance(obj, dict):
+        for nested in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(nested), dict):
+                obj = obj[nested]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(
+            f"weights file {path!r} holds a {type(obj).__name__}, not a state dict "
+            "(a mapping of parameter names to tensors, as saved by torch.save(model.state_dict()))"
+        )
+    return obj
+
+
+def _eager_from_script(script: Any) -> Any:
+    """An eager ``nn.Sequential`` running a TorchScript ``Sequential``'s children in order.
+
+    Forward hooks cannot be attached to TorchScript submodules, so each child is wrapped in an
+    eager leaf module that owns the child's parameters (shared, not copied) and calls it.
+    """
+    from torch import nn
+
+    if getattr(script, "original_name", None) != "Sequential":
+        raise UserError(
+            "TorchScript models can be analysed only when they are an nn.Sequential (forward "
+            "hooks cannot be attached inside TorchScript); this one is "
+            f"{getattr(script, 'original_name', type(script).__name__)!r}. Give --model "
+            "package.module:factory with --weights instead"
+        )
+
+    class ScriptLayer(nn.Module):
+        def __init__(self, child: Any) -> None:
+            super().__init__()
+            object.__setattr__(self, "_child", child)  # not registered as a submodule
+            for pname, param in child.named_parameters():
+                self.register_parameter(pname.replace(".", "_"), param)
+            self.kind = str(getattr(child, "original_name", "module"))
+
+        def forward(self, x: Any) -> Any:
+            return self._child(x)
+
+        def extra_repr(self) -> str:
+            return self.kind
+
+    return nn.Sequential(*[ScriptLayer(child) for _, child in script.named_children()])
+
+
+def load_model(
+    model: str | None = None, weights: str | None = None, torchscript: str | None = None
+) -> Any:
+    """Build the model of ``analyse`` from a factory (+ state dict) or a TorchScript file."""
+    import torch
+
+    if (model is None) == (torchscript is None):
+        raise UserError("give exactly one of --model FACTORY or --torchscript FILE")
+    if torchscript is not None:
+        if weights is not None:
+            raise UserError("--weights applies to --model; a TorchScript file holds its weights")
+        p = _existing_file(torchscript, "TorchScript file")
+        try:
+            script = torch.jit.load(str(p), map_location="cpu")
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{torchscript!r} is not a TorchScript file: {first}") from None
+        return _eager_from_script(script)
+    factory = _import_factory(model)
+    try:
+        net = factory()
+    except Exception as exc:
+        raise UserError(f"calling {model}() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(net, torch.nn.Module):
+        raise UserError(f"{model}() returned {type(net).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        state = _state_dict(weights)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise UserError(f"weights {weights!r} do not fit {model}(): {detail}") from None
+    return net
+
+
+def _sampling(name: str, p: float | None, seed: int) -> Any:
+    from .capture import AllNeurons, ImportanceSampling, RandomSampling
+
+    if name == "all":
+        if p is not None:
+            raise UserError("--p applies to --sampling importance or random")
+        return AllNeurons()
+    frac = 1.0 if p is None else p
+    if name == "importance":
+        return ImportanceSampling(frac)
+    if p is None:
+        raise UserError("--sampling random needs --p (fraction of each hidden layer)")
+    return RandomSampling(frac, seed=seed)
+
+
+@contextlib.contextmanager
+def _figure_style() -> Iterator[None]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .plotting import paper_style
+
+    with paper_style(columns=1):
+        yield
+
+
+def _save_figure(fig: Any, targets: Sequence[Path]) -> list[Path]:
+    """Save ``fig`` to each target atomically, in the format of its suffix."""
+    from ._io import atomic_path
+
+    for target in targets:
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=target.suffix.lstrip(".").lower())
+    return list(targets)
+
+
+def _formats(text: str) -> list[str]:
+    items = _csv(text) or []
+    bad = [f for f in items if f not in FIGURE_FORMATS]
+    if bad or not items:
+        raise UserError(
+            f"--formats {text!r}: unknown format(s) {bad}; valid formats are {FIGURE_FORMATS}"
+        )
+    return items
+
+
+# ----------------------------------------------------------------------------- commands
+def _run_analyse(
+    net: Any, X: np.ndarray, args: argparse.Namespace, sampling: Any, thresholds: Any
+) -> Any:
+    from .analysis import analyse
+
+    return analyse(
+        net,
+        X,
+        layers=_csv(args.layers),
+        sampling=sampling,
+        kind=args.kind,
+        batch_size=args.batch_size,
+        thresholds=thresholds,
+        top_k=args.top_k,
+        progress=_progress_enabled(args),
+        backend=args.backend,
+    )
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_barcode, plot_dendrogram, plot_diagram, plot_mst
+
+    formats = _formats(args.formats)
+    thresholds = _floats(args.thresholds, "--thresholds")
+    if args.limit is not None and args.limit < 2:
+        raise UserError(f"--limit must be ≥ 2; got {args.limit}")
+    net = load_model(args.model, args.weights, args.torchscript)
+    X = load_data(args.data, args.key, args.standardize, args.limit)
+    sampling = _sampling(args.sampling, args.p, args.seed)
+    try:
+        report = _run_analyse(net, X, args, sampling, thresholds)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(first) from None
+    out = Path(args.out)
+    report.meta.update(
+        {
+            "model": args.model or args.torchscript,
+            "weights": args.weights,
+            "data": args.data,
+            "standardize": bool(args.standardize),
+        }
+    )
+    written = [report.to_json(out / "report.json")]
+    from ._io import atomic_write_text
+
+    written.append(atomic_write_text(out / "report.md", report.to_markdown()))
+    title = f"{report.network.n_neurons} neurons, {report.n_examples} examples"
+    figures = {
+        "barcode": lambda ax: plot_barcode(report, ax=ax, title=title),
+        "diagram": lambda ax: plot_diagram(report, ax=ax, title=title),
+        "dendrogram": lambda ax: plot_dendrogram(
+            report, ax=ax, threshold=report.pair_threshold, title=title
+        ),
+        "mst": lambda ax: plot_mst(report, ax=ax, title=title),
+    }
+    with _figure_style():
+        for name, draw in figures.items():
+            fig, ax = plt.subplots()
+            try:
+                draw(ax)
+                written += _save_figure(fig, [out / f"{name}.{f}" for f in formats])
+            finally:
+                plt.close(fig)
+    if not args.quiet:
+        print(report.to_markdown().split("\n## ")[0].rstrip())
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _cmd_barcode(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .correlation import correlation_dissimilarity
+    from .persistence import zero_persistence
+    from .plotting import plot_barcode
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UserError(f"--out must end in .npz (a barcode file); got {args.out!r}")
+    figure = Path(args.figure) if args.figure else out.with_suffix(".png")
+    fmt = figure.suffix.lstrip(".").lower()
+    if fmt not in FIGURE_FORMATS:
+        raise UserError(
+            f"--figure {str(figure)!r}: unknown format {fmt!r}; valid formats are {FIGURE_FORMATS}"
+        )
+    X = load_array(args.input, args.key)
+    if X.dtype.kind not in "fiub":
+        raise UserError(f"{args.input!r} must hold numbers; got dtype {X.dtype}")
+    if args.input_kind == "activations":
+        if X.ndim != 2:
+            raise UserError(
+                f"activations must have shape (m examples, n neurons); {args.input!r} has "
+                f"shape {X.shape} (use --input-kind distance for a distance matrix)"
+            )
+        D = correlation_dissimilarity(np.asarray(X, dtype=np.float64), kind=args.kind)
+    else:
+        if X.ndim != 2 or X.shape[0] != X.shape[1]:
+            raise UserError(
+                f"a distance matrix must be square (n, n); {args.input!r} has shape {X.shape}"
+            )
+        D = np.asarray(X, dtype=np.float64)
+    bc = zero_persistence(D, backend=args.backend)
+    bc.save(out)
+    with _figure_style():
+        fig, ax = plt.subplots()
+        try:
+            plot_barcode(bc, ax=ax, title=args.title)
+            _save_figure(fig, [figure])
+        finally:
+            plt.close(fig)
+    if not args.quiet:
+        print(f"{bc!r}")
+        print(f"wrote {out}, {figure}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .persistence import Barcode
+    from .plotting import plot_death_distribution
+
+    labels = args.labels if args.labels else [Path(p).stem for p in args.barcodes]
+    if len(labels) != len(args.barcodes):
+        raise UserError(f"got {len(args.barcodes)} barcode files but {len(labels)} --labels")
+    if len(set(labels)) != len(labels):
+        raise UserError(f"--labels must be distinct; got {labels}")
+    barcodes = {}
+    for label, path in zip(labels, args.barcodes):
+        _existing_file(path, "barcode file")
+        try:
+            barcodes[label] = Barcode.load(path)
+        except (OSError, EOFError, ValueError) as exc:
+            raise UserError(f"{path!r} is not a barcode .npz file: {exc}") from None
+    out = Path(args.out)
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in FIGURE_FORMATS:
+        raise UserError(
+            f"--out {args.out!r}: unknown figure format {fmt!r}; valid formats are {FIGURE_FORMATS}"
+        )
+    with _figure_style():
+        fig, ax = plt.subplots()
+        try:
+            plot_death_distribution(barcodes, style=args.style, ax=ax, title=args.title)
+            _save_figure(fig, [out])
+        finally:
+            plt.close(fig)
+    if not args.quiet:
+        for label, bc in barcodes.items():
+            d = bc.deaths
+            med = f"median death {np.median(d):.4g}" if d.size else "no finite bars"
+            print(f"{label}: {bc.n_points} points, {med}")
+        print(f"wrote {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the analysis subcommands to ``sub``."""
+    from .correlation import KINDS
+    from .persistence import BACKENDS
+
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "analyse",
+        help="redundancy report + figures of a trained model",
+        description="Run a model over a data set, accumulate the correlations of its neurons, "
+        "and write a redundancy report (JSON + Markdown) and figures.",
+        epilog=_ANALYSE_EPILOG,
+        formatter_class=fmt,
+    )
+    src = p.add_argument_group("model (one of)")
+    src.add_argument(
+        "--model", metavar="FACTORY", help="package.module:function or file.py:function"
+    )
+    src.add_argument(
+        "--torchscript", metavar="FILE", help="TorchScript nn.Sequential (torch.jit.save)"
+    )
+    p.add_argument(
+        "--weights", metavar="FILE", help="state dict for --model (torch.load weights_only)"
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DATA", help=f"{', '.join(DATASETS)} or a .npy/.npz path"
+    )
+    p.add_argument("--key", help="array name inside an .npz data file")
+    p.add_argument("--standardize", action="store_true", help="z-score each input feature")
+    p.add_argument("--limit", type=int, metavar="M", help="use only the first M examples")
+    p.add_argument("--layers", metavar="A,B", help="comma-separated layer names (default: all)")
+    p.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity (default abs)")
+    p.add_argument("--sampling", choices=SAMPLINGS, default="all", help="neuron sampling")
+    p.add_argument("--p", type=float, help="fraction of each hidden layer for --sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="default 256")
+    p.add_argument("--thresholds", default="0.1,0.2,0.5", help="scales for effective neurons")
+    p.add_argument("--top-k", type=int, default=20, help="redundant pairs listed (default 20)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=_cmd_analyse)
+
+    b = sub.add_parser(
+        "barcode",
+        help="barcode of activations or of a distance matrix",
+        description="Compute the 0-dim barcode of activations (m examples × n neurons, "
+        "through the correlation dissimilarity) or of a distance matrix; save it and its figure.",
+        epilog=_BARCODE_EPILOG,
+        formatter_class=fmt,
+    )
+    b.add_argument("input", help=".npy or .npz file")
+    b.add_argument("--key", help="array name inside an .npz file")
+    b.add_argument(
+        "--input-kind",
+        choices=("activations", "distance"),
+        default="activations",
+        help="what the array holds (default activations)",
+    )
+    b.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity for activations")
+    b.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    b.add_argument("--out", required=True, help="barcode file to write (.npz)")
+    b.add_argument("--figure", help="figure path (.png/.pdf/.svg); default: --out with .png")
+    b.add_argument("--title", help="figure title")
+    b.add_argument("--quiet", action="store_true", help="print nothing")
+    b.set_defaults(func=_cmd_barcode)
+
+    c = sub.add_parser(
+        "compare",
+        help="overlay the death distributions of several barcodes",
+        description="Draw the death distributions of several barcode files in one figure.",
+        epilog=_COMPARE_EPILOG,
+        formatter_class=fmt,
+    )
+    c.add_argument("barcodes", nargs="+", help="barcode .npz files (topo-neurons barcode)")
+    c.add_argument("--labels", nargs="+", help="one label per file (default: file names)")
+    c.add_argument("--style", choices=("ecdf", "hist"), default="ecdf", help="default ecdf")
+    c.add_argument("--out", required=True, help="figure path (.png/.pdf/.svg)")
+    c.add_argument("--title", help="figure title")
+    c.add_argument("--quiet", action="store_true", help="print nothing")
+    c.set_defaults(func=_cmd_compare)

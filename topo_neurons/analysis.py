@@ -731,14 +731,21 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[torch.Tensor]:
     if isinstance(data, torch.Tensor):
         if data.ndim == 0:
             raise ValueError("data must have a first axis of examples; got a 0-d tensor")
-        for start in range(0, data.shape[0], int(batch_size)):
-            yield data[start : start + int(batch_size)]
-        return
+        return _slices(data, int(batch_size))
     if not isinstance(data, Iterable):
         raise TypeError(
             "data must be a torch.Tensor, a numpy array or an iterable of batches (DataLoader); "
             f"got {type(data).__name__}"
         )
+    return _first_elements(data)
+
+
+def _slices(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, data.shape[0], batch_size):
+        yield data[start : start + batch_size]
+
+
+def _first_elements(data: Iterable[Any]) -> Iterator[torch.Tensor]:
     for k, batch in enumerate(data):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if isinstance(x, np.ndarray):
@@ -896,16 +903,16 @@ def analyse(
                 _run(model, first, dtype, device)
             index = rec.neuron_index()
             A = rec.activations()
+            # Data-dependent strategies choose on the first batch only; then the columns stay.
+            fixed = (
+                sampling if isinstance(sampling, AllNeurons) else FixedSelection(rec.selection())
+            )
             rec.clear()
             layer_names = list(index.layers)
             labels = index.labels()
             point_layers = [layer_names[i] for i in np.asarray(index.layer)]
             acc = StreamingCorrelation(A.shape[1], labels=labels)
             acc.update(A)
-            # Data-dependent strategies choose on the first batch only; then the columns stay.
-            fixed = (
-                sampling if isinstance(sampling, AllNeurons) else FixedSelection(rec.selection())
-            )
             rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, detach=True)
             with rec:
                 for x in it:
