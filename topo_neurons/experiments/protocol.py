@@ -429,9 +429,15 @@ def train_network(
                 if recorder is not None:
                     with recorder:
                         out = model(xb)
-                    A = recorder.activations()
-                    if not bool(torch.isfinite(A).all()):
-                        raise _Diverged(f"non-finite activations at epoch {epoch}")
+                    if not bool(torch.isfinite(out).all()):
+                        raise _Diverged(f"non-finite outputs at epoch {epoch}")
+                    try:
+                        A = recorder.activations()
+                    except ValueError as exc:
+                        # the recorder names the layer and neuron of a NaN/Inf activation
+                        if "nan" in str(exc).lower() or "inf" in str(exc).lower():
+                            raise _Diverged(f"epoch {epoch}: {exc}") from exc
+                        raise
                     penalty = reg(A)
                 elif reg is not None:
                     out = model(xb)
