@@ -1,0 +1,270 @@
+"""Figures: drawn artists read back and compared with the barcode; valid PDF/SVG/PNG files."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection, PathCollection
+from scipy.cluster.hierarchy import cophenet, linkage
+from scipy.spatial.distance import squareform
+
+import topo_neurons as tn
+from topo_neurons.plotting import OKABE_ITO, linkage_matrix
+from topo_neurons.tracking import BarcodeHistory
+
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _barcode(rng: np.random.Generator, n: int = 12, m: int = 80):
+    A = rng.standard_normal((m, n))
+    A[:, n // 2 :] += 1.5 * A[:, : n - n // 2]  # correlated pairs across the two halves
+    D = tn.correlation_dissimilarity(A)
+    return tn.zero_persistence(D), D
+
+
+def _layers(n: int) -> list[str]:
+    return ["fc1"] * (n // 2) + ["fc2"] * (n - n // 2 - 2) + ["out"] * 2
+
+
+def _rects(ax):
+    return [r for c in ax.containers for r in c]
+
+
+def test_plot_barcode_draws_one_bar_per_death_sorted(rng):
+    bc, _ = _barcode(rng)
+    _fig, ax = plt.subplots()
+    assert tn.plot_barcode(bc, ax=ax) is ax
+    rects = _rects(ax)
+    assert len(rects) == len(bc) == 11
+    ys = np.array([r.get_y() + r.get_height() / 2 for r in rects])
+    widths = np.array([r.get_width() for r in rects])
+    assert all(r.get_x() == 0 for r in rects)  # every bar is born at 0
+    np.testing.assert_allclose(widths[np.argsort(ys)], np.sort(bc.deaths))
+    inf = [a for a in ax.get_lines() if a.get_gid() == "infinite-bar"]
+    assert len(inf) == 1
+    assert inf[0].get_xdata()[1] > bc.deaths.max()  # drawn beyond every finite bar
+    assert inf[0].get_ydata()[0] > ys.max()  # and above them
+    assert "∞" in [t.get_text() for t in ax.texts]
+    assert len(plt.get_fignums()) == 1  # ax=... draws there, no new figure
+
+
+def test_plot_barcode_colours_by_layer_with_a_legend(rng):
+    bc, _ = _barcode(rng, n=14)
+    layers = np.array(_layers(14))
+    ax = tn.plot_barcode(bc, layers=layers)
+    same = layers[bc.edges[:, 0]] == layers[bc.edges[:, 1]]
+    groups = {c.get_label(): c for c in ax.containers}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(groups) == set(legend)
+    cross = groups.pop("between layers")
+    assert len(cross) == int(np.sum(~same))
+    for name, container in groups.items():
+        expected = np.sort(bc.deaths[same & (layers[bc.edges[:, 0]] == name)])
+        np.testing.assert_allclose(np.sort([r.get_width() for r in container]), expected)
+        colour = matplotlib.colors.to_hex(container[0].get_facecolor())
+        assert colour.lower() == OKABE_ITO[["fc1", "fc2", "out"].index(name)].lower()
+    assert sum(len(c) for c in ax.containers) == len(bc)
+
+
+def test_plot_barcode_accepts_a_report(rng):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    report = tn.analyse(model, rng.standard_normal((60, 3)).astype(np.float32))
+    ax = tn.plot_barcode(report)
+    assert len(_rects(ax)) == 6 and ax.get_legend() is not None
+    ax = tn.plot_barcode(report.layers["2"])
+    assert len(_rects(ax)) == 1
+
+
+def test_plot_diagram_points(rng):
+    bc, _ = _barcode(rng)
+    ax = tn.plot_diagram(bc, layers=_layers(12))
+    finite = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_gid() is None]
+    offsets = np.concatenate([c.get_offsets() for c in finite])
+    assert offsets.shape == (11, 2)
+    np.testing.assert_array_equal(offsets[:, 0], 0.0)  # born at 0
+    np.testing.assert_allclose(np.sort(offsets[:, 1]), bc.deaths)
+    inf = [c for c in ax.collections if c.get_gid() == "infinite-point"]
+    assert len(inf) == 1 and inf[0].get_offsets()[0, 1] > bc.deaths.max()
+    diag = ax.get_lines()[0]
+    np.testing.assert_allclose(diag.get_xdata(), diag.get_ydata())  # the diagonal
+
+
+@pytest.mark.parametrize("style", ["ecdf", "hist"])
+def test_plot_death_distribution_overlays_every_barcode(rng, style):
+    bcs = {name: _barcode(rng, n=n)[0] for name, n in [("none", 10), ("T1", 16), ("T2", 7)]}
+    ax = tn.plot_death_distribution(bcs, style=style)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["none", "T1", "T2"]
+    if style == "ecdf":
+        lines = ax.get_lines()
+        assert len(lines) == 3
+        for line, bc in zip(lines, bcs.values()):
+            x, y = line.get_xdata(), line.get_ydata()
+            np.testing.assert_allclose(x[1:], np.sort(bc.deaths))
+            np.testing.assert_allclose(y[1:], np.arange(1, len(bc) + 1) / len(bc))
+    else:
+        assert len(ax.patches) == 3  # one outline per barcode
+
+
+def test_plot_death_distribution_sequence_and_errors(rng):
+    a, b = _barcode(rng)[0], _barcode(rng, n=9)[0]
+    ax = tn.plot_death_distribution([a, b], labels=["a", "b"])
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"]
+    with pytest.raises(ValueError, match="got 2 barcodes but 1 labels"):
+        tn.plot_death_distribution([a, b], labels=["a"])
+    with pytest.raises(ValueError, match="valid styles are"):
+        tn.plot_death_distribution([a], style="violin")
+    with pytest.raises(ValueError, match="at least one barcode"):
+        tn.plot_death_distribution([])
+    with pytest.raises(TypeError, match=r"must be a topo_neurons\.Barcode"):
+        tn.plot_death_distribution({"x": np.array([0.1, 0.2])})
+
+
+def test_linkage_matrix_is_scipy_single_linkage(rng):
+    bc, D = _barcode(rng, n=20)
+    Z = linkage_matrix(bc)
+    Zs = linkage(squareform(D, checks=False), method="single")
+    np.testing.assert_allclose(Z[:, 2], Zs[:, 2])  # merge heights = deaths
+    np.testing.assert_array_equal(np.sort(Z[:, 3]), np.sort(Zs[:, 3]))
+    np.testing.assert_allclose(cophenet(Z), cophenet(Zs))  # the same hierarchy
+    assert np.all(Z[:, 0] < Z[:, 1])
+
+
+def test_plot_dendrogram_has_one_link_per_bar(rng):
+    bc, _ = _barcode(rng)
+    labels = [f"n[{i}]" for i in range(12)]
+    ax = tn.plot_dendrogram(bc, labels=labels, threshold=0.5)
+    segs = [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    assert len(segs) == len(bc)
+    np.testing.assert_allclose(np.sort([s[:, 1].max() for s in segs]), bc.deaths)
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == sorted(labels)
+    colours = {
+        matplotlib.colors.to_hex(c.get_colors()[0])
+        for c in ax.collections
+        if isinstance(c, LineCollection)
+    }
+    expected = (
+        {OKABE_ITO[0].lower()} if bc.deaths.max() <= 0.5 else {OKABE_ITO[0].lower(), "#7f7f7f"}
+    )
+    assert colours == expected
+    with pytest.raises(ValueError, match="labels must name the 12 points"):
+        tn.plot_dendrogram(bc, labels=labels[:3])
+
+
+@pytest.mark.parametrize("layout", ["mds", "spectral"])
+def test_plot_mst_nodes_and_edges(rng, layout):
+    bc, _ = _barcode(rng, n=15)
+    layers = _layers(15)
+    ax = tn.plot_mst(bc, layers=layers, layout=layout)
+    (edges,) = [c for c in ax.collections if c.get_gid() == "mst-edges"]
+    segs = np.array(edges.get_segments())
+    assert segs.shape == (14, 2, 2)
+    nodes = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [c.get_label() for c in nodes] == ["fc1", "fc2", "out"]
+    pos = np.full((15, 2), np.nan)
+    for c, name in zip(nodes, ["fc1", "fc2", "out"]):
+        pos[np.array(layers) == name] = c.get_offsets()
+    assert np.isfinite(pos).all()
+    # Every segment joins the two nodes of its MST edge.
+    np.testing.assert_allclose(segs[:, 0], pos[bc.edges[:, 0]], atol=1e-12)
+    np.testing.assert_allclose(segs[:, 1], pos[bc.edges[:, 1]], atol=1e-12)
+    np.testing.assert_allclose(edges.get_array(), bc.deaths)
+    with pytest.raises(ValueError, match="valid layouts are"):
+        tn.plot_mst(bc, layout="circle")
+
+
+def test_mds_layout_preserves_tree_distances_of_a_path():
+    # A path 0-1-2-3 with equal deaths: classical MDS recovers it exactly (collinear points).
+    D = np.abs(np.subtract.outer(np.arange(4.0), np.arange(4.0))) / 4.0
+    bc = tn.zero_persistence(D)
+    ax = tn.plot_mst(bc, colorbar=False)
+    pos = ax.collections[-1].get_offsets()
+    step = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    np.testing.assert_allclose(step, step[0])  # equal spacing along the path
+    np.testing.assert_allclose(np.linalg.norm(pos[3] - pos[0]), 3 * step[0])
+
+
+def test_plot_barcode_evolution_lines_are_quantiles(rng):
+    hist = BarcodeHistory()
+    for step in (0, 5, 10, 15):
+        hist.append(step, {"fc": _barcode(rng, n=10)[0], "out": _barcode(rng, n=4)[0]})
+    qs = (0.1, 0.5, 0.9)
+    ax = tn.plot_barcode_evolution(hist, "fc", quantiles=qs)
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["q = 0.1", "q = 0.5", "q = 0.9"]
+    for k, line in enumerate(lines):
+        np.testing.assert_array_equal(line.get_xdata(), [0, 5, 10, 15])
+        expected = [np.quantile(bc.deaths, qs[k]) for bc in hist.barcodes["fc"]]
+        np.testing.assert_allclose(line.get_ydata(), expected)
+    assert lines[1].get_linewidth() > lines[0].get_linewidth()  # the median stands out
+    with pytest.raises(ValueError, match=r"tracked layers are \('fc', 'out'\)"):
+        tn.plot_barcode_evolution(hist, "fc9")
+    with pytest.raises(ValueError, match=r"quantiles must be .* in \[0, 1\]"):
+        tn.plot_barcode_evolution(hist, quantiles=(0.5, 1.5))
+    with pytest.raises(TypeError, match="BarcodeHistory or a BarcodeTracker"):
+        tn.plot_barcode_evolution([1, 2])
+
+
+def test_layers_of_the_wrong_length_and_wrong_types(rng):
+    bc, _ = _barcode(rng)
+    for plot in (tn.plot_barcode, tn.plot_diagram, tn.plot_mst):
+        with pytest.raises(ValueError, match=r"expected shape \(12,\), got \(3,\)"):
+            plot(bc, layers=["a", "b", "c"])
+        with pytest.raises(TypeError, match=r"must be a topo_neurons\.Barcode"):
+            plot(np.zeros(3))
+
+
+def test_paper_style_sets_and_restores_rcparams():
+    before = dict(matplotlib.rcParams)
+    with tn.paper_style(columns=1) as rc:
+        assert matplotlib.rcParams["pdf.fonttype"] == 42
+        assert matplotlib.rcParams["ps.fonttype"] == 42
+        assert matplotlib.rcParams["svg.fonttype"] == "none"
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == pytest.approx((3.5, 2.52))
+        cycle = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+        assert cycle == list(OKABE_ITO)
+        assert rc["savefig.bbox"] == "tight"
+    with tn.paper_style(columns=2):
+        assert matplotlib.rcParams["figure.figsize"][0] == pytest.approx(7.16)
+    assert dict(matplotlib.rcParams) == before  # nothing leaks out
+    with pytest.raises(ValueError, match=r"valid values are \(1, 2\)"):
+        with tn.paper_style(columns=3):
+            pass
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "svg", "png"])
+def test_figures_write_valid_files_with_embedded_fonts(rng, tmp_path, fmt):
+    bc, _ = _barcode(rng)
+    with tn.paper_style():
+        for name, plot in [
+            ("barcode", tn.plot_barcode),
+            ("diagram", tn.plot_diagram),
+            ("dendrogram", tn.plot_dendrogram),
+            ("mst", tn.plot_mst),
+        ]:
+            ax = plot(bc)
+            path = tmp_path / f"{name}.{fmt}"
+            ax.figure.savefig(path)
+            data = path.read_bytes()
+            if fmt == "svg":
+                assert data.lstrip().startswith(b"<?xml") and b"<svg" in data[:2000]
+                assert b"<text" in data  # svg.fonttype none: text stays text
+            else:
+                assert data.startswith(MAGIC[fmt]), name
+            if fmt == "pdf":
+                assert b"/FontFile2" in data  # TrueType (Type 42) embedded, not Type 3
+                assert b"/Type3" not in data
+                assert data.rstrip().endswith(b"%%EOF")
