@@ -291,14 +291,29 @@ def test_blocked_path_equals_direct_formula(kind):
 
 
 @pytest.mark.parametrize("block_rows", [1, 3, 7, 40])
-def test_fill_blocked_any_block_size(rng, block_rows):
+@pytest.mark.parametrize("contiguous", [True, False], ids=["fused-kernel", "tensor-ops"])
+def test_fill_blocked_any_block_size(rng, block_rows, contiguous):
     A = torch.tensor(activations(rng, 9, 23))
     Z, const = corr_mod.normalized_activations(A)
-    out = torch.full((23, 23), np.nan, dtype=torch.float64)
+    # A non-contiguous output takes the tensor-operation path used on GPUs.
+    out = torch.full((23, 23 if contiguous else 46), np.nan, dtype=torch.float64)
+    out = out if contiguous else out[:, ::2]
+    assert out.is_contiguous() == contiguous
     corr_mod._fill_blocked(Z, out, "corr", block_rows=block_rows)
     corr_mod._finish(out, const, diag=1.0, off=0.0)  # sets the exact diagonal
     assert torch.equal(out, out.T)
     np.testing.assert_allclose(out.numpy(), np.corrcoef(A.numpy(), rowvar=False), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_kernel_equals_tensor_ops(rng, kind, dtype):
+    Z, _ = corr_mod.normalized_activations(torch.tensor(activations(rng, 16, 150), dtype=dtype))
+    fused = corr_mod._fill_blocked(Z, torch.empty(150, 150, dtype=dtype), kind, block_rows=64)
+    ops = corr_mod._fill_blocked(Z, torch.empty(150, 300, dtype=dtype)[:, ::2], kind, 64)
+    fused.fill_diagonal_(0.0)
+    ops.fill_diagonal_(0.0)
+    torch.testing.assert_close(fused, ops, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-14)
 
 
 # --------------------------------------------------------------------------- properties

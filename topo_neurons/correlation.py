@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
+import numba
 import numpy as np
 import torch
 
@@ -218,17 +219,63 @@ def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
     return C
 
 
+_TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2}
+#: Side of the square tiles of the mirroring kernel (64 × 64 float32 = 16 KiB per tile).
+_TILE = 64
+
+
+@numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
+def _transform_mirror(out, code, diag, tile):  # pragma: no cover - compiled
+    """Map the upper triangle of ``out`` in place and mirror it into the lower one.
+
+    ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (computed in float64,
+    rounded once to the dtype of ``out``). Tiles of ``tile × tile`` keep the transposed writes in
+    cache; tile rows run in parallel and every entry is written by exactly one thread.
+    """
+    n = out.shape[0]
+    nt = (n + tile - 1) // tile
+    for bi in numba.prange(nt):
+        i0 = bi * tile
+        i1 = min(i0 + tile, n)
+        for bj in range(bi, nt):
+            j0 = bj * tile
+            j1 = min(j0 + tile, n)
+            for i in range(i0, i1):
+                for j in range(max(j0, i + 1), j1):
+                    x = np.float64(out[i, j])
+                    if code == 0:
+                        y = min(max(x, -1.0), 1.0)
+                    elif code == 1:
+                        y = min(max(1.0 - abs(x), 0.0), 1.0)
+                    else:
+                        y = np.sqrt(max(1.0 - x * x, 0.0))
+                    out[i, j] = y
+                    out[j, i] = y
+        for i in range(i0, i1):
+            out[i, i] = diag
+
+
 @torch.no_grad()
 def _fill_blocked(
     Z: torch.Tensor, out: torch.Tensor, transform: str, block_rows: int = _BLOCK_ROWS
 ) -> torch.Tensor:
     """Fill ``out`` (n × n) with ``transform(ZᵀZ)`` block by block, exactly symmetric.
 
-    Only the upper block triangle is multiplied (half the flops); each block is mirrored into
-    the lower triangle, so ``out`` is bitwise symmetric. Temporaries are one block wide.
+    Only the upper block triangle is multiplied (half the flops), each row block straight into
+    its rows of ``out`` (a GEMM with a leading dimension: no temporary). On the CPU one fused
+    parallel pass then maps the upper triangle and mirrors it into the lower one; on other
+    devices each block is mapped and mirrored with tensor operations (one block-sized
+    temporary). ``out`` is bitwise symmetric; its diagonal is set by :func:`_finish`.
     ``transform`` is ``"corr"``, ``"abs"`` or ``"sqrt"``.
     """
     n = Z.shape[1]
+    if out.device.type == "cpu" and out.is_contiguous():
+        for i0 in range(0, n, block_rows):
+            i1 = min(i0 + block_rows, n)
+            torch.mm(Z[:, i0:i1].T, Z[:, i0:], out=out[i0:i1, i0:])
+        diag = 1.0 if transform == "corr" else 0.0
+        _transform_mirror(out.numpy(), _TRANSFORMS[transform], diag, _TILE)
+        return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)
         blk = Z[:, i0:i1].T @ Z[:, i0:]  # (block, n − i0): the only temporary
@@ -358,9 +405,10 @@ def correlation_dissimilarity(
 
     Notes
     -----
-    Without autograd (numpy input, or ``torch.no_grad()``), the output is filled in blocks of
-    2048 rows, multiplying only the upper block triangle and mirroring it: peak memory is the
-    ``n²`` output plus one block, and there is no ``m × n²`` temporary.
+    Without autograd (numpy input, or ``torch.no_grad()``), only the upper block triangle of
+    ``ZᵀZ`` is multiplied, in blocks of 2048 rows written straight into the output, then one
+    fused parallel pass (compiled with numba) maps it and mirrors it: peak memory is the ``n²``
+    output plus ``Z``, with no ``m × n²`` or block temporary (on a GPU, one block temporary).
 
     Examples
     --------
