@@ -61,6 +61,18 @@ def test_t1_and_t2_match_scipy_mst(kind):
         np.testing.assert_allclose(t2.item(), expected, rtol=1e-9, atol=1e-12)
 
 
+def test_blocked_ranking_matrix_over_several_blocks_matches_scipy():
+    """n = 600 > 256 rows per block: the no-grad matrix is assembled from mirrored blocks."""
+    A = correlated(80, 600, 12)
+    d = reference_deaths(A, "sqrt")
+    ours = edge_deaths(torch.from_numpy(A), "sqrt")[0].numpy()
+    np.testing.assert_allclose(np.sort(ours), d, rtol=1e-10)
+    A32 = torch.from_numpy(A).float()
+    np.testing.assert_allclose(
+        topological_redundancy(A32).item(), np.sum(1 - reference_deaths(A, "abs")), rtol=1e-5
+    )
+
+
 def test_every_backend_gives_the_same_loss(backend):
     A = torch.from_numpy(correlated(40, 25, 1))
     ref = np.sum(1 - reference_deaths(A.numpy(), "abs"))

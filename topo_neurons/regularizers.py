@@ -8,8 +8,9 @@ of the edge weights of a minimum spanning tree (MST) of the dissimilarity matrix
 * :func:`death_spread` (T2) ``= α·std(d) − (1 − α)·mean(d)``.
 
 **How the gradient is computed.** The MST depends on ``D`` only through the order of its entries,
-so it is found *without* autograd (the full ``n × n`` matrix is built under ``torch.no_grad()``
-and handed to the native Prim engine); then only the ``n − 1`` edge correlations
+so it is found *without* autograd (the full ``n × n`` matrix ``1 − |ZᵀZ|``, one GEMM, is built
+under ``torch.no_grad()`` and handed to the native Prim engine; both kinds share it, since both
+decrease strictly with ``|ρ|``); then only the ``n − 1`` edge correlations
 ``ρ_k = Σ_m Z[m, i_k] Z[m, j_k]`` are recomputed *with* autograd from the normalised activations
 ``Z``. Values and gradients equal those of autograd through the whole matrix
 (:func:`~topo_neurons.differentiable_deaths` of the differentiable ``D``; the tests compare the
@@ -37,12 +38,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .correlation import (
-    check_kind,
-    correlation_dissimilarity,
-    dissimilarity_from_correlation,
-    normalized_activations,
-)
+from .correlation import check_kind, dissimilarity_from_correlation, normalized_activations
 from .distributed import gather_activations, use_distributed
 from .persistence import BACKENDS, mst_edges
 
@@ -64,6 +60,8 @@ __all__ = [
 Kind = Literal["abs", "sqrt"]
 Distributed = bool | Literal["auto"]
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+#: Rows per block of the no-grad ranking matrix (see ``_ranking_matrix``).
+_RANK_BLOCK = 256
 
 
 # --------------------------------------------------------------------------- validation
@@ -156,16 +154,40 @@ def edge_deaths(
     check_kind(kind)
     _check_backend(backend)
     Z, const = normalized_activations(A)
-    with torch.no_grad():
-        D = correlation_dissimilarity(A.detach(), kind)
-        edges = mst_edges(D, backend=backend)
+    edges = mst_edges(_ranking_matrix(Z.detach()), backend=backend)
     i, j = edges[:, 0], edges[:, 1]
-    rho = (Z[:, i] * Z[:, j]).sum(dim=0)
+    # Rows of Zᵀ are contiguous: gathering them (and scattering their gradient) is a memcpy.
+    Zt = Z.T.contiguous()
+    rho = (Zt.index_select(0, i) * Zt.index_select(0, j)).sum(dim=1)
     # An edge touching a constant neuron: exactly ρ = 0 (d = 1) and no gradient.
     touches = const[i] | const[j]
     if bool(touches.any()):
         rho = torch.where(touches, torch.zeros_like(rho), rho)
     return dissimilarity_from_correlation(rho, kind), edges
+
+
+@torch.no_grad()
+def _ranking_matrix(Z: torch.Tensor) -> torch.Tensor:
+    """``1 − |ZᵀZ|`` with a zero diagonal: the matrix whose MST the regularisers need.
+
+    Both dissimilarities are strictly decreasing functions of ``|ρ|``, so ``1 − |ρ|`` has the
+    same minimum spanning trees as ``sqrt(1 − ρ²)``: one matrix serves both kinds. It is built
+    in place from one GEMM (symmetric up to rounding, which the engine's validation tolerates);
+    a constant neuron's column of ``Z`` is zero, so its row is exactly 1 off the diagonal.
+    """
+    n = Z.shape[1]
+    Zt = Z.T.contiguous()
+    D = torch.empty((n, n), dtype=Z.dtype, device=Z.device)
+    # Only the upper block triangle is multiplied (~40% fewer flops at n = 1000 with blocks of
+    # 256 rows), each block transformed while small, then mirrored into the lower triangle.
+    for i0 in range(0, n, _RANK_BLOCK):
+        i1 = min(i0 + _RANK_BLOCK, n)
+        blk = Zt[i0:i1] @ Z[:, i0:]
+        blk.abs_().neg_().add_(1.0).clamp_(min=0.0)
+        D[i0:i1, i0:] = blk
+        D[i0:, i0:i1] = blk.T
+    D.fill_diagonal_(0.0)
+    return D
 
 
 def _safe_std(d: torch.Tensor) -> torch.Tensor:

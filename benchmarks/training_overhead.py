@@ -1,0 +1,152 @@
+"""Benchmark: cost of each regulariser in a training step of the paper's MNIST MLP.
+
+The model is the MLP of Ballester et al. (784-450-350-200-10, ReLU); one step is
+``zero_grad`` → forward → loss → ``backward`` → SGD ``step`` on a batch of 256 random inputs of
+the MNIST shape (1 × 28 × 28) with random labels. Every regularised variant records all 1010
+neurons of the four ``Linear`` layers (``tn.ActivationRecorder`` with ``AllNeurons``) and adds
+``λ·T`` to the cross-entropy:
+
+* ``plain``        cross-entropy only (the reference, ratio 1);
+* ``T1``           ``tn.TopologicalRedundancy()`` (MST found without grad, ``n − 1`` edge
+                   correlations recomputed with grad);
+* ``T2``           ``tn.DeathSpread()``;
+* ``T1 naive``     autograd through the whole ``n × n`` matrix
+                   (``tn.correlation_dissimilarity`` with grad) and giotto-ph edges
+                   (``tn.differentiable_deaths(D, backend="giotto")``): what the design avoids;
+* ``Corr``         ``tn.CorrelationPenalty()`` (all ``n(n − 1)`` correlations with grad);
+* ``DeCov``        ``tn.DeCov()``;
+* ``L1``, ``L2``   ``tn.L1Penalty()`` / ``tn.L2Penalty()`` on the weights (no recording).
+
+The variants are interleaved: each round runs one step of every variant in a shuffled order, so
+slow drifts of a shared machine hit all of them alike; the table reports the median step time
+over the rounds and its ratio to the plain step's median.
+
+Usage::
+
+    python benchmarks/training_overhead.py                  # 30 rounds
+    python benchmarks/training_overhead.py --rounds 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+import topo_neurons as tn
+
+
+def mnist_mlp() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 450),
+        nn.ReLU(),
+        nn.Linear(450, 350),
+        nn.ReLU(),
+        nn.Linear(350, 200),
+        nn.ReLU(),
+        nn.Linear(200, 10),
+    )
+
+
+def naive_t1(A: torch.Tensor) -> torch.Tensor:
+    """T1 by autograd through the full dissimilarity matrix, edges from giotto-ph."""
+    threads = torch.get_num_threads()
+    D = tn.correlation_dissimilarity(A, "abs")
+    deaths = tn.differentiable_deaths(D, backend="giotto")
+    # giotto-ph sets the process-wide OpenMP thread count (to all cores), which torch shares:
+    # restore it so that the other variants keep running with the same number of threads.
+    torch.set_num_threads(threads)
+    return (1.0 - deaths).sum()
+
+
+ACTIVATION_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "T1": tn.TopologicalRedundancy(),
+    "T2": tn.DeathSpread(),
+    "T1 naive": naive_t1,
+    "Corr": tn.CorrelationPenalty(),
+    "DeCov": tn.DeCov(),
+}
+WEIGHT_LOSSES = {"L1": tn.L1Penalty(), "L2": tn.L2Penalty()}
+VARIANTS = ("plain", *ACTIVATION_LOSSES, *WEIGHT_LOSSES)
+
+
+def make_step(variant: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, lam: float):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    rec = tn.ActivationRecorder(model)
+    ce = nn.functional.cross_entropy
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        if variant in ACTIVATION_LOSSES:
+            with rec:
+                out = model(x)
+            loss = ce(out, y) + lam * ACTIVATION_LOSSES[variant](rec.activations())
+            rec.clear()
+        elif variant in WEIGHT_LOSSES:
+            loss = ce(model(x), y) + lam * WEIGHT_LOSSES[variant](model)
+        else:
+            loss = ce(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    variants = list(dict.fromkeys(["plain", *args.variants]))
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (args.batch,))
+    steps = {}
+    for v in variants:
+        torch.manual_seed(args.seed)
+        steps[v] = make_step(v, mnist_mlp(), x, y, lam=1e-3)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(args.warmup + args.rounds):
+        for v in rng.permutation(variants):
+            t0 = time.perf_counter()
+            steps[v]()
+            dt = time.perf_counter() - t0
+            if r >= args.warmup:
+                times[v].append(dt)
+
+    plain = statistics.median(times["plain"])
+    print(
+        f"# training_overhead: MNIST MLP 784-450-350-200-10, batch {args.batch}, 1010 neurons, "
+        f"{args.rounds} interleaved rounds"
+    )
+    print(
+        f"# {datetime.date.today()}, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"thread(s), {platform.processor() or platform.machine()}"
+    )
+    print()
+    print("| variant | median step (ms) | ratio to plain |")
+    print("|---|---:|---:|")
+    for v in variants:
+        med = statistics.median(times[v])
+        print(f"| {v} | {1e3 * med:.2f} | {med / plain:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
