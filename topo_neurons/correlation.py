@@ -224,35 +224,46 @@ _TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2}
 _TILE = 64
 
 
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _transform_mirror_row(out, code, diag, tile, bi):  # pragma: no cover - compiled
+    """Map and mirror the tiles ``(bi, bj ≥ bi)`` of the upper triangle of ``out``."""
+    n = out.shape[0]
+    nt = (n + tile - 1) // tile
+    i0 = bi * tile
+    i1 = min(i0 + tile, n)
+    for bj in range(bi, nt):
+        j0 = bj * tile
+        j1 = min(j0 + tile, n)
+        for i in range(i0, i1):
+            for j in range(max(j0, i + 1), j1):
+                x = np.float64(out[i, j])
+                if code == 0:
+                    y = min(max(x, -1.0), 1.0)
+                elif code == 1:
+                    y = min(max(1.0 - abs(x), 0.0), 1.0)
+                else:
+                    y = np.sqrt(max(1.0 - x * x, 0.0))
+                out[i, j] = y
+                out[j, i] = y
+    for i in range(i0, i1):
+        out[i, i] = diag
+
+
 @numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
 def _transform_mirror(out, code, diag, tile):  # pragma: no cover - compiled
     """Map the upper triangle of ``out`` in place and mirror it into the lower one.
 
     ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (computed in float64,
     rounded once to the dtype of ``out``). Tiles of ``tile × tile`` keep the transposed writes in
-    cache; tile rows run in parallel and every entry is written by exactly one thread.
+    cache. Tile row ``k`` (``nt − k`` tiles) is paired with tile row ``nt − 1 − k`` (``k + 1``
+    tiles) so that the parallel chunks carry equal work; every entry is written by one thread.
     """
     n = out.shape[0]
     nt = (n + tile - 1) // tile
-    for bi in numba.prange(nt):
-        i0 = bi * tile
-        i1 = min(i0 + tile, n)
-        for bj in range(bi, nt):
-            j0 = bj * tile
-            j1 = min(j0 + tile, n)
-            for i in range(i0, i1):
-                for j in range(max(j0, i + 1), j1):
-                    x = np.float64(out[i, j])
-                    if code == 0:
-                        y = min(max(x, -1.0), 1.0)
-                    elif code == 1:
-                        y = min(max(1.0 - abs(x), 0.0), 1.0)
-                    else:
-                        y = np.sqrt(max(1.0 - x * x, 0.0))
-                    out[i, j] = y
-                    out[j, i] = y
-        for i in range(i0, i1):
-            out[i, i] = diag
+    for k in numba.prange((nt + 1) // 2):
+        _transform_mirror_row(out, code, diag, tile, k)
+        if nt - 1 - k != k:
+            _transform_mirror_row(out, code, diag, tile, nt - 1 - k)
 
 
 @torch.no_grad()
