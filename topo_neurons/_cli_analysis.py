@@ -10,14 +10,16 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import re
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cli import UserError
+from .cli import UserError as _CliUserError
 
 __all__ = ["DATASETS", "load_data", "load_model", "register"]
 
@@ -53,6 +55,15 @@ examples:
   topo-neurons compare none.npz t1.npz t2.npz --labels none T1 T2 --out deaths.pdf
   topo-neurons compare a.npz b.npz --style hist --out hist.png
 """
+
+
+class UserError(_CliUserError, ValueError):
+    """A user error of these commands: one line on stderr, exit status 2.
+
+    Also a ``ValueError``: under ``python -m topo_neurons.cli`` the running ``cli`` module is
+    ``__main__``, whose ``UserError`` is a different class from ``topo_neurons.cli.UserError``;
+    its handler still catches ``ValueError``.
+    """
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -155,7 +166,7 @@ def load_data(
         raise UserError(
             f"data must have shape (examples, features...); {spec!r} has shape {X.shape}"
         )
-    X = np.asarray(X, dtype=np.float32)
+    X = np.asarray(X, dtype=np.float64)
     if limit is not None:
         X = X[:limit]
     if X.shape[0] < 2:
@@ -163,7 +174,7 @@ def load_data(
     if not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
         raise UserError(f"data {spec!r} holds a NaN/Inf at index {tuple(int(i) for i in bad)}")
-    if standardize:
+    if standardize:  # in float64, then rounded once to float32
         mean = X.mean(axis=0, keepdims=True)
         std = X.std(axis=0, keepdims=True)
         X = (X - mean) / np.where(std > 0, std, 1.0)
@@ -212,10 +223,16 @@ def _state_dict(path: str) -> dict[str, Any]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise UserError(
+                f"weights file {path!r} is not a torch state-dict file (it cannot be unpickled "
+                "as tensors)"
+            ) from None
         raise UserError(
-            f"weights file {path!r} was refused by torch.load(weights_only=True): it holds "
-            f"objects other than tensors and plain containers (unsafe pickle). {first}"
+            f"weights file {path!r} was refused by torch.load(weights_only=True): it holds a "
+            f"{found.group(1)} object, not only tensors (unsafe pickle; loading it could run "
+            "arbitrary code)"
         ) from None
     except Exception as exc:
         raise UserError(
@@ -255,7 +272,9 @@ def _eager_from_script(script: Any) -> Any:
             super().__init__()
             object.__setattr__(self, "_child", child)  # not registered as a submodule
             for pname, param in child.named_parameters():
-                self.register_parameter(pname.replace(".", "_"), param)
+                # Script tensors are not Parameter instances; this wraps (shares) the storage.
+                shared = nn.Parameter(param, requires_grad=param.requires_grad)
+                self.register_parameter(pname.replace(".", "_"), shared)
             self.kind = str(getattr(child, "original_name", "module"))
 
         def forward(self, x: Any) -> Any:
@@ -264,7 +283,9 @@ def _eager_from_script(script: Any) -> Any:
         def extra_repr(self) -> str:
             return self.kind
 
-    return nn.Sequential(*[ScriptLayer(child) for _, child in script.named_children()])
+    return nn.Sequential(
+        OrderedDict((name, ScriptLayer(child)) for name, child in script.named_children())
+    )
 
 
 def load_model(
