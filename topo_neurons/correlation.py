@@ -38,7 +38,7 @@ ConstantPolicy = Literal["uncorrelated", "drop", "raise"]
 KINDS: tuple[str, ...] = ("abs", "sqrt")
 CONSTANT_POLICIES: tuple[str, ...] = ("uncorrelated", "drop", "raise")
 
-#: Number of output rows computed per block on the no-grad path (bounds temporaries).
+#: Rows per GEMM block on the no-grad path (bounds the temporaries of the GPU path).
 _BLOCK_ROWS = 2048
 #: Floor under ``1 − ρ²`` in the backward pass of ``kind="sqrt"`` (finite gradient at |ρ| = 1).
 _SQRT_GRAD_EPS = 1e-12
