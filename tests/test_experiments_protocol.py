@@ -1,0 +1,326 @@
+"""The training protocol and the resumable sweep: loss composition, early stopping, divergence,
+the atomic results file, resume after an interruption."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import topo_neurons as tn
+from topo_neurons.experiments import protocol as P
+from topo_neurons.experiments.data import split_and_standardize
+from topo_neurons.experiments.models import make_model
+
+
+def _small_classification(seed=0, m=200, k=3):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), m // k + 1)[:m]
+    X = rng.standard_normal((m, 6)) + 0.8 * y[:, None]
+    return split_and_standardize(X, y, name="syn", task_type="classification", seed=0)
+
+
+def _small_regression(seed=0, m=150):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, 5))
+    y = X @ rng.standard_normal(5) + 0.3 * rng.standard_normal(m)
+    return split_and_standardize(X, y, name="reg", task_type="regression", seed=0)
+
+
+# ------------------------------------------------------------------ planning and config
+
+
+def test_plan_runs_counts_and_order():
+    specs = P.plan_runs(["digits"], ["trapezium", "deep_trapezium"], ["none", "l1", "t1"],
+                        [1e-4, 1e-2], [0, 1])  # fmt: skip
+    # per network: none once, every other regulariser once per weight
+    assert len(specs) == 2 * 2 * (1 + 2 * 2)
+    assert [s.seed for s in specs[:10]] == [0] * 10  # network by network
+    assert specs[0] == P.RunSpec("digits", "trapezium", "none", 0.0, 0)
+    assert sum(s.regularizer == "none" for s in specs) == 4
+    assert len(set(specs)) == len(specs)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((["mnist2"], ["trapezium"], ["none"], [1e-3], [0]), r"unknown task 'mnist2'; valid"),
+        ((["digits"], ["mlp"], ["none"], [1e-3], [0]), r"unknown model 'mlp'; valid models"),
+        ((["digits"], ["trapezium"], ["dropout"], [1e-3], [0]),
+         r"unknown regularizer 'dropout'; valid regularizers are none, l1, l2, correlation"),
+        ((["digits"], ["trapezium"], ["t1"], [0.0, -1.0], [0]), r"positive and finite; got \[0"),
+        ((["digits"], ["trapezium"], ["t1"], [], [0]), r"grid of weights is empty"),
+        ((["digits"], ["trapezium"], ["t1"], [1e-3], []), r"no seeds given"),
+        (([], ["trapezium"], ["t1"], [1e-3], [0]), r"no tasks given; valid tasks are digits"),
+    ],
+)  # fmt: skip
+def test_plan_runs_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        P.plan_runs(*args)
+
+
+def test_config_hash_identifies_the_configuration():
+    a, b = P.TrainConfig(), P.TrainConfig()
+    assert a.config_hash() == b.config_hash() and len(a.config_hash()) == 10
+    changed = {
+        P.TrainConfig(max_epochs=61).config_hash(),
+        P.TrainConfig(lr=2e-3).config_hash(),
+        P.TrainConfig(kind="sqrt").config_hash(),
+        P.TrainConfig(t1_reduction="mean").config_hash(),
+        P.TrainConfig(sampling_p=0.5).config_hash(),
+        P.TrainConfig(split_seed=1).config_hash(),
+    }
+    assert len(changed) == 6 and a.config_hash() not in changed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_epochs": 0}, r"max_epochs must be a positive int; got 0"),
+        ({"patience": 1.5}, r"patience must be a positive int"),
+        ({"lr": -1.0}, r"lr must be a positive number"),
+        ({"kind": "cos"}, r"kind='cos' is not valid; valid kinds are 'abs', 'sqrt'"),
+        ({"t1_reduction": "max"}, r"t1_reduction='max' is not valid"),
+        ({"sampling_p": 0.0}, r"sampling_p must lie in \(0, 1\]"),
+        ({"t2_alpha": 2.0}, r"t2_alpha must lie in \[0, 1\]"),
+    ],
+)
+def test_config_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        P.TrainConfig(**kwargs)
+
+
+def test_build_regularizer_maps_names_to_the_losses():
+    cfg = P.TrainConfig(kind="sqrt", t1_reduction="mean", t2_alpha=0.3)
+    t1 = P.build_regularizer("t1", cfg)
+    assert isinstance(t1, tn.TopologicalRedundancy)
+    assert (t1.kind, t1.reduction) == ("sqrt", "mean")
+    t2 = P.build_regularizer("t2", cfg)
+    assert isinstance(t2, tn.DeathSpread) and t2.alpha == 0.3
+    assert isinstance(P.build_regularizer("correlation", cfg), tn.CorrelationPenalty)
+    assert isinstance(P.build_regularizer("decov", cfg), tn.DeCov)
+    assert isinstance(P.build_regularizer("l1", cfg), tn.L1Penalty)
+    assert isinstance(P.build_regularizer("l2", cfg), tn.L2Penalty)
+    assert P.build_regularizer("none", cfg) is None
+
+
+# ------------------------------------------------------------------ one run
+
+
+def _hand_written_step(ds, reg, weight, seed):
+    """One Adam step on ``cross_entropy + λ·R`` over the whole (single-batch) training set."""
+    torch.manual_seed(seed)
+    ref = make_model("trapezium", ds.input_shape, ds.n_outputs)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(seed))
+    x, y = torch.from_numpy(ds.X_train)[perm], torch.from_numpy(ds.y_train)[perm]
+    linears = [m for m in ref.modules() if isinstance(m, nn.Linear)]
+    acts = []
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o)) for m in linears]
+    out = ref(x)
+    for h in hooks:
+        h.remove()
+    loss = nn.functional.cross_entropy(out, y)
+    if reg == "t1":
+        D = 1 - torch.corrcoef(torch.cat(acts, 1).T).abs()
+        loss = loss + weight * (1 - tn.differentiable_deaths(D)).sum()
+    elif reg == "l2":
+        loss = loss + weight * sum((m.weight**2).sum() for m in linears)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return ref
+
+
+def _mismatch(a, b):
+    """Fraction of parameters that differ by more than 1e-5, and the largest difference."""
+    diff = torch.cat([(p - q).abs().ravel() for p, q in zip(a.parameters(), b.parameters())])
+    return (diff > 1e-5).double().mean().item(), diff.max().item()
+
+
+@pytest.mark.parametrize(("reg", "weight"), [("none", 0.0), ("t1", 0.05), ("l2", 1e-2)])
+def test_one_step_matches_a_hand_written_training_step(reg, weight):
+    """One epoch of one batch (m_train ≤ 256): the protocol's update equals Adam on
+    ``cross_entropy + λ·R`` written out by hand with the same seed (and differs from the
+    unregularised step). Adam's first step is ``lr · g / (|g| + ε)``, so parameters whose
+    gradient is ~ε may differ by a fraction of ``lr`` between two float32 computations of the
+    same gradient: a few such elements are allowed, a sign flip (2·lr) is not."""
+    ds = _small_classification()
+    assert len(ds.y_train) <= 256
+    cfg = P.TrainConfig(max_epochs=1, patience=1)
+    model, row = P.train_network(P.RunSpec("syn", "trapezium", reg, weight, 3), cfg, ds)
+    assert row["status"] == "ok" and row["best_epoch"] == 1
+    frac, worst = _mismatch(model, _hand_written_step(ds, reg, weight, 3))
+    assert frac < 1e-3 and worst < 1.5e-3
+    if reg != "none":
+        frac0, worst0 = _mismatch(model, _hand_written_step(ds, "none", 0.0, 3))
+        assert frac0 > 0.05 and worst0 > 1.5e-3
+
+
+def test_early_stopping_restores_the_best_epoch():
+    ds = _small_classification(1)
+    history = []
+    cfg = P.TrainConfig(max_epochs=40, patience=3, lr=3e-3)
+    model, row = P.train_network(
+        P.RunSpec("syn", "trapezium", "none", 0.0, 0),
+        cfg,
+        ds,
+        on_epoch=lambda e, m, loss: history.append((e, m, loss)),
+    )
+    scores = [(m, -loss) for _, m, loss in history]
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # first of the maxima
+    assert row["best_epoch"] == history[best][0]
+    assert row["epochs"] == len(history)
+    assert row["epochs"] == min(cfg.max_epochs, row["best_epoch"] + cfg.patience)
+    # the returned model is the best epoch's: its validation metric and loss are reproduced
+    with torch.no_grad():
+        out = model(torch.from_numpy(ds.X_val))
+    acc = (out.argmax(1).numpy() == ds.y_val).mean()
+    assert float(row["val_metric"]) == pytest.approx(acc) == pytest.approx(history[best][1])
+    assert float(row["val_loss"]) == pytest.approx(history[best][2], rel=1e-5)
+    with torch.no_grad():
+        test_acc = (model(torch.from_numpy(ds.X_test)).argmax(1).numpy() == ds.y_test).mean()
+    assert float(row["test_metric"]) == pytest.approx(test_acc)
+    assert not model.training
+
+
+def test_runs_are_deterministic():
+    ds = _small_classification(2)
+    cfg = P.TrainConfig(max_epochs=3)
+    spec = P.RunSpec("syn", "deep_trapezium", "t2", 1e-2, 7)
+    _, a = P.train_network(spec, cfg, ds)
+    _, b = P.train_network(spec, cfg, ds)
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b
+
+
+def test_regression_reports_r2():
+    from sklearn.metrics import r2_score
+
+    ds = _small_regression()
+    model, row = P.train_network(
+        P.RunSpec("reg", "trapezium", "correlation", 1e-2, 0), P.TrainConfig(max_epochs=5), ds
+    )
+    assert row["metric"] == "r2" and row["status"] == "ok"
+    with torch.no_grad():
+        pred = model(torch.from_numpy(ds.X_test)).numpy().ravel()
+    assert float(row["test_metric"]) == pytest.approx(r2_score(ds.y_test, pred), rel=1e-5)
+
+
+class _NaNLoss(nn.Module):
+    def forward(self, A):
+        return A.sum() * float("nan")
+
+
+def test_nan_regulariser_is_recorded_as_diverged(monkeypatch):
+    monkeypatch.setattr(P, "build_regularizer", lambda name, cfg: _NaNLoss())
+    _, row = P.train_network(
+        P.RunSpec("syn", "trapezium", "t1", 1.0, 0), P.TrainConfig(), _small_classification()
+    )
+    assert row["status"] == "diverged"
+    assert row["message"] == "loss nan at epoch 1"
+    assert row["test_metric"] == row["val_metric"] == row["best_epoch"] == ""
+
+
+def test_non_finite_activations_are_recorded_as_diverged(monkeypatch):
+    def broken(name, in_features, out_features):
+        model = make_model(name, in_features, out_features)
+        with torch.no_grad():
+            model.net.fc2.weight[0, 0] = float("inf")
+        return model
+
+    monkeypatch.setattr(P, "make_model", broken)
+    _, row = P.train_network(
+        P.RunSpec("syn", "trapezium", "t2", 1e-3, 0), P.TrainConfig(), _small_classification()
+    )
+    assert row["status"] == "diverged"
+    assert row["message"].startswith("non-finite outputs at epoch 1") or "NaN/Inf" in row["message"]
+
+
+def test_positive_weight_required():
+    with pytest.raises(ValueError, match=r"regulariser 't1' needs a positive weight; got 0.0"):
+        P.train_network(
+            P.RunSpec("syn", "trapezium", "t1", 0.0, 0), P.TrainConfig(), _small_classification()
+        )
+
+
+# ------------------------------------------------------------------ results file and sweep
+
+
+def test_results_file_roundtrip_and_validation(tmp_path):
+    rows = [
+        {f: f"{f}{i}" for f in P.RESULT_FIELDS} | {"weight": "0.001", "message": 'a,"b"\nc'}
+        for i in range(3)
+    ]
+    path = P.write_results(tmp_path / "r.csv", rows)
+    assert P.read_results(path) == [{k: str(v) for k, v in r.items()} for r in rows]
+    assert P.read_results(tmp_path / "missing.csv") == []
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"not a results file: missing column\(s\) task"):
+        P.read_results(tmp_path / "other.csv")
+    assert list(tmp_path.glob(".r.csv*")) == []  # no temporary left behind
+
+
+SWEEP_CFG = P.TrainConfig(max_epochs=1)
+
+
+def _specs():
+    return P.plan_runs(["breast_cancer"], ["trapezium"], ["none", "l2", "t1"], [1e-3], [0, 1])
+
+
+def test_sweep_records_every_run_and_resumes(tmp_path):
+    path = tmp_path / "results.csv"
+    first = P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
+    assert (first.ran, first.skipped, len(first.rows)) == (6, 0, 6)
+    rows = P.read_results(path)
+    keys = {tuple(r[f] for f in ("regularizer", "weight", "seed")) for r in rows}
+    assert keys == {(r, w, s) for r, w in (("none", "0"), ("l2", "0.001"), ("t1", "0.001"))
+                    for s in ("0", "1")}  # fmt: skip
+    assert all(r["status"] == "ok" and 0 <= float(r["test_metric"]) <= 1 for r in rows)
+    text = path.read_text()
+    again = P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
+    assert (again.ran, again.skipped) == (0, 6)
+    assert path.read_text() == text
+    # a different configuration is a different set of runs; old rows are kept in the file
+    other = P.run_sweep(_specs()[:1], P.TrainConfig(max_epochs=2), path, progress=False)
+    assert (other.ran, len(other.rows)) == (1, 1)
+    assert len(P.read_results(path)) == 7
+
+
+def test_interrupted_sweep_loses_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "results.csv"
+    calls = []
+    real = P.run_one
+
+    def flaky(spec, config):
+        calls.append(spec)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec, config)
+
+    monkeypatch.setattr(P, "run_one", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
+    saved = P.read_results(path)
+    assert len(saved) == 2
+    monkeypatch.setattr(P, "run_one", real)
+    resumed = P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
+    assert (resumed.ran, resumed.skipped) == (4, 2)
+    final = P.read_results(path)
+    assert final[:2] == saved  # finished runs are kept as they were
+    assert len({tuple(r[f] for f in P.RESULT_FIELDS[:6]) for r in final}) == 6
+
+
+def test_sweep_jobs_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match=r"jobs must be a positive int; got 0"):
+        P.run_sweep(_specs(), SWEEP_CFG, tmp_path / "r.csv", jobs=0)
+
+
+def test_format_weight_is_canonical():
+    assert P.format_weight(1e-6) == "1e-06" == P.format_weight(float("1e-6"))
+    assert P.format_weight(100) == "100"
+    assert P.RunSpec("a", "b", "t1", 0.001, 2).key("h") == ("a", "b", "t1", "0.001", "2", "h")
+    assert math.isclose(float(P.format_weight(1 / 3)), 1 / 3, rel_tol=1e-5)
