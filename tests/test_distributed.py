@@ -100,6 +100,10 @@ def _worker(rank: int, port: int, queue: mp.Queue) -> None:
         )(rec.activations())
         obj.backward()
         res["ddp"] = (obj.item(), {k: p.grad.numpy().copy() for k, p in model.named_parameters()})
+        # Importance sampling ranks neurons on the global batch: every rank keeps the same.
+        acts = {"h": A_local.abs() * (1 + rank), "out": torch.zeros(M_PER_RANK, 2)}
+        sel = tn.ImportanceSampling(0.4, distributed=True).select(acts, "out")
+        res["importance"] = sel["h"].tolist()
         # Unequal shapes across ranks: a clear error on every rank.
         try:
             gather_activations(torch.zeros(3 + rank, 2))
@@ -197,6 +201,16 @@ def test_ddp_parameter_gradients_equal_the_single_process_run(rank_results):
             np.testing.assert_allclose(
                 grads[k], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{k} rank {rank}"
             )
+
+
+def test_distributed_importance_sampling_uses_the_global_batch(rank_results):
+    A = full_activations().abs()
+    A[M_PER_RANK:] *= 2  # rank 1 scaled its slice by 1 + rank
+    expected = tn.ImportanceSampling(0.4).select({"h": A, "out": torch.zeros(1, 2)}, "out")["h"]
+    local0 = tn.ImportanceSampling(0.4).select({"h": A[:M_PER_RANK], "out": A[:1]}, "out")["h"]
+    assert local0.tolist() != expected.tolist()  # the local ranking would differ
+    for res in rank_results.values():
+        assert res["importance"] == expected.tolist()
 
 
 def test_uneven_shapes_are_reported_with_every_rank(rank_results):

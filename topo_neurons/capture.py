@@ -24,7 +24,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+import torch.distributed
 from torch import nn
+
+from .distributed import use_distributed
 
 __all__ = [
     "ActivationRecorder",
@@ -119,6 +122,11 @@ class ImportanceSampling:
     ----------
     p : float, default 1.0
         Fraction of each hidden layer to keep, ``0 < p ≤ 1``.
+    distributed : {False, True, "auto"}, default False
+        Under data parallelism, rank the neurons by their mean ``|activation|`` over the
+        *global* batch (an all-reduce of the per-rank scores), so that every rank keeps the same
+        neurons: needed when a regulariser gathers activations across ranks. Every rank must
+        then record at the same time (as in a DDP training step).
 
     Examples
     --------
@@ -129,8 +137,10 @@ class ImportanceSampling:
     {'h': tensor([1, 2]), 'out': tensor([0, 1])}
     """
 
-    def __init__(self, p: float = 1.0) -> None:
+    def __init__(self, p: float = 1.0, *, distributed: bool | str = False) -> None:
         self.p = _check_fraction(p, "ImportanceSampling")
+        use_distributed(distributed)  # validates the value
+        self.distributed = distributed
 
     def select(
         self, per_layer: Mapping[str, torch.Tensor], output_layer: str
@@ -149,6 +159,7 @@ class ImportanceSampling:
         dict of str to torch.LongTensor, each of shape (k_layer,)
         """
         out = {}
+        gather = use_distributed(self.distributed)
         for name, a in per_layer.items():
             n = a.shape[1]
             if name == output_layer or self.p == 1.0:
@@ -156,6 +167,8 @@ class ImportanceSampling:
                 continue
             k = _sample_count(self.p, n)
             score = a.detach().abs().mean(dim=0)
+            if gather:
+                torch.distributed.all_reduce(score)  # same ranking on every rank
             order = torch.argsort(score, descending=True, stable=True)
             out[name] = torch.sort(order[:k]).values
         return out
@@ -369,7 +382,8 @@ def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Leaf modules with parameters of their own (Linear, Conv*, …)."""
     out = []
     for name, mod in model.named_modules():
-        if next(mod.children(), None) is None and next(mod.parameters(recurse=False), None) is not None:
+        is_leaf = next(mod.children(), None) is None
+        if is_leaf and next(mod.parameters(recurse=False), None) is not None:
             out.append((name, mod))
     return out
 

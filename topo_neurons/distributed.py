@@ -2,19 +2,19 @@
 
 Under data parallelism each rank sees ``m_r`` examples; a correlation over one rank's slice is a
 noisier estimate than over the global batch. :func:`gather_activations` concatenates every
-rank's activations (rank order) with :func:`torch.distributed.nn.functional.all_gather`, whose
-backward sends each rank the gradient of its own slice, so a loss on the global batch trains
-every rank's copy of the model.
+rank's activations (rank order) with an all-gather whose backward sends each rank the gradient
+of its own rows, so a loss on the global batch trains every rank's copy of the model.
 
-Gradient scale. Every rank computes the same loss ``L(A_global)``. The backward of
-``all_gather`` *sums* over ranks the gradients each rank's (identical) loss sends to a slice, so
-rank ``r`` receives ``W · ∂L/∂A_r`` (``W`` the world size). ``DistributedDataParallel``
-*averages* parameter gradients over ranks, which divides by ``W`` again: with
-``gradient="ddp"`` (the default) the parameter gradients after DDP's averaging equal the
-single-process gradients of ``L`` on the concatenated batch, the same convention as a
-mean-reduced task loss. ``gradient="exact"`` rescales so that rank ``r`` receives exactly
-``∂L/∂A_r`` (for loops that *sum* gradients over ranks themselves). Both are checked
-numerically against a single process by ``tests/test_distributed.py``.
+Gradient scale. Every rank computes the same loss ``L(A_global)``. The backward *sums* over
+ranks the gradients that each rank's (identical) loss sends to a slice (an all-reduce), so rank
+``r`` receives ``W · ∂L/∂A_r`` (``W`` the world size), as
+``torch.distributed.nn.functional.all_gather`` does. ``DistributedDataParallel`` *averages*
+parameter gradients over ranks, which divides by ``W`` again: with ``gradient="ddp"`` (the
+default) the parameter gradients after DDP's averaging equal the single-process gradients of
+``L`` on the concatenated batch, the same convention as a mean-reduced task loss.
+``gradient="exact"`` rescales so that rank ``r`` receives exactly ``∂L/∂A_r`` (for loops that
+*sum* gradients over ranks themselves). Both are checked numerically against a single process
+by ``tests/test_distributed.py``.
 
 This module needs only torch.
 """
@@ -90,17 +90,32 @@ def use_distributed(distributed: bool | str, group: object = None) -> bool:
     )
 
 
-class _ScaleGrad(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by a constant."""
+class _AllGatherRows(torch.autograd.Function):
+    """All-gather along dim 0 with a summed backward.
+
+    Backward: the gradients of the gathered tensor are summed over ranks (an all-reduce), each
+    rank keeps its own rows and multiplies them by ``scale``. Written here rather than taken from
+    ``torch.distributed.nn.functional.all_gather``, whose gloo backward mis-reads non-contiguous
+    gradients (e.g. those flowing back through a transpose) and which torch deprecates.
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.scale = scale
-        return x.view_as(x)
+    def forward(ctx, x: torch.Tensor, group: object, scale: float) -> torch.Tensor:  # type: ignore[override]
+        x = x.contiguous()
+        W = dist.get_world_size(group=group)
+        parts = [torch.empty_like(x) for _ in range(W)]
+        dist.all_gather(parts, x, group=group)
+        ctx.group, ctx.scale = group, scale
+        ctx.rows = (dist.get_rank(group=group) * x.shape[0], x.shape[0])
+        return torch.cat(parts, dim=0)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad * ctx.scale, None
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=ctx.group)
+        start, m = ctx.rows
+        own = total[start : start + m]
+        return (own * ctx.scale if ctx.scale != 1.0 else own), None, None
 
 
 def gather_activations(
@@ -137,8 +152,6 @@ def gather_activations(
     W = world_size(group)
     if W == 1:
         return A
-    from torch.distributed.nn.functional import all_gather
-
     shape = torch.tensor(list(A.shape) + [0] * (2 - A.ndim), dtype=torch.long, device=A.device)
     shapes = [torch.empty_like(shape) for _ in range(W)]
     dist.all_gather(shapes, shape, group=group)
@@ -149,5 +162,4 @@ def gather_activations(
             f"got {dict(enumerate(listed))} (rank: shape); use equal per-rank batch sizes "
             "(e.g. DistributedSampler with drop_last=True) and the same neuron sampling"
         )
-    x = _ScaleGrad.apply(A, 1.0 / W) if gradient == "exact" else A
-    return torch.cat(all_gather(x, group=group), dim=0)
+    return _AllGatherRows.apply(A, group, 1.0 / W if gradient == "exact" else 1.0)
