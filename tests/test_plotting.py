@@ -53,7 +53,10 @@ def test_plot_barcode_draws_one_bar_per_death_sorted(rng):
     np.testing.assert_allclose(widths[np.argsort(ys)], np.sort(bc.deaths))
     inf = [a for a in ax.get_lines() if a.get_gid() == "infinite-bar"]
     assert len(inf) == 1
-    assert inf[0].get_xdata()[1] > bc.deaths.max()  # drawn beyond every finite bar
+    # From x = 0 to the right edge (axes coordinates), beyond every finite bar.
+    assert inf[0].get_transform() == ax.get_yaxis_transform()
+    np.testing.assert_allclose(inf[0].get_xdata(), [0.0, 0.97])
+    assert ax.get_xlim()[1] > bc.deaths.max()
     assert inf[0].get_ydata()[0] > ys.max()  # and above them
     assert "∞" in [t.get_text() for t in ax.texts]
     assert len(plt.get_fignums()) == 1  # ax=... draws there, no new figure

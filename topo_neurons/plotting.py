@@ -148,7 +148,8 @@ def plot_barcode(
     -------
     matplotlib.axes.Axes
         The Axes; its ``containers`` hold one ``BarContainer`` per colour group (``n − 1``
-        rectangles in all), the infinite bar has ``gid="infinite-bar"``.
+        rectangles in all), the infinite bar is a line with ``gid="infinite-bar"`` (x in axes
+        coordinates, to the right edge).
 
     Examples
     --------
@@ -191,21 +192,26 @@ def plot_barcode(
     xmax = top * 1.12 if top > 0 else 1.0
     ax.set_xlim(0.0, xmax)
     if infinite:
+        # x in axes coordinates: the infinite bar always reaches the right edge (also when the
+        # x axis is shared with other panels); y in data coordinates.
+        trans = ax.get_yaxis_transform()
         yi = float(k)
         (line,) = ax.plot(
-            [0.0, xmax * 0.97], [yi, yi], color="black", lw=1.5, solid_capstyle="butt"
+            [0.0, 0.97], [yi, yi], color="black", lw=1.5, solid_capstyle="butt", transform=trans
         )
         line.set_gid("infinite-bar")
-        ax.plot([xmax * 0.97], [yi], marker=">", color="black", ms=4, clip_on=False)
+        ax.plot([0.97], [yi], marker=">", color="black", ms=4, clip_on=False, transform=trans)
         ax.annotate(
             "∞",
-            (xmax * 0.97, yi),
+            (0.97, yi),
+            xycoords=trans,
             xytext=(-2, 3),
             textcoords="offset points",
             ha="right",
             va="bottom",
         )
-    ax.set_ylim(-1.0, k + (2.0 if infinite else 0.0))
+    # Room above the infinite bar for its "∞" label, inside the axes (clear of any title).
+    ax.set_ylim(-1.0, k + (max(1.8, 0.08 * (k + 1)) if infinite else 0.0))
     ax.set_yticks([])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{k} finite bars, sorted by death")
