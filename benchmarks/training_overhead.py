@@ -23,8 +23,8 @@ over the rounds and its ratio to the plain step's median.
 
 Usage::
 
-    python benchmarks/training_overhead.py                  # 30 rounds
-    python benchmarks/training_overhead.py --rounds 5 --threads 1
+    python benchmarks/training_overhead.py                  # 30 rounds, 1 torch thread
+    python benchmarks/training_overhead.py --rounds 5 --threads 0   # torch's default threads
 """
 
 from __future__ import annotations
@@ -106,7 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a small shared machine OpenMP barriers under "
+        "contention swamp the measurement; 0: torch's default)",
+    )
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
