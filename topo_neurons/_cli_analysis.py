@@ -426,8 +426,9 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     figures = {
         "barcode": lambda ax: plot_barcode(report, ax=ax, title=title),
         "diagram": lambda ax: plot_diagram(report, ax=ax, title=title),
+        # Highlight merges below the middle threshold (0.2 by default).
         "dendrogram": lambda ax: plot_dendrogram(
-            report, ax=ax, threshold=report.pair_threshold, title=title
+            report, ax=ax, threshold=sorted(thresholds)[len(thresholds) // 2], title=title
         ),
         "mst": lambda ax: plot_mst(report, ax=ax, title=title),
     }
