@@ -288,7 +288,7 @@ def plot_diagram(
         ax.axhline(yi, ls=":", lw=0.8, color="black", zorder=0)
         pt = ax.scatter([0.0], [yi], marker="^", color="black", s=24, clip_on=False, zorder=3)
         pt.set_gid("infinite-point")
-        ax.annotate("∞", (0.0, yi), xytext=(6, 0), textcoords="offset points", va="center")
+        ax.annotate("∞", (0.0, yi), xytext=(6, 1), textcoords="offset points", va="bottom")
     ax.set_xlim(-0.04 * lim, lim)
     ax.set_ylim(-0.02 * lim, lim)
     ax.set_xlabel("birth")
