@@ -73,6 +73,16 @@ def test_blocked_ranking_matrix_over_several_blocks_matches_scipy():
     )
 
 
+def test_input_is_never_modified_even_as_a_transposed_view():
+    """Regression: the transposed layout must be a copy when ``A.T`` is already contiguous."""
+    B = torch.from_numpy(np.ascontiguousarray(correlated(30, 8, 13).T))  # (n, m) contiguous
+    A = B.T  # (m, n) view whose transpose is contiguous
+    before = A.clone()
+    for loss in (topological_redundancy, death_spread):
+        loss(A.requires_grad_(False))
+    assert torch.equal(A, before)
+
+
 def test_every_backend_gives_the_same_loss(backend):
     A = torch.from_numpy(correlated(40, 25, 1))
     ref = np.sum(1 - reference_deaths(A.numpy(), "abs"))

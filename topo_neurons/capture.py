@@ -589,6 +589,10 @@ class ActivationRecorder:
                 "be recorded with the others: record it in its own ActivationRecorder"
             )
         for name, a in full.items():
+            # One reduction pass; only a non-finite sum (a NaN/Inf, or an overflow) needs the
+            # elementwise scan that finds the culprit.
+            if bool(torch.isfinite(a.detach().sum())):
+                continue
             finite = torch.isfinite(a.detach())
             if not bool(finite.all()):
                 ex, neuron = torch.nonzero(~finite)[0].tolist()
@@ -604,6 +608,9 @@ class ActivationRecorder:
             return self._cache
         full = self._full()
         output_layer = next(reversed(full))
+        if type(self.sampling) is AllNeurons:  # fast path: nothing to select or check
+            self._cache = (self.sampling.select(full, output_layer), full)
+            return self._cache
         sel = self.sampling.select(full, output_layer)
         if not isinstance(sel, Mapping) or set(sel) != set(full):
             got = list(sel) if isinstance(sel, Mapping) else type(sel).__name__
