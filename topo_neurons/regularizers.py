@@ -267,7 +267,7 @@ def topological_redundancy(
 
         T_1(A) = \sum_{k=1}^{n-1} (1 - d_k)
 
-    where :math:`d_k` are the deaths (MST edge weights) of the correlation dissimilarity of the
+    where ``d_k`` are the deaths (MST edge weights) of the correlation dissimilarity of the
     neurons. Minimising it raises the smallest deaths: it decorrelates each neuron from its
     most correlated neighbour only.
 
@@ -474,9 +474,10 @@ class TopologicalRedundancy(nn.Module):
     backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
     distributed : {False, True, "auto"}, default False
 
-    Shape:
-        - Input: :math:`(m, n)`, ``m`` examples (``≥ 2``), ``n`` neurons (``≥ 2``).
-        - Output: scalar.
+    Shape
+    -----
+    - Input: ``(m, n)``, ``m`` examples (``≥ 2``), ``n`` neurons (``≥ 2``).
+    - Output: scalar.
 
     References
     ----------
@@ -539,9 +540,10 @@ class DeathSpread(nn.Module):
     backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
     distributed : {False, True, "auto"}, default False
 
-    Shape:
-        - Input: :math:`(m, n)`.
-        - Output: scalar.
+    Shape
+    -----
+    - Input: ``(m, n)``.
+    - Output: scalar.
 
     References
     ----------
@@ -593,9 +595,10 @@ class CorrelationPenalty(nn.Module):
     ----------
     distributed : {False, True, "auto"}, default False
 
-    Shape:
-        - Input: :math:`(m, n)`.
-        - Output: scalar.
+    Shape
+    -----
+    - Input: ``(m, n)``.
+    - Output: scalar.
 
     References
     ----------
@@ -634,9 +637,10 @@ class DeCov(nn.Module):
     ----------
     distributed : {False, True, "auto"}, default False
 
-    Shape:
-        - Input: :math:`(m, n)`.
-        - Output: scalar.
+    Shape
+    -----
+    - Input: ``(m, n)``.
+    - Output: scalar.
 
     References
     ----------
@@ -714,9 +718,10 @@ class L1Penalty(_WeightPenalty):
     include_biases : bool, default False
         Penalise every parameter.
 
-    Shape:
-        - Input: a ``torch.nn.Module`` (not activations).
-        - Output: scalar.
+    Shape
+    -----
+    - Input: a ``torch.nn.Module`` (not activations).
+    - Output: scalar.
 
     Examples
     --------
@@ -747,9 +752,10 @@ class L2Penalty(_WeightPenalty):
     ----------
     include_biases : bool, default False
 
-    Shape:
-        - Input: a ``torch.nn.Module``.
-        - Output: scalar.
+    Shape
+    -----
+    - Input: a ``torch.nn.Module``.
+    - Output: scalar.
 
     Examples
     --------

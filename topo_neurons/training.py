@@ -68,9 +68,10 @@ class Regularized(nn.Module):
     sampling : SamplingStrategy, optional
         Neuron sampling (default: all neurons).
 
-    Shape:
-        - Input: whatever ``model`` takes.
-        - Output: ``RegularizedOutput(output, penalty)``, ``penalty`` a scalar tensor.
+    Shape
+    -----
+    - Input: whatever ``model`` takes.
+    - Output: ``RegularizedOutput(output, penalty)``, ``penalty`` a scalar tensor.
 
     Examples
     --------
