@@ -24,6 +24,14 @@ from .capture import (
 )
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
 from .distributed import gather_activations
+from .experiments import (
+    critical_difference,
+    friedman_test,
+    load_task,
+    make_model,
+    plot_cd_diagram,
+    reproduce,
+)
 from .persistence import Barcode, differentiable_deaths, zero_persistence
 from .plotting import (
     paper_style,
@@ -77,14 +85,20 @@ __all__ = [
     "constant_neurons",
     "correlation_dissimilarity",
     "correlation_matrix",
+    "critical_difference",
     "differentiable_deaths",
+    "friedman_test",
     "gather_activations",
+    "load_task",
+    "make_model",
     "paper_style",
     "plot_barcode",
     "plot_barcode_evolution",
+    "plot_cd_diagram",
     "plot_death_distribution",
     "plot_dendrogram",
     "plot_diagram",
     "plot_mst",
+    "reproduce",
     "zero_persistence",
 ]

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats as _sps
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -74,6 +73,13 @@ NEMENYI_Q: dict[float, dict[int, float]] = {
 }
 
 
+def _sps():
+    """scipy.stats, imported on first use (keeps ``import topo_neurons`` light)."""
+    from scipy import stats
+
+    return stats
+
+
 def _as_scores(scores: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] < 1 or s.shape[1] < 2:
@@ -113,7 +119,7 @@ def rank_scores(
     array([[1.5, 3. , 1.5, 4. ]])
     """
     s = _as_scores(scores)
-    return _sps.rankdata(-s if higher_is_better else s, axis=1, method="average")
+    return _sps().rankdata(-s if higher_is_better else s, axis=1, method="average")
 
 
 def average_ranks(
@@ -178,7 +184,7 @@ def _iman_davenport(chi2: float, n: int, k: int) -> tuple[float, float]:
     f = (n - 1) * chi2 / denom
     if df2 == 0:  # a single data set: the F distribution is undefined, nothing can be rejected
         return float(f), 1.0
-    return float(f), float(_sps.f.sf(f, df1, df2))
+    return float(f), float(_sps().f.sf(f, df1, df2))
 
 
 def friedman_from_ranks(avg_ranks: np.ndarray | Sequence[float], n_datasets: int) -> FriedmanResult:
@@ -217,7 +223,7 @@ def friedman_from_ranks(avg_ranks: np.ndarray | Sequence[float], n_datasets: int
     f, f_p = _iman_davenport(chi2, n, k)
     return FriedmanResult(
         chi2=chi2,
-        chi2_pvalue=float(_sps.chi2.sf(chi2, k - 1)),
+        chi2_pvalue=float(_sps().chi2.sf(chi2, k - 1)),
         f=f,
         f_pvalue=f_p,
         average_ranks=R,
@@ -264,7 +270,7 @@ def friedman_test(
     f, f_p = _iman_davenport(chi2, n, k)
     return FriedmanResult(
         chi2=chi2,
-        chi2_pvalue=float(_sps.chi2.sf(chi2, k - 1)),
+        chi2_pvalue=float(_sps().chi2.sf(chi2, k - 1)),
         f=f,
         f_pvalue=f_p,
         average_ranks=result.average_ranks,
@@ -301,7 +307,7 @@ def nemenyi_q(n_methods: int, alpha: float = 0.05) -> float:
     table = NEMENYI_Q.get(round(float(alpha), 10))
     if table is not None and int(n_methods) in table:
         return table[int(n_methods)]
-    return float(_sps.studentized_range.ppf(1.0 - alpha, int(n_methods), np.inf) / np.sqrt(2.0))
+    return float(_sps().studentized_range.ppf(1.0 - alpha, int(n_methods), np.inf) / np.sqrt(2.0))
 
 
 def critical_difference(n_methods: int, n_datasets: int, alpha: float = 0.05) -> float:
