@@ -8,6 +8,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import squareform
@@ -328,3 +330,42 @@ def test_analyse_errors(rng):
     with pytest.raises(ValueError):
         tn.analyse(model, X[:, :4])
     assert model.training
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=40),
+    st.integers(min_value=2, max_value=6),
+    st.lists(st.integers(min_value=1, max_value=15), min_size=1, max_size=6),
+    st.integers(min_value=0, max_value=2**31 - 1),
+)
+def test_streaming_correlation_any_batch_split_property(m, n, cuts, seed):
+    gen = np.random.default_rng(seed)
+    X = gen.standard_normal((m, n)) * gen.uniform(0.1, 10.0, n) + gen.uniform(-50, 50, n)
+    acc = StreamingCorrelation(n)
+    start = 0
+    for size in [*cuts, m]:  # arbitrary batch sizes, the rest in one batch
+        acc.update(X[start : start + size])
+        start = min(start + size, m)
+    assert acc.n_examples == m
+    np.testing.assert_allclose(acc.correlation(), np.corrcoef(X, rowvar=False), atol=1e-9)
+
+
+def test_conv_layers_are_labelled_by_flat_channel_position(rng):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 3 * 3, 4)).double()
+    X = torch.from_numpy(rng.standard_normal((120, 1, 5, 5)))
+    report = tn.analyse(model, X, batch_size=50)
+    assert report.layers["0"].n_neurons == 18 and report.layers["2"].n_neurons == 4
+    assert report.labels[:3] == ("0[0]", "0[1]", "0[2]") and report.labels[-1] == "2[3]"
+    with torch.no_grad():
+        A = torch.cat([model[0](X).reshape(120, -1), model(X)], dim=1).numpy()
+    ref = tn.zero_persistence(_abs_dissimilarity(A))
+    np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-9)
+
+
+def test_progress_bar_goes_to_stderr(rng, capsys):
+    tn.analyse(_mlp(), _data(rng), batch_size=100, progress=True)
+    captured = capsys.readouterr()
+    assert "analyse:" in captured.err and "/4 [" in captured.err  # total known: 4 batches
+    assert captured.out == ""
