@@ -1,0 +1,122 @@
+"""Weight selection per network, the summary statistics and the Markdown report, on
+hand-written results rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from topo_neurons.experiments import reproduce as R
+from topo_neurons.experiments.stats import critical_difference, friedman_test
+
+
+def _row(reg, weight, seed, val, test, loss=0.5, status="ok", model="trapezium"):
+    ok = status == "ok"
+    return {
+        "task": "digits",
+        "model": model,
+        "regularizer": reg,
+        "weight": str(weight),
+        "seed": str(seed),
+        "config_hash": "abc",
+        "status": status,
+        "metric": "accuracy",
+        "val_metric": str(val) if ok else "",
+        "test_metric": str(test) if ok else "",
+        "val_loss": str(loss) if ok else "",
+        "best_epoch": "5" if ok else "",
+        "epochs": "15",
+        "seconds": "1.0",
+        "message": "" if ok else "loss nan at epoch 2",
+    }
+
+
+def _rows():
+    rows = []
+    tests = {  # seed → test accuracy of none, l2's chosen run, t1's chosen run
+        0: (0.90, 0.91, 0.93),
+        1: (0.92, 0.90, 0.94),
+        2: (0.91, 0.92, 0.95),
+    }
+    for seed, (t_none, t_l2, t_t1) in tests.items():
+        rows.append(_row("none", 0, seed, 0.90, t_none))
+        # l2: 1e-3 wins on validation; 1e-2 has a lower loss but a lower metric
+        rows.append(_row("l2", 0.001, seed, 0.95, t_l2, loss=0.6))
+        rows.append(_row("l2", 0.01, seed, 0.94, 0.99, loss=0.1))
+        # t1: a tie on validation metric, broken by the lower validation loss (1e-2);
+        # 1 diverged (never chosen, even though listed first)
+        rows.append(_row("t1", 1, seed, 0, 0, status="diverged"))
+        rows.append(_row("t1", 0.001, seed, 0.96, 0.50, loss=0.40))
+        rows.append(_row("t1", 0.01, seed, 0.96, t_t1, loss=0.30))
+    return rows, tests
+
+
+def test_select_best_by_validation_metric_then_loss():
+    rows, _ = _rows()
+    best = R.select_best(rows)
+    assert sorted(best) == [("digits", "trapezium", s) for s in range(3)]
+    for net in best:
+        assert best[net]["l2"]["weight"] == "0.001"
+        assert best[net]["t1"]["weight"] == "0.01"
+        assert best[net]["none"]["weight"] == "0"
+
+
+def test_select_best_ties_on_metric_and_loss_go_to_the_smaller_weight():
+    rows = [_row("l1", 0.01, 0, 0.9, 0.1), _row("l1", 0.0001, 0, 0.9, 0.2)]
+    assert R.select_best(rows)[("digits", "trapezium", 0)]["l1"]["weight"] == "0.0001"
+
+
+def test_summary_scores_and_statistics():
+    rows, tests = _rows()
+    s = R.summarize(rows)
+    assert s.regularizers == ["none", "l2", "t1"]
+    expected = np.array([tests[seed] for seed in range(3)])
+    np.testing.assert_allclose(s.scores, expected)
+    ref = friedman_test(expected)
+    np.testing.assert_allclose(s.average_ranks, ref.average_ranks)
+    assert s.friedman.chi2 == pytest.approx(ref.chi2)
+    assert s.cd == pytest.approx(critical_difference(3, 3))
+    assert s.diverged == {("t1", "1"): 3}
+    np.testing.assert_allclose(s.average_ranks, [(3 + 2 + 3) / 3, (2 + 3 + 2) / 3, 1.0])
+
+
+def test_network_where_a_regulariser_always_diverged_is_left_out_and_named():
+    rows, _ = _rows()
+    rows = [r for r in rows if not (r["seed"] == "2" and r["regularizer"] == "t1")]
+    rows.append(_row("t1", 1, 2, 0, 0, status="diverged"))
+    s = R.summarize(rows)
+    assert s.complete == [("digits", "trapezium", 0), ("digits", "trapezium", 1)]
+    assert s.scores.shape == (2, 3)
+    text = R.markdown_report(rows, s)
+    assert "left out of the ranking" in text and "digits/trapezium/seed 2" in text
+    assert "(1 div.)" in text
+
+
+def test_markdown_report_numbers():
+    rows, tests = _rows()
+    text = R.markdown_report(rows)
+    lines = text.splitlines()
+    header = next(ln for ln in lines if ln.startswith("| task / model | n |"))
+    assert header == "| task / model | n | none | L2 | T1 |"
+    row = next(ln for ln in lines if ln.startswith("| digits / trapezium | 3 |"))
+    expected = np.array([tests[s] for s in range(3)])
+    for j, cell in enumerate(row.split("|")[3:6]):
+        col = expected[:, j]
+        assert cell.strip() == f"{col.mean():.4f} ± {col.std():.4f}"
+    ranks = next(ln for ln in lines if ln.startswith("| average rank"))
+    assert "**1.00**" in ranks  # T1 best
+    assert "| digits / trapezium | 1e-3 (3) | 1e-2 (3) |" in text
+    assert "Friedman test over N = 3 networks and k = 3 regularisers" in text
+    # every-weight table: t1 at λ = 1 diverged on all 3 seeds
+    t1_line = next(ln for ln in lines if ln.startswith("| T1 |"))
+    assert "div 3/3" in t1_line
+    assert "Runs: 18 (3 diverged)." in text
+
+
+def test_summarize_refuses_mixed_configurations_and_empty_input():
+    rows, _ = _rows()
+    rows[0] = dict(rows[0], config_hash="zzz")
+    with pytest.raises(ValueError, match=r"rows of 2 configurations \(abc, zzz\)"):
+        R.summarize(rows)
+    with pytest.raises(ValueError, match="no results to summarise"):
+        R.summarize([])
