@@ -133,7 +133,7 @@ def edge_deaths(
     Parameters
     ----------
     A : torch.Tensor, shape (m, n)
-        Activations (validated: finite, ``m ≥ 2``, ``n ≥ 2``).
+        Activations (finite, ``m ≥ 2``, ``n ≥ 2``; checked like the losses' input).
     kind : {"abs", "sqrt"}
         Dissimilarity ``1 − |ρ|`` or ``sqrt(1 − ρ²)``.
     backend : {"auto", "native", "giotto", "gudhi"}
@@ -158,6 +158,7 @@ def edge_deaths(
     """
     check_kind(kind)
     _check_backend(backend)
+    A = _activations(A, "edge_deaths")
     Zt, norm, const = _normalized_rows(A.detach())
     edges = mst_edges(_ranking_matrix(Zt), backend=backend)
     i, j = edges[:, 0], edges[:, 1]
