@@ -271,3 +271,29 @@ def test_figures_write_valid_files_with_embedded_fonts(rng, tmp_path, fmt):
                 assert b"/FontFile2" in data  # TrueType (Type 42) embedded, not Type 3
                 assert b"/Type3" not in data
                 assert data.rstrip().endswith(b"%%EOF")
+
+
+def test_mds_layout_refinement_lowers_the_stress_of_a_branching_tree(rng):
+    from scipy.sparse.csgraph import shortest_path
+
+    from topo_neurons.plotting import _smacof, _tree_layout
+
+    bc, _ = _barcode(rng, n=40)
+    pos = _tree_layout(bc, "mds", seed=0)
+    # The tree distances the layout approximates (edge length 0.25 + death / max death).
+    w = 0.25 + bc.deaths / bc.deaths.max()
+    adj = np.zeros((40, 40))
+    adj[bc.edges[:, 0], bc.edges[:, 1]] = w
+    dist = shortest_path(adj, directed=False)
+
+    def stress(X):
+        d = np.linalg.norm(X[:, None] - X[None], axis=-1)
+        return float(np.sum((d - dist) ** 2))
+
+    start = _smacof(dist, pos, 0)  # zero iterations: the input back
+    np.testing.assert_array_equal(start, pos)
+    d2 = dist**2
+    J = d2 - d2.mean(0) - d2.mean(1)[:, None] + d2.mean()
+    vals, vecs = np.linalg.eigh(-0.5 * J)
+    classical = vecs[:, -2:] * np.sqrt(np.clip(vals[-2:], 0, None))
+    assert stress(pos) < 0.9 * stress(classical)

@@ -552,10 +552,37 @@ def _tree_layout(bc: Barcode, layout: str, seed: int) -> np.ndarray:
     pos = vecs[:, ::-1] * np.sqrt(np.clip(vals[::-1], 0.0, None))
     if pos.shape[1] < 2:
         pos = np.c_[pos, np.zeros(n)]
+    # Classical MDS squeezes the side branches of a tree onto its main arms: refine by stress
+    # majorisation (SMACOF, the Guttman transform) from that start, which spreads them out.
+    if 3 <= n <= _SMACOF_MAX_POINTS:
+        pos = _smacof(dist, pos, _SMACOF_ITERATIONS)
     # Deterministic orientation: the largest-magnitude coordinate of each axis is positive.
     signs = np.sign(pos[np.argmax(np.abs(pos), axis=0), [0, 1]])
     signs[signs == 0] = 1.0
     return pos * signs
+
+
+#: Largest tree refined by SMACOF (each iteration is O(n²) time and memory).
+_SMACOF_MAX_POINTS = 1000
+_SMACOF_ITERATIONS = 150
+
+
+def _smacof(dist: np.ndarray, X: np.ndarray, iterations: int) -> np.ndarray:
+    """Metric stress majorisation (unit weights) of ``dist`` from the start ``X`` (n, 2)."""
+    n = dist.shape[0]
+    X = X.copy()
+    for _ in range(iterations):
+        sq = np.sum(X * X, axis=1)
+        d = np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2.0 * (X @ X.T), 0.0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            B = np.where(d > 1e-12, -dist / d, 0.0)
+        np.fill_diagonal(B, 0.0)
+        B[np.diag_indices(n)] = -B.sum(axis=1)
+        X_new = B @ X / n
+        if np.max(np.abs(X_new - X)) < 1e-7 * max(float(np.max(np.abs(X))), 1e-12):
+            return X_new
+        X = X_new
+    return X
 
 
 def plot_mst(
@@ -574,8 +601,8 @@ def plot_mst(
 
     Node positions come from the distances along the tree (path length, each edge of length
     ``0.25 + death / max(death)``): ``layout="mds"`` uses classical multidimensional scaling
-    (an eigendecomposition, deterministic), ``layout="spectral"`` scikit-learn's
-    ``SpectralEmbedding`` of the tree.
+    (an eigendecomposition) refined by metric stress majorisation (SMACOF, up to 1000 neurons;
+    deterministic), ``layout="spectral"`` scikit-learn's ``SpectralEmbedding`` of the tree.
     Edges are coloured by death (short = redundant, dark), nodes by layer.
 
     Parameters
