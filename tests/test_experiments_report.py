@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from topo_neurons.experiments import reproduce as R
+from topo_neurons.experiments import reproduction as R
 from topo_neurons.experiments.stats import critical_difference, friedman_test
 
 
@@ -89,7 +89,7 @@ def test_network_where_a_regulariser_always_diverged_is_left_out_and_named():
     assert s.scores.shape == (2, 3)
     text = R.markdown_report(rows, s)
     assert "left out of the ranking" in text and "digits/trapezium/seed 2" in text
-    assert "(1 div.)" in text
+    assert "(1 missing)" in text
 
 
 def test_markdown_report_numbers():

@@ -16,7 +16,7 @@ import pytest
 
 from topo_neurons.cli import main
 from topo_neurons.experiments import protocol as P
-from topo_neurons.experiments import reproduce as R
+from topo_neurons.experiments import reproduction as R
 
 TINY = [
     "--tasks", "breast_cancer",

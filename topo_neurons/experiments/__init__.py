@@ -5,7 +5,7 @@
 * :mod:`~topo_neurons.experiments.models`: the paper's MLPs and a small CNN;
 * :mod:`~topo_neurons.experiments.protocol`: one training run, the resumable parallel sweep;
 * :mod:`~topo_neurons.experiments.stats`: Friedman, Iman–Davenport, Nemenyi, CD diagram;
-* :mod:`~topo_neurons.experiments.reproduce`: weight selection, report, figures (the
+* :mod:`~topo_neurons.experiments.reproduction`: weight selection, report, figures (the
   ``topo-neurons reproduce`` command).
 """
 
@@ -21,7 +21,7 @@ from .protocol import (
     run_sweep,
     train_network,
 )
-from .reproduce import FULL, QUICK, markdown_report, reproduce, select_best, summarize
+from .reproduction import FULL, QUICK, markdown_report, reproduce, select_best, summarize
 from .stats import (
     FriedmanResult,
     average_ranks,

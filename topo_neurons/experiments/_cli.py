@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``topo-neurons reproduce`` from parsed arguments; returns the exit status."""
-    from .reproduce import FULL, QUICK, reproduce
+    from .reproduction import FULL, QUICK, reproduce
 
     preset = QUICK if args.quick else FULL
     seeds = preset.seeds if args.seeds is None else args.seeds

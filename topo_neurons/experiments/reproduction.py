@@ -229,7 +229,9 @@ def _fmt_w(w: str | float) -> str:
     x = _f(w)
     if x == 0:
         return "–"
-    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+    if x >= 1:
+        return f"{x:g}"
+    return f"{x:.0e}".replace("e-0", "e-")
 
 
 def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str:
@@ -252,7 +254,8 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
     groups = sorted({(t, m) for t, m, _ in s.networks})
     lines = [
         f"Test {metric} at the weight chosen per network by validation {metric} "
-        "(mean ± std over seeds, population std; n = number of seeds).",
+        "(mean ± std over seeds, population std; n = number of seeds; `k missing`: on k "
+        "networks every run of that regulariser diverged or is not finished yet).",
         "",
         "| task / model | n | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
@@ -267,7 +270,7 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
                 continue
             cell = f"{vals.mean():.4f} ± {vals.std():.4f}"
             if len(vals) < len(nets):
-                cell += f" ({len(nets) - len(vals)} div.)"
+                cell += f" ({len(nets) - len(vals)} missing)"
             cells.append(cell)
         lines.append(f"| {t} / {m} | {len(nets)} | " + " | ".join(cells) + " |")
     if s.average_ranks is not None:
@@ -310,8 +313,10 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
     if incomplete:
         lines += [
             "",
-            "Networks left out of the ranking because some regulariser diverged at every "
-            "weight: " + ", ".join(f"{t}/{m}/seed {sd}" for t, m, sd in incomplete) + ".",
+            "Networks left out of the ranking because some regulariser has no finished, "
+            "non-diverged run on them: "
+            + ", ".join(f"{t}/{m}/seed {sd}" for t, m, sd in incomplete)
+            + ".",
         ]
 
     # every weight: mean test metric over seeds (diverged runs counted separately)
