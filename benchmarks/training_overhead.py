@@ -15,7 +15,13 @@ neurons of the four ``Linear`` layers (``tn.ActivationRecorder`` with ``AllNeuro
                    (``tn.differentiable_deaths(D, backend="giotto")``): what the design avoids;
 * ``Corr``         ``tn.CorrelationPenalty()`` (all ``n(n − 1)`` correlations with grad);
 * ``DeCov``        ``tn.DeCov()``;
-* ``L1``, ``L2``   ``tn.L1Penalty()`` / ``tn.L2Penalty()`` on the weights (no recording).
+* ``L1``, ``L2``   ``tn.L1Penalty()`` / ``tn.L2Penalty()`` on the weights (no recording);
+* ``floor``        not a regulariser: the plain step plus recording and one full no-grad
+                   ``ZᵀZ`` GEMM (``256 × 1010 × 1010``), the obvious way to get every
+                   correlation that the tree needs (T1 itself multiplies only the upper
+                   block triangle).
+
+Before timing, T1 and its naive version are checked to agree (value and gradient, float64).
 
 The variants are interleaved: each round runs one step of every variant in a shuffled order, so
 slow drifts of a shared machine hit all of them alike; the table reports the median step time
@@ -67,7 +73,16 @@ def naive_t1(A: torch.Tensor) -> torch.Tensor:
     return (1.0 - deaths).sum()
 
 
+def gemm_floor(A: torch.Tensor) -> torch.Tensor:
+    """Not a regulariser: the no-grad ``ZᵀZ`` GEMM alone (what any exact T1 must compute)."""
+    with torch.no_grad():
+        Z = A - A.mean(dim=0)
+        Z.T @ Z
+    return A.new_zeros(())
+
+
 ACTIVATION_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "floor (plain + ZᵀZ)": gemm_floor,
     "T1": tn.TopologicalRedundancy(),
     "T2": tn.DeathSpread(),
     "T1 naive": naive_t1,
@@ -101,6 +116,19 @@ def make_step(variant: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return step
 
 
+def check_t1_against_naive(x: torch.Tensor) -> None:
+    """Before timing: T1 and its naive version agree in value and gradient (float64)."""
+    model = mnist_mlp().double()
+    with tn.ActivationRecorder(model) as rec:
+        model(x.double())
+    A = rec.activations()
+    fast, naive = tn.TopologicalRedundancy()(A), naive_t1(A)
+    g_fast = torch.autograd.grad(fast, model[1].weight, retain_graph=True)[0]
+    g_naive = torch.autograd.grad(naive, model[1].weight)[0]
+    if not (torch.allclose(fast, naive, rtol=1e-9) and torch.allclose(g_fast, g_naive, atol=1e-9)):
+        raise RuntimeError(f"T1 {fast.item()} and naive T1 {naive.item()} disagree")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=30, help="interleaved rounds (default 30)")
@@ -124,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     x = torch.randn(args.batch, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch,))
+    check_t1_against_naive(x)
     steps = {}
     for v in variants:
         torch.manual_seed(args.seed)
