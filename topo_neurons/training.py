@@ -53,6 +53,10 @@ class Regularized(nn.Module):
     released. Weight penalties (:class:`~topo_neurons.L1Penalty`,
     :class:`~topo_neurons.L2Penalty`) are applied to the model instead, without recording.
 
+    The wrapper holds ``model`` as a submodule (its parameters are the model's, so an optimiser
+    can take either); save ``model.state_dict()`` rather than the wrapper's, whose keys carry a
+    ``"model."`` prefix.
+
     Parameters
     ----------
     model : torch.nn.Module
