@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["UserError", "build_parser", "main"]
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """An error in what the user asked for: reported as one line, exit status 2."""
 
 
@@ -52,5 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - ``python -m topo_neurons.cli``
+    # Run the package's module, not this ``__main__`` copy, so that ``UserError`` raised by the
+    # subcommands is the class ``main`` catches.
+    from topo_neurons.cli import main as _main
+
+    sys.exit(_main())
