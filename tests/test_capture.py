@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import topo_neurons as tn
@@ -399,3 +401,42 @@ def test_labels_and_columns():
         ValueError, match=r"layer 'c' was not recorded; recorded layers: \('a', 'b'\)"
     ):
         ix.columns("c")
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 40),
+    p=st.floats(0.01, 1.0, allow_nan=False),
+)
+def test_importance_selection_dominates_the_rest(seed, n, p):
+    """Every kept neuron is at least as active as every dropped one; the count is documented."""
+    rng = np.random.default_rng(seed)
+    a = torch.from_numpy(rng.standard_normal((6, n)) * rng.uniform(0, 3, n))
+    sel = tn.ImportanceSampling(p).select({"h": a, "o": a[:, :1]}, "o")["h"].numpy()
+    assert sel.size == min(n, max(1, math.floor(p * n + 1e-9)))
+    assert np.all(np.diff(sel) > 0)
+    score = a.abs().mean(dim=0).numpy()
+    dropped = np.setdiff1d(np.arange(n), sel)
+    if dropped.size:
+        assert score[sel].min() >= score[dropped].max()
+
+
+def test_random_selection_is_consistent_within_one_recording():
+    model = mnist_mlp()
+    rec = tn.ActivationRecorder(model, sampling=tn.RandomSampling(0.05, seed=3), detach=True)
+    x = torch.randn(8, 784, generator=torch.Generator().manual_seed(9))
+    with rec:
+        model(x)
+    sel = rec.selection()
+    A = rec.activations()
+    ix = rec.neuron_index()
+    assert all(torch.equal(sel[k], v) for k, v in rec.selection().items())
+    with tn.ActivationRecorder(model, detach=True) as full:
+        model(x)
+    cols = np.concatenate([full.neuron_index().columns(k)[v.numpy()] for k, v in sel.items()])
+    torch.testing.assert_close(A, full.activations()[:, cols])
+    np.testing.assert_array_equal(ix.neuron, np.concatenate([v.numpy() for v in sel.values()]))
+    with rec:
+        model(x)
+    assert any(not torch.equal(sel[k], v) for k, v in rec.selection().items())  # new draw
