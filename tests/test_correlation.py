@@ -36,11 +36,17 @@ def activations(rng: np.random.Generator, m: int, n: int, dtype=np.float64) -> n
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numpy_values_match_corrcoef(rng, kind, dtype):
     A = activations(rng, 40, 17, dtype)
+    A[:, 5] = 2.0  # a constant neuron too
+    before = A.copy()
     D = tn.correlation_dissimilarity(A, kind=kind)
+    assert np.array_equal(A, before)  # the input is never modified
     assert isinstance(D, np.ndarray)
     assert D.dtype == dtype
     assert D.shape == (17, 17)
-    np.testing.assert_allclose(D, reference(A, kind), rtol=0, atol=TOL[dtype])
+    ref = reference(A, kind)
+    ref[5, :] = ref[:, 5] = 1.0
+    ref[5, 5] = 0.0
+    np.testing.assert_allclose(D, ref, rtol=0, atol=TOL[dtype])
 
 
 @pytest.mark.parametrize("kind", KINDS)
