@@ -104,6 +104,14 @@ def _worker(rank: int, port: int, queue: mp.Queue) -> None:
         acts = {"h": A_local.abs() * (1 + rank), "out": torch.zeros(M_PER_RANK, 2)}
         sel = tn.ImportanceSampling(0.4, distributed=True).select(acts, "out")
         res["importance"] = sel["h"].tolist()
+        # A NaN on rank 1 only: every rank raises (none is left waiting), naming the rank.
+        bad = A_local.clone()
+        if rank == 1:
+            bad[3, 5] = float("nan")
+        try:
+            tn.TopologicalRedundancy(distributed=True)(bad)
+        except ValueError as exc:
+            res["nan"] = str(exc)
         # Unequal shapes across ranks: a clear error on every rank.
         try:
             gather_activations(torch.zeros(3 + rank, 2))
@@ -211,6 +219,11 @@ def test_distributed_importance_sampling_uses_the_global_batch(rank_results):
     assert local0.tolist() != expected.tolist()  # the local ranking would differ
     for res in rank_results.values():
         assert res["importance"] == expected.tolist()
+
+
+def test_nan_on_one_rank_raises_on_every_rank(rank_results):
+    for res in rank_results.values():
+        assert "nan at example 15 of the gathered batch (rank 1, example 3), neuron 5" in res["nan"]
 
 
 def test_uneven_shapes_are_reported_with_every_rank(rank_results):

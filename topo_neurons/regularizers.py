@@ -86,18 +86,25 @@ def _activations(A: object, who: str, distributed: Distributed = False) -> torch
             f"{tuple(A.shape)} (flatten conv outputs with A.reshape(m, -1) or use "
             "ActivationRecorder)"
         )
+    m_local = A.shape[0]
+    gathered = use_distributed(distributed)
+    if gathered:
+        # Gather before checking values, so that a NaN on one rank raises on every rank
+        # instead of leaving the others waiting in the collective.
+        A = gather_activations(A)
     # One reduction pass; only a non-finite sum (NaN/Inf, or an overflow) needs the scan.
     finite = torch.isfinite(A.detach().sum())
     if not bool(finite):
         finite = torch.isfinite(A.detach())
     if not bool(finite.all()):
         ex, neuron = torch.nonzero(~finite)[0].tolist()
+        where = f"example {ex}"
+        if gathered:
+            where += f" of the gathered batch (rank {ex // m_local}, example {ex % m_local})"
         raise ValueError(
-            f"{who}: activations contain {A.detach()[ex, neuron].item()} at example {ex}, "
+            f"{who}: activations contain {A.detach()[ex, neuron].item()} at {where}, "
             f"neuron {neuron}; NaN/Inf activations are always an error"
         )
-    if use_distributed(distributed):
-        A = gather_activations(A)
     m, n = A.shape
     if m < 2 or n < 2:
         raise ValueError(
