@@ -440,3 +440,19 @@ def test_random_selection_is_consistent_within_one_recording():
     with rec:
         model(x)
     assert any(not torch.equal(sel[k], v) for k, v in rec.selection().items())  # new draw
+
+
+def test_output_modified_in_place_is_a_clear_error():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(inplace=True), nn.Linear(6, 2))
+    x = torch.randn(8, 4)
+    for detach in (False, True):
+        with tn.ActivationRecorder(model, detach=detach) as rec:
+            model(x)
+        with pytest.raises(ValueError, match=r"layer '0' output was modified in place"):
+            rec.activations()
+    # Recording the in-place module itself gives the post-ReLU values, checked by hand.
+    with tn.ActivationRecorder(model, layers=["1", "2"]) as rec:
+        model(x)
+    expected = torch.relu(x @ model[0].weight.T + model[0].bias)
+    torch.testing.assert_close(rec.per_layer()["1"], expected)

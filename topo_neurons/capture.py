@@ -379,7 +379,7 @@ class NeuronIndex:
 
 
 def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf modules with parameters of their own (Linear, Conv*, …)."""
+    """Leaf modules with parameters of their own (Linear, Conv*, normalisation layers, …)."""
     out = []
     for name, mod in model.named_modules():
         is_leaf = next(mod.children(), None) is None
@@ -407,10 +407,12 @@ class ActivationRecorder:
         The network.
     layers : None, str, nn.Module, or sequence of str / nn.Module, default None
         Which modules to record. ``None``: every leaf module with parameters of its own
-        (``Linear``, ``Conv*``, …) that the forward calls. Names are those of
-        ``model.named_modules()``; an unknown name or module raises ``ValueError`` listing the
-        valid names. Layers are always ordered by their first call in the forward, and the
-        last one called is the *output layer* (kept whole by the sampling strategies).
+        (``Linear``, ``Conv*``, …) that the forward calls. Normalisation layers have parameters
+        too: a ``BatchNorm`` after a ``Linear`` is recorded, and its neurons are affine copies
+        of the ``Linear``'s (correlation ±1, deaths 0); pass ``layers=`` to leave it out. Names
+        are those of ``model.named_modules()``; an unknown name or module raises ``ValueError``
+        listing the valid names. Layers are always ordered by their first call in the forward,
+        and the last one called is the *output layer* (kept whole by the sampling strategies).
     sampling : SamplingStrategy, default AllNeurons()
         Which neurons of each layer become columns (see :class:`ImportanceSampling`,
         :class:`RandomSampling`, :class:`FixedSelection`).
@@ -465,6 +467,7 @@ class ActivationRecorder:
         self._targets = self._resolve(model, layers)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._records: dict[str, list[torch.Tensor]] = {}
+        self._versions: dict[str, list[int]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._cache: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
         self._active = False
@@ -529,7 +532,10 @@ class ActivationRecorder:
                 )
             out = output.detach() if self.detach else output
             self._shapes[name] = tuple(out.shape[1:])
-            self._records.setdefault(name, []).append(out.reshape(out.shape[0], -1))
+            flat = out.reshape(out.shape[0], -1)
+            # The version counter reveals a later in-place change (e.g. ReLU(inplace=True)).
+            self._records.setdefault(name, []).append(flat)
+            self._versions.setdefault(name, []).append(flat._version)
             self._cache = None
 
         return hook
@@ -564,6 +570,7 @@ class ActivationRecorder:
     def clear(self) -> None:
         """Forget the recorded activations (the hooks stay installed inside ``with``)."""
         self._records = {}
+        self._versions = {}
         self._shapes = {}
         self._cache = None
 
@@ -576,6 +583,15 @@ class ActivationRecorder:
                 "nothing was recorded: run the model inside `with recorder:` before reading "
                 f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''})"
             )
+        for name, parts in self._records.items():
+            for part, version in zip(parts, self._versions[name]):
+                if part._version != version:
+                    raise ValueError(
+                        f"layer {_display(name)!r} output was modified in place after it was "
+                        "recorded (e.g. by a following ReLU(inplace=True)), so its recorded "
+                        "values are not its output; record the module that modifies it "
+                        "instead, or construct that module with inplace=False"
+                    )
         full = {
             name: (parts[0] if len(parts) == 1 else torch.cat(parts, dim=0))
             for name, parts in self._records.items()
