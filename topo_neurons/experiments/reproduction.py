@@ -518,6 +518,7 @@ def reproduce(
     ReproduceResult
     """
     start = time.perf_counter()
+    commit = _git_commit()  # the code the sweep starts from
     if config is None:
         config = TrainConfig(max_epochs=FULL.max_epochs, patience=FULL.patience)
     if isinstance(seeds, (int, np.integer)):
@@ -574,7 +575,8 @@ def reproduce(
         f"T2 α {config.t2_alpha:g}, neurons sampled p = {config.sampling_p:g}.",
         "",
         f"This invocation: {sweep.ran} run(s) trained, {sweep.skipped} found finished, "
-        f"{seconds / 60:.1f} min wall time with {jobs} job(s); commit {_git_commit()}.",
+        f"{seconds / 60:.1f} min wall time with {jobs} job(s), started at commit {commit}; "
+        f"{sum(_f(r['seconds']) for r in rows) / 60:.1f} CPU-minutes of training in all runs.",
         "",
     ]
     files["report"] = atomic_write_text(
