@@ -120,3 +120,13 @@ def test_summarize_refuses_mixed_configurations_and_empty_input():
         R.summarize(rows)
     with pytest.raises(ValueError, match="no results to summarise"):
         R.summarize([])
+
+
+def test_report_with_a_classification_and_a_regression_task():
+    rows, _ = _rows()
+    r2 = [dict(r, task="diabetes", metric="r2") for r in rows]
+    s = R.summarize(rows + r2)
+    assert len(s.complete) == 6  # networks of both tasks are ranked together
+    text = R.markdown_report(rows + r2, s)
+    assert text.startswith("Test metric (accuracy / r2 by task) at the weight chosen")
+    assert "| diabetes / trapezium | 3 |" in text and "| digits / trapezium | 3 |" in text

@@ -251,7 +251,8 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
     """
     s = summary if summary is not None else summarize(rows)
     labels = [REGULARIZER_LABELS[r] for r in s.regularizers]
-    metric = str(rows[0]["metric"])
+    metrics = sorted({str(r["metric"]) for r in rows})
+    metric = metrics[0] if len(metrics) == 1 else "metric (" + " / ".join(metrics) + " by task)"
     groups = sorted({(t, m) for t, m, _ in s.networks})
     lines = [
         f"Test {metric} at the weight chosen per network by validation {metric} "
