@@ -232,50 +232,81 @@ def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
 
 
 _TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2}
-#: Side of the square tiles of the mirroring kernel (64 × 64 float32 = 16 KiB per tile).
-_TILE = 64
+#: Side of the square tiles of the mirroring kernel (128 × 128 float32 = 64 KiB per tile).
+_TILE = 128
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _transform_mirror_row(out, code, diag, tile, bi):  # pragma: no cover - compiled
-    """Map and mirror the tiles ``(bi, bj ≥ bi)`` of the upper triangle of ``out``."""
+def _map_into(src, dst, code):  # pragma: no cover - compiled
+    """``dst[k] = src[k] = f(src[k])`` for a contiguous run, ``f`` chosen by ``code``.
+
+    ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|`` clamped to [0, 1]; 2: ``sqrt(max(1 − ρ², 0))``;
+    computed in float64 and rounded once to the dtype of ``src``. One branch per run, so each
+    loop is a straight vectorisable pass.
+    """
+    if code == 1:
+        for k in range(src.shape[0]):
+            y = min(max(1.0 - abs(np.float64(src[k])), 0.0), 1.0)
+            src[k] = y
+            dst[k] = y
+    elif code == 2:
+        for k in range(src.shape[0]):
+            x = np.float64(src[k])
+            y = np.sqrt(max(1.0 - x * x, 0.0))
+            src[k] = y
+            dst[k] = y
+    else:
+        for k in range(src.shape[0]):
+            y = min(max(np.float64(src[k]), -1.0), 1.0)
+            src[k] = y
+            dst[k] = y
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _transform_mirror_row(out, code, diag, tile, bi, buf):  # pragma: no cover - compiled
+    """Map and mirror the tiles ``(bi, bj ≥ bi)`` of the upper triangle of ``out``.
+
+    Off-diagonal tiles: each row of the tile is mapped in place and into ``buf`` (contiguous
+    passes), then each row of the mirrored tile is written from a column of ``buf`` (contiguous
+    writes). The diagonal tile reads only its strict upper part, the only part every caller
+    has computed.
+    """
     n = out.shape[0]
     nt = (n + tile - 1) // tile
     i0 = bi * tile
     i1 = min(i0 + tile, n)
-    for bj in range(bi, nt):
+    for i in range(i0, i1):
+        _map_into(out[i, i + 1 : i1], buf[0, : i1 - i - 1], code)
+        for j in range(i + 1, i1):
+            out[j, i] = out[i, j]
+        out[i, i] = diag
+    for bj in range(bi + 1, nt):
         j0 = bj * tile
         j1 = min(j0 + tile, n)
         for i in range(i0, i1):
-            for j in range(max(j0, i + 1), j1):
-                x = np.float64(out[i, j])
-                if code == 0:
-                    y = min(max(x, -1.0), 1.0)
-                elif code == 1:
-                    y = min(max(1.0 - abs(x), 0.0), 1.0)
-                else:
-                    y = np.sqrt(max(1.0 - x * x, 0.0))
-                out[i, j] = y
-                out[j, i] = y
-    for i in range(i0, i1):
-        out[i, i] = diag
+            _map_into(out[i, j0:j1], buf[i - i0, : j1 - j0], code)
+        for j in range(j0, j1):
+            dst = out[j, i0:i1]
+            c = j - j0
+            for i in range(i1 - i0):
+                dst[i] = buf[i, c]
 
 
 @numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
 def _transform_mirror(out, code, diag, tile):  # pragma: no cover - compiled
     """Map the upper triangle of ``out`` in place and mirror it into the lower one.
 
-    ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (computed in float64,
-    rounded once to the dtype of ``out``). Tiles of ``tile × tile`` keep the transposed writes in
-    cache. Tile row ``k`` (``nt − k`` tiles) is paired with tile row ``nt − 1 − k`` (``k + 1``
-    tiles) so that the parallel chunks carry equal work; every entry is written by one thread.
+    ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (see :func:`_map_into`).
+    Tile row ``k`` (``nt − k`` tiles) is paired with tile row ``nt − 1 − k`` (``k + 1`` tiles)
+    so that the parallel chunks carry equal work; every entry is written by one thread.
     """
     n = out.shape[0]
     nt = (n + tile - 1) // tile
     for k in numba.prange((nt + 1) // 2):
-        _transform_mirror_row(out, code, diag, tile, k)
+        buf = np.empty((tile, tile), out.dtype)
+        _transform_mirror_row(out, code, diag, tile, k, buf)
         if nt - 1 - k != k:
-            _transform_mirror_row(out, code, diag, tile, nt - 1 - k)
+            _transform_mirror_row(out, code, diag, tile, nt - 1 - k, buf)
 
 
 @torch.no_grad()
