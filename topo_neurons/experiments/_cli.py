@@ -18,11 +18,11 @@ a grid; choose each regulariser's weight per network by validation metric; repor
 metric, the average ranks, the Friedman and Nemenyi tests, a critical-difference diagram and
 a barcode comparison (none vs T1 vs T2).
 
-Default (full): digits; trapezium, deep_trapezium; 5 seeds; grid 1e-6 … 100 (9 weights);
-at most 60 epochs, patience 10: 550 runs. --quick: digits, trapezium, 3 seeds, grid 1e-5,
-1e-4, 1e-3, 1e-1, 1; at most 40 epochs: 93 runs. Explicit options override either. Runs
-already in OUT/results.csv (same configuration) are skipped, so an interrupted command
-resumes where it stopped.
+Default (full): digits; trapezium, trapezium_dropout, deep_trapezium; 5 seeds; grid 1e-6 …
+100 (9 weights); at most 60 epochs, patience 10: 825 runs. --quick: digits, trapezium,
+3 seeds, grid 1e-5, 1e-4, 1e-3, 1e-1, 1; at most 40 epochs: 93 runs. Explicit options
+override either. Runs already in OUT/results.csv (same configuration) are skipped, so an
+interrupted command resumes where it stopped.
 """
 
 
