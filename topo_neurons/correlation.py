@@ -263,50 +263,70 @@ def _map_into(src, dst, code):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _transform_mirror_row(out, code, diag, tile, bi, buf):  # pragma: no cover - compiled
-    """Map and mirror the tiles ``(bi, bj ≥ bi)`` of the upper triangle of ``out``.
+def _transform_mirror_tile(out, code, diag, tile, bi, bj, buf):  # pragma: no cover - compiled
+    """Map tile ``(bi, bj)`` (``bj ≥ bi``) of the upper triangle in place and mirror it.
 
     Off-diagonal tiles: each row of the tile is mapped in place and into ``buf`` (contiguous
     passes), then each row of the mirrored tile is written from a column of ``buf`` (contiguous
     writes). The diagonal tile reads only its strict upper part, the only part every caller
-    has computed.
+    has computed, and sets the diagonal to ``diag``.
+    """
+    n = out.shape[0]
+    i0 = bi * tile
+    i1 = min(i0 + tile, n)
+    if bi == bj:
+        for i in range(i0, i1):
+            _map_into(out[i, i + 1 : i1], buf[0, : i1 - i - 1], code)
+            for j in range(i + 1, i1):
+                out[j, i] = out[i, j]
+            out[i, i] = diag
+        return
+    j0 = bj * tile
+    j1 = min(j0 + tile, n)
+    for i in range(i0, i1):
+        _map_into(out[i, j0:j1], buf[i - i0, : j1 - j0], code)
+    for j in range(j0, j1):
+        dst = out[j, i0:i1]
+        c = j - j0
+        for i in range(i1 - i0):
+            dst[i] = buf[i, c]
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _transform_mirror_band(out, code, diag, tile, group, sb, buf):  # pragma: no cover - compiled
+    """All tiles ``(bi, bj ≥ bi)`` whose tile row ``bi`` lies in band ``sb`` of ``group`` rows.
+
+    The band is swept in squares of ``group × group`` tiles, so the pages written and read
+    while one square is processed (``2 · group · tile`` rows, a page each) stay within the
+    TLB; sweeping a whole tile row at once would touch a new page per mirrored row.
     """
     n = out.shape[0]
     nt = (n + tile - 1) // tile
-    i0 = bi * tile
-    i1 = min(i0 + tile, n)
-    for i in range(i0, i1):
-        _map_into(out[i, i + 1 : i1], buf[0, : i1 - i - 1], code)
-        for j in range(i + 1, i1):
-            out[j, i] = out[i, j]
-        out[i, i] = diag
-    for bj in range(bi + 1, nt):
-        j0 = bj * tile
-        j1 = min(j0 + tile, n)
-        for i in range(i0, i1):
-            _map_into(out[i, j0:j1], buf[i - i0, : j1 - j0], code)
-        for j in range(j0, j1):
-            dst = out[j, i0:i1]
-            c = j - j0
-            for i in range(i1 - i0):
-                dst[i] = buf[i, c]
+    b0 = sb * group
+    b1 = min(b0 + group, nt)
+    for c0 in range(b0, nt, group):
+        c1 = min(c0 + group, nt)
+        for bi in range(b0, b1):
+            for bj in range(max(bi, c0), c1):
+                _transform_mirror_tile(out, code, diag, tile, bi, bj, buf)
 
 
 @numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
-def _transform_mirror(out, code, diag, tile):  # pragma: no cover - compiled
+def _transform_mirror(out, code, diag, tile, group=8):  # pragma: no cover - compiled
     """Map the upper triangle of ``out`` in place and mirror it into the lower one.
 
     ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (see :func:`_map_into`).
-    Tile row ``k`` (``nt − k`` tiles) is paired with tile row ``nt − 1 − k`` (``k + 1`` tiles)
-    so that the parallel chunks carry equal work; every entry is written by one thread.
+    Bands of ``group`` tile rows run in parallel; band ``k`` is paired with band ``nb − 1 − k``
+    so that the parallel chunks carry equal work. Every entry is written by one thread.
     """
     n = out.shape[0]
     nt = (n + tile - 1) // tile
-    for k in numba.prange((nt + 1) // 2):
+    nb = (nt + group - 1) // group
+    for k in numba.prange((nb + 1) // 2):
         buf = np.empty((tile, tile), out.dtype)
-        _transform_mirror_row(out, code, diag, tile, k, buf)
-        if nt - 1 - k != k:
-            _transform_mirror_row(out, code, diag, tile, nt - 1 - k, buf)
+        _transform_mirror_band(out, code, diag, tile, group, k, buf)
+        if nb - 1 - k != k:
+            _transform_mirror_band(out, code, diag, tile, group, nb - 1 - k, buf)
 
 
 @torch.no_grad()
