@@ -130,3 +130,34 @@ def test_report_with_a_classification_and_a_regression_task():
     text = R.markdown_report(rows + r2, s)
     assert text.startswith("Test metric (accuracy / r2 by task) at the weight chosen")
     assert "| diabetes / trapezium | 3 |" in text and "| digits / trapezium | 3 |" in text
+
+
+def test_barcode_comparison_draws_the_deaths_of_the_retrained_networks():
+    import matplotlib.pyplot as plt
+    import torch
+
+    import topo_neurons as tn
+    from topo_neurons.experiments.data import load_task
+    from topo_neurons.experiments.protocol import RunSpec, TrainConfig, train_network
+
+    cfg = TrainConfig(max_epochs=1)
+    ds = load_task("breast_cancer")
+    spec = RunSpec("breast_cancer", "trapezium", "none", 0.0, 0)
+    fig = R.plot_barcode_comparison(spec, {"t1": 1e-3, "t2": 0.1}, cfg, dataset=ds)
+    axes = fig.axes
+    assert len(axes) >= 4
+    titles = [ax.get_title() for ax in axes[:4]]
+    assert titles[0].startswith("none") and titles[1].startswith("T1 (λ = 1e-3)")
+    assert titles[2].startswith("T2 (λ = 1e-1)")
+    ecdf = {ln.get_label(): ln for ln in axes[3].get_lines()}
+    assert set(ecdf) == {"none", "T1 (λ = 1e-3)", "T2 (λ = 1e-1)"}
+    # the "none" curve holds the deaths of the same network, retrained independently here
+    model, row = train_network(spec, cfg, ds)
+    assert f"{float(row['test_metric']):.3f}" in titles[0]
+    with tn.ActivationRecorder(model, detach=True) as rec, torch.no_grad():
+        model(torch.from_numpy(ds.X_test))
+    deaths = tn.zero_persistence(tn.correlation_dissimilarity(rec.activations().double())).deaths
+    x = np.asarray(ecdf["none"].get_xdata())[1:]
+    np.testing.assert_allclose(np.sort(x), np.sort(deaths), rtol=1e-6)
+    assert len(deaths) == 450 + 350 + 200 + 2 - 1  # every Linear output, 2 classes
+    plt.close(fig)
