@@ -91,7 +91,7 @@ def test_end_to_end_outputs_and_resume(tmp_path):
 
 def test_interrupted_run_loses_nothing(tmp_path):
     out = tmp_path / "run"
-    args = [*TINY, "--epochs", "6", "--no-barcodes", "--jobs", "1", "--out", str(out)]
+    args = [*TINY, "--epochs", "10", "--no-barcodes", "--jobs", "1", "--out", str(out)]
     env = dict(os.environ, MPLBACKEND="Agg")
     proc = subprocess.Popen(
         [sys.executable, "-m", "topo_neurons.cli", "reproduce", *args],
