@@ -324,3 +324,31 @@ def test_format_weight_is_canonical():
     assert P.format_weight(100) == "100"
     assert P.RunSpec("a", "b", "t1", 0.001, 2).key("h") == ("a", "b", "t1", "0.001", "2", "h")
     assert math.isclose(float(P.format_weight(1 / 3)), 1 / 3, rel_tol=1e-5)
+
+
+class _Shapes(nn.Module):
+    """A zero loss that remembers the shapes of the activations it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, A):
+        self.seen.append(tuple(A.shape))
+        return 0.0 * A.sum()
+
+
+def test_cnn_with_importance_sampling_sees_the_sampled_neurons(monkeypatch):
+    from topo_neurons.experiments.data import load_task
+
+    loss = _Shapes()
+    monkeypatch.setattr(P, "build_regularizer", lambda name, cfg: loss)
+    ds = load_task("digits")
+    cfg = P.TrainConfig(max_epochs=1, sampling_p=0.05)
+    _, row = P.train_network(P.RunSpec("digits", "cnn", "t1", 1e-3, 0), cfg, ds)
+    assert row["status"] == "ok"
+    # ⌊0.05·n⌋ of conv1 (16·8·8), conv2 (32·4·4), fc1 (64); the output layer (10) whole
+    n = 1024 * 5 // 100 + 512 * 5 // 100 + 64 * 5 // 100 + 10
+    assert {s[1] for s in loss.seen} == {n}
+    # five batches of 215-216 examples (1077 split evenly), one epoch
+    assert sorted(s[0] for s in loss.seen) == [215, 215, 215, 216, 216]
