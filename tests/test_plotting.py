@@ -22,6 +22,7 @@ MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
 
 @pytest.fixture(autouse=True)
 def _close_figures():
+    plt.close("all")  # figures left open by earlier test modules must not count here
     yield
     plt.close("all")
 
