@@ -186,6 +186,22 @@ def test_default_layers_follow_forward_call_order():
     torch.testing.assert_close(rec.per_layer()["head"], out)
 
 
+@pytest.mark.parametrize(
+    "norm", [nn.BatchNorm1d(6), nn.LayerNorm(6), nn.GroupNorm(2, 6)], ids=lambda m: type(m).__name__
+)
+def test_default_layers_leave_normalisation_out_unless_named(norm):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), norm, nn.ReLU(), nn.Linear(6, 2))
+    x = torch.randn(10, 3)
+    with tn.ActivationRecorder(model) as rec:
+        model(x)
+    assert rec.neuron_index().layers == ("0", "3")
+    assert rec.activations().shape == (10, 8)
+    with tn.ActivationRecorder(model, layers=["0", "1"]) as rec:
+        model(x)
+    torch.testing.assert_close(rec.per_layer()["1"], norm(model[0](x)))
+
+
 def test_layers_by_name_and_by_module():
     model = mnist_mlp()
     x = torch.randn(8, 784, generator=torch.Generator().manual_seed(4))

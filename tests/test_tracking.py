@@ -78,8 +78,8 @@ def test_recording_uses_eval_mode_without_touching_batch_norm_statistics():
     torch.testing.assert_close(model.bn.running_var, stats[1])
     assert int(model.bn.num_batches_tracked) == int(tracked)
     assert all(p.grad is None for p in model.parameters())
-    # Default layers: every leaf module with parameters (BatchNorm included).
-    assert tracker.history.layers == ("fc1", "bn", "out")
+    # Default layers: every leaf module with parameters, normalisation layers excluded.
+    assert tracker.history.layers == ("fc1", "out")
 
 
 def test_record_activations_and_network_entry(rng):

@@ -378,12 +378,29 @@ class NeuronIndex:
         return np.flatnonzero(self.layer == self.layers.index(layer))
 
 
+#: Normalisation layers have parameters but do not make new neurons: their outputs are affine
+#: copies of the previous layer's (BatchNorm) or rescalings of them, so they are not recorded by
+#: default.
+_NORM_TYPES: tuple[type[nn.Module], ...] = tuple(
+    t
+    for t in (
+        nn.modules.batchnorm._NormBase,  # BatchNorm*d, SyncBatchNorm, InstanceNorm*d
+        nn.LayerNorm,
+        nn.GroupNorm,
+        getattr(nn, "RMSNorm", None),
+    )
+    if t is not None
+)
+
+
 def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf modules with parameters of their own (Linear, Conv*, normalisation layers, …)."""
+    """Leaf modules with parameters of their own (Linear, Conv*, …) except normalisation."""
     out = []
     for name, mod in model.named_modules():
         is_leaf = next(mod.children(), None) is None
-        if is_leaf and next(mod.parameters(recurse=False), None) is not None:
+        if isinstance(mod, _NORM_TYPES) or not is_leaf:
+            continue
+        if next(mod.parameters(recurse=False), None) is not None:
             out.append((name, mod))
     return out
 
@@ -407,9 +424,10 @@ class ActivationRecorder:
         The network.
     layers : None, str, nn.Module, or sequence of str / nn.Module, default None
         Which modules to record. ``None``: every leaf module with parameters of its own
-        (``Linear``, ``Conv*``, …) that the forward calls. Normalisation layers have parameters
-        too: a ``BatchNorm`` after a ``Linear`` is recorded, and its neurons are affine copies
-        of the ``Linear``'s (correlation ±1, deaths 0); pass ``layers=`` to leave it out. Names
+        (``Linear``, ``Conv*``, …) that the forward calls, except normalisation layers
+        (``BatchNorm*``, ``InstanceNorm*``, ``LayerNorm``, ``GroupNorm``, ``RMSNorm``): a
+        ``BatchNorm`` after a ``Linear`` would only repeat the ``Linear``'s neurons as affine
+        copies (correlation ±1, deaths 0); name it in ``layers=`` to record it anyway. Names
         are those of ``model.named_modules()``; an unknown name or module raises ``ValueError``
         listing the valid names. Layers are always ordered by their first call in the forward,
         and the last one called is the *output layer* (kept whole by the sampling strategies).
