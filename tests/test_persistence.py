@@ -496,3 +496,18 @@ def test_barcode_does_not_freeze_the_callers_arrays():
     assert bc.deaths.tolist() == [0.1, 0.2]
     assert not bc.deaths.flags.writeable and not bc.edges.flags.writeable
     assert repr(bc) == "Barcode(n_points=3, deaths in [0.1, 0.2], backend='native')"
+
+
+@pytest.mark.parametrize("backend_name", ["native", "giotto", "gudhi"])
+def test_torch_thread_count_survives_correlation_and_persistence(rng, backend_name):
+    """Regression: numba's OpenMP layer and giotto-ph reset torch's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        D = tn.correlation_dissimilarity(rng.standard_normal((20, 30)))
+        assert torch.get_num_threads() == 1
+        tn.persistence.validate_distance_matrix(D)
+        tn.zero_persistence(D, backend=backend_name)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

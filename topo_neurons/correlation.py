@@ -22,6 +22,8 @@ import numba
 import numpy as np
 import torch
 
+from ._threads import keep_torch_threads
+
 __all__ = [
     "CONSTANT_POLICIES",
     "KINDS",
@@ -348,7 +350,8 @@ def _fill_blocked(
             i1 = min(i0 + block_rows, n)
             torch.mm(Z[:, i0:i1].T, Z[:, i0:], out=out[i0:i1, i0:])
         diag = 1.0 if transform == "corr" else 0.0
-        _transform_mirror(out.numpy(), _TRANSFORMS[transform], diag, _TILE)
+        with keep_torch_threads():  # numba's OpenMP layer resets the process's thread count
+            _transform_mirror(out.numpy(), _TRANSFORMS[transform], diag, _TILE)
         return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._threads import keep_torch_threads
 from ._barcode import union_find_labels
 from ._native import prim_mst
 from ._validate import SYMMETRY_RTOL, check_distance_matrix
@@ -87,9 +88,10 @@ def giotto_edges(D: np.ndarray, n_threads: int = -1) -> np.ndarray:
     """
     from gph import ripser_parallel
 
-    res = ripser_parallel(
-        D, maxdim=0, metric="precomputed", return_generators=True, n_threads=n_threads
-    )
+    with keep_torch_threads():  # giotto-ph sets the process's OpenMP thread count
+        res = ripser_parallel(
+            D, maxdim=0, metric="precomputed", return_generators=True, n_threads=n_threads
+        )
     gens = np.asarray(res["gens"][0], dtype=np.int64).reshape(-1, 3)
     edges = np.sort(gens[:, 1:3], axis=1)
     return _restore_zero_edges(D, edges, zero_at=_FLOAT32_ZERO if D.dtype != np.float32 else 0.0)

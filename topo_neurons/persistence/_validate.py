@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._threads import keep_torch_threads
+
 __all__ = ["as_distance_array", "check_distance_matrix", "validate_distance_matrix"]
 
 _TILE = 64
@@ -86,7 +88,8 @@ def check_distance_matrix(arr: np.ndarray, name: str = "distance matrix") -> Non
     See :func:`validate_distance_matrix` for the rules and the tolerance.
     """
     rtol = SYMMETRY_RTOL[arr.dtype]
-    flags = _scan(arr, rtol).any(axis=0)
+    with keep_torch_threads():  # numba's OpenMP layer resets the process's thread count
+        flags = _scan(arr, rtol).any(axis=0)
     if flags.any():
         _raise_first_problem(arr, flags, rtol, name)
 
