@@ -424,19 +424,9 @@ def load_task(
         return split_and_standardize(
             X, y, name=name, task_type="regression", seed=seed, fractions=fractions
         )
-    if name == "mnist":
-        X, y, X_test, y_test = load_mnist(data_dir)
-        return split_and_standardize(
-            X,
-            y,
-            name=name,
-            task_type="classification",
-            seed=seed,
-            fractions=fractions,
-            test=(X_test, y_test),
-        )
-    if name == "cifar10":
-        X, y, X_test, y_test = load_cifar10(data_dir)
+    if name in ("mnist", "cifar10"):  # the user's files, with their own fixed test split
+        loader = load_mnist if name == "mnist" else load_cifar10
+        X, y, X_test, y_test = loader(data_dir)
         return split_and_standardize(
             X,
             y,
