@@ -47,19 +47,7 @@ import torch
 from torch import nn
 
 import topo_neurons as tn
-
-
-def mnist_mlp() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(784, 450),
-        nn.ReLU(),
-        nn.Linear(450, 350),
-        nn.ReLU(),
-        nn.Linear(350, 200),
-        nn.ReLU(),
-        nn.Linear(200, 10),
-    )
+from topo_neurons.experiments.models import make_model
 
 
 def naive_t1(A: torch.Tensor) -> torch.Tensor:
@@ -118,13 +106,13 @@ def make_step(variant: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 def check_t1_against_naive(x: torch.Tensor) -> None:
     """Before timing: T1 and its naive version agree in value and gradient (float64)."""
-    model = mnist_mlp().double()
+    model = make_model("trapezium", 784, 10).double()  # the paper's 784-450-350-200-10
     with tn.ActivationRecorder(model) as rec:
         model(x.double())
     A = rec.activations()
     fast, naive = tn.TopologicalRedundancy()(A), naive_t1(A)
-    g_fast = torch.autograd.grad(fast, model[1].weight, retain_graph=True)[0]
-    g_naive = torch.autograd.grad(naive, model[1].weight)[0]
+    g_fast = torch.autograd.grad(fast, model.net.fc1.weight, retain_graph=True)[0]
+    g_naive = torch.autograd.grad(naive, model.net.fc1.weight)[0]
     if not (torch.allclose(fast, naive, rtol=1e-9) and torch.allclose(g_fast, g_naive, atol=1e-9)):
         raise RuntimeError(f"T1 {fast.item()} and naive T1 {naive.item()} disagree")
 
@@ -156,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = {}
     for v in variants:
         torch.manual_seed(args.seed)
-        steps[v] = make_step(v, mnist_mlp(), x, y, lam=1e-3)
+        steps[v] = make_step(v, make_model("trapezium", 784, 10), x, y, lam=1e-3)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(args.warmup + args.rounds):
         for v in rng.permutation(variants):
