@@ -296,3 +296,160 @@ def test_distributed_auto_is_a_no_op_in_one_process():
     A = torch.from_numpy(correlated(10, 5, 11))
     for cls in (tn.TopologicalRedundancy, tn.CorrelationPenalty, tn.DeCov):
         assert cls(distributed="auto")(A).item() == cls()(A).item()
+
+
+# ----------------------------------------------------------------------------- refresh_every
+def reference_tree(A: np.ndarray) -> set[tuple[int, int]]:
+    """MST edges of 1 − |corrcoef| by scipy (both kinds share the tree)."""
+    D = 1 - np.abs(np.corrcoef(A, rowvar=False))
+    np.fill_diagonal(D, 0)
+    i, j = np.nonzero(minimum_spanning_tree(D).toarray())
+    return {(min(a, b), max(a, b)) for a, b in zip(i.tolist(), j.tolist())}
+
+
+def on_edges(A: np.ndarray, tree: set[tuple[int, int]], kind: str) -> np.ndarray:
+    """Dissimilarities of the given edges from np.corrcoef."""
+    rho = np.corrcoef(A, rowvar=False)
+    r = np.array([rho[i, j] for i, j in sorted(tree)])
+    return 1 - np.abs(r) if kind == "abs" else np.sqrt(1 - r**2)
+
+
+def drifting(steps: int, m: int = 40, n: int = 15, seed: int = 0) -> list[np.ndarray]:
+    """Activations that drift enough between steps for the tree to change."""
+    rng = np.random.default_rng(seed)
+    A = correlated(m, n, seed)
+    out = []
+    for _ in range(steps):
+        out.append(A.copy())
+        A = A + 0.6 * rng.standard_normal((m, n))
+    return out
+
+
+def test_refresh_every_1_is_exactly_todays_loss():
+    for A in drifting(4):
+        At = torch.from_numpy(A).requires_grad_()
+        for mod, fun in [
+            (tn.TopologicalRedundancy(refresh_every=1), lambda a: topological_redundancy(a)),
+            (tn.DeathSpread(alpha=0.3, refresh_every=1), lambda a: death_spread(a, 0.3)),
+        ]:
+            ours, ref = mod(At), fun(At)
+            assert torch.equal(ours, ref)
+            assert torch.equal(torch.autograd.grad(ours, At)[0], torch.autograd.grad(ref, At)[0])
+            assert mod._edges is None  # nothing cached
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_between_refreshes_the_value_is_the_loss_on_the_cached_tree(kind):
+    seq = drifting(7, seed=1)
+    t1 = tn.TopologicalRedundancy(kind=kind, refresh_every=3)
+    t2 = tn.DeathSpread(alpha=0.4, kind=kind, refresh_every=3)
+    trees = [reference_tree(A) for A in seq]
+    assert trees[0] != trees[1] and trees[0] != trees[2]  # the cache really is stale
+    for step, A in enumerate(seq):
+        tree = trees[3 * (step // 3)]  # searched at steps 0, 3, 6
+        d = on_edges(A, tree, kind)
+        At = torch.from_numpy(A)
+        np.testing.assert_allclose(t1(At).item(), np.sum(1 - d), rtol=1e-10)
+        np.testing.assert_allclose(
+            t2(At).item(), 0.4 * np.std(d) - 0.6 * np.mean(d), rtol=1e-10, atol=1e-14
+        )
+        cached = {tuple(e) for e in t1._edges.tolist()}
+        assert cached == tree
+        if step in (0, 3, 6):  # a search: exact deaths of this step's own tree
+            np.testing.assert_allclose(np.sort(d), reference_deaths(A, kind), rtol=1e-10)
+    # the number of changed edges reported at the last search (step 6 against step 3)
+    assert t1.changed_edges == len(trees[6] - trees[3]) > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cached_tree_gradient_gradcheck_and_full_matrix_reference(kind):
+    seq = drifting(2, m=12, n=7, seed=2)
+    mod = tn.TopologicalRedundancy(kind=kind, reduction="mean", refresh_every=10**9)
+    mod(torch.from_numpy(seq[0]))  # caches the tree of step 0
+    tree = torch.tensor(sorted(reference_tree(seq[0])))
+    A = torch.from_numpy(seq[1]).requires_grad_()
+    assert torch.autograd.gradcheck(mod, (A,), eps=1e-6, atol=1e-6)
+    # against autograd through the whole matrix, gathered at the cached edges
+    D = tn.correlation_dissimilarity(A, kind)
+    ref = (1 - D[tree[:, 0], tree[:, 1]]).mean()
+    g_ref = torch.autograd.grad(ref, A)[0]
+    ours = mod(A)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.autograd.grad(ours, A)[0], g_ref, rtol=1e-9, atol=1e-12)
+    t2 = tn.DeathSpread(kind=kind, refresh_every=10**9)
+    t2(torch.from_numpy(seq[0]))
+    assert torch.autograd.gradcheck(t2, (A,), eps=1e-6, atol=1e-6)
+
+
+def test_new_neurons_eval_mode_and_refresh_search_a_new_tree():
+    seq = drifting(3, n=15, seed=3)
+    t1 = tn.TopologicalRedundancy(refresh_every=100)
+    A0, A1 = (torch.from_numpy(a) for a in seq[:2])
+    exact1 = topological_redundancy(A1).item()
+    t1(A0)
+    stale = t1(A1).item()
+    assert stale != pytest.approx(exact1, rel=1e-6)  # the cache is in use ...
+    t1.eval()
+    assert t1(A1).item() == exact1  # ... eval mode is exact
+    assert t1._age == 2 and {tuple(e) for e in t1._edges.tolist()} == reference_tree(seq[0])
+    t1.train()
+    # fewer neurons: a new tree at once
+    assert t1(A1[:, :10]).item() == pytest.approx(topological_redundancy(A1[:, :10]).item())
+    assert t1.changed_edges is None  # no comparable earlier tree
+    # same shape, other neurons (a new selection): a new tree
+    t1(A0[:, :10], selection={"fc": torch.arange(10)})
+    value = t1(A1[:, 5:], selection={"fc": torch.arange(5, 15)}).item()
+    assert value == pytest.approx(topological_redundancy(A1[:, 5:]).item(), rel=1e-12)
+    t1(A0[:, :10], selection={"fc": torch.arange(10)})
+    t1.refresh()
+    assert t1(A1[:, :10], selection={"fc": torch.arange(10)}).item() == pytest.approx(
+        topological_redundancy(A1[:, :10]).item(), rel=1e-12
+    )
+
+
+def test_cached_tree_survives_state_dict():
+    seq = drifting(2, seed=4)
+    A0, A1 = (torch.from_numpy(a) for a in seq)
+    t1 = tn.TopologicalRedundancy(refresh_every=5)
+    t1(A0)
+    expected = t1(A1).item()
+    restored = tn.TopologicalRedundancy(refresh_every=5)
+    restored.load_state_dict(t1.state_dict())
+    assert restored._age == 2 and restored(A1).item() == expected
+    with pytest.raises(ValueError, match="cached-tree state"):
+        restored.set_extra_state({"edges": None})
+
+
+def test_regularized_passes_the_selection_to_a_cached_tree():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 4))
+    t1 = tn.TopologicalRedundancy(refresh_every=4)
+    reg = tn.Regularized(net, t1, sampling=tn.ImportanceSampling(0.5))
+    x = torch.randn(32, 6)
+    reg(x)
+    keys = t1._key
+    assert keys[1][0][0] == "0" and len(keys[1][0][1]) == 6  # layer "0": ⌊0.5·12⌋ neurons kept
+    kept = torch.tensor(keys[1][0][1])
+    with torch.no_grad():  # silence the kept neurons: the others become the most active
+        net[0].weight[kept] = 0.0
+        net[0].bias[kept] = 0.0
+    reg(x)
+    assert set(t1._key[1][0][1]).isdisjoint(keys[1][0][1])
+    assert t1._key != keys and t1._age == 1
+
+
+def test_bad_refresh_every_and_bad_edges():
+    for bad in (0, -1, 2.5, True, "5"):
+        with pytest.raises(ValueError, match=r"refresh_every=.* int ≥ 1"):
+            tn.TopologicalRedundancy(refresh_every=bad)
+        with pytest.raises(ValueError, match=r"refresh_every="):
+            tn.DeathSpread(refresh_every=bad)
+    A = torch.randn(8, 4)
+    with pytest.raises(ValueError, match=r"shape \(k ≥ 1, 2\); got shape \(3,\)"):
+        topological_redundancy(A, edges=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"neuron 4, outside \[0, 4\)"):
+        topological_redundancy(A, edges=torch.tensor([[0, 4]]))
+    with pytest.raises(ValueError, match=r"edge 1 joins neuron 2 to itself"):
+        death_spread(A, edges=[[0, 1], [2, 2]])
+    with pytest.raises(TypeError, match="integer tensor"):
+        edge_deaths(A, edges=torch.tensor([[0.0, 1.0]]))

@@ -33,11 +33,13 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 
+from ._memory import check_square_fits
 from .correlation import check_kind, dissimilarity_from_correlation, normalized_activations
 from .distributed import gather_activations, use_distributed
 from .persistence import BACKENDS, mst_edges
@@ -130,12 +132,19 @@ def _check_distributed(distributed: object) -> None:
 
 # --------------------------------------------------------------------------- deaths
 def edge_deaths(
-    A: torch.Tensor, kind: Kind = "abs", *, backend: str = "auto"
+    A: torch.Tensor,
+    kind: Kind = "abs",
+    *,
+    backend: str = "auto",
+    edges: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``n − 1`` deaths of the correlation space of ``A``, differentiable, and their edges.
 
     The MST edges are found on ``D`` computed without autograd; only the ``n − 1`` edge
-    dissimilarities are recomputed with autograd from the normalised activations.
+    dissimilarities are recomputed with autograd from the normalised activations. Given
+    ``edges`` (e.g. the tree of an earlier step, see ``refresh_every`` of
+    :class:`TopologicalRedundancy`), no tree is searched: only the dissimilarities of those edges
+    are evaluated, ``O(m·k)`` for ``k`` edges.
 
     Parameters
     ----------
@@ -145,13 +154,23 @@ def edge_deaths(
         Dissimilarity ``1 − |ρ|`` or ``sqrt(1 − ρ²)``.
     backend : {"auto", "native", "giotto", "gudhi"}
         Persistence backend that finds the edges.
+    edges : torch.Tensor of int, shape (k, 2), optional
+        Evaluate these edges (pairs of distinct columns of ``A``) instead of the MST of ``A``.
 
     Returns
     -------
-    deaths : torch.Tensor, shape (n − 1,)
-        Ascending (up to rounding), dtype of ``A`` (float32 at least), in ``[0, 1]``.
-    edges : torch.LongTensor, shape (n − 1, 2)
-        MST edges ``(i, j)``, ``i < j``, as columns of ``A``.
+    deaths : torch.Tensor, shape (n − 1,) (or (k,) for given ``edges``)
+        Ascending (up to rounding; given ``edges``: in their order), dtype and device of ``A``
+        (float32 at least), in ``[0, 1]``.
+    edges : torch.LongTensor, shape (n − 1, 2) (or (k, 2))
+        MST edges ``(i, j)``, ``i < j``, as columns of ``A``, on the device of ``A``.
+
+    Notes
+    -----
+    On a CUDA tensor the correlations are computed on the device; the MST search needs the
+    ``n × n`` no-grad ranking matrix on the host: one copy of ``n²`` elements in the dtype of
+    ``A`` (float32: ``4n²`` bytes, 4.1 MB at ``n = 1010``), and the ``n − 1`` edges (``16(n − 1)``
+    bytes) go back. Given ``edges``, nothing is copied.
 
     Examples
     --------
@@ -167,10 +186,40 @@ def edge_deaths(
     _check_backend(backend)
     A = _activations(A, "edge_deaths")
     Zt, norm, const = _normalized_rows(A.detach())
-    edges = mst_edges(_ranking_matrix(Zt), backend=backend)
+    if edges is None:
+        edges = mst_edges(_ranking_matrix(Zt), backend=backend)
+    else:
+        edges = _check_edges(edges, A.shape[1], A.device)
     i, j = edges[:, 0], edges[:, 1]
     rho = _EdgeCorrelation.apply(A, Zt, norm, const, i, j)
     return dissimilarity_from_correlation(rho, kind), edges
+
+
+def _check_edges(edges: object, n: int, device: torch.device) -> torch.Tensor:
+    """Validate given edges: integer pairs ``(i, j)`` of distinct columns in ``[0, n)``."""
+    if not isinstance(edges, torch.Tensor):
+        try:
+            edges = torch.as_tensor(edges)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(
+                f"edges must be an integer tensor of shape (k, 2); got {type(edges).__name__}"
+            ) from err
+    if edges.is_floating_point() or edges.is_complex() or edges.dtype == torch.bool:
+        raise TypeError(f"edges must be an integer tensor of shape (k, 2); got dtype {edges.dtype}")
+    if edges.ndim != 2 or edges.shape[1] != 2 or edges.shape[0] == 0:
+        raise ValueError(f"edges must have shape (k ≥ 1, 2); got shape {tuple(edges.shape)}")
+    edges = edges.to(device=device, dtype=torch.long)
+    lo, hi = int(edges.min()), int(edges.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(
+            f"edges name neuron {lo if lo < 0 else hi}, outside [0, {n}) for activations with "
+            f"{n} neurons"
+        )
+    loops = edges[:, 0] == edges[:, 1]
+    if bool(loops.any()):
+        k = int(torch.nonzero(loops)[0])
+        raise ValueError(f"edge {k} joins neuron {int(edges[k, 0])} to itself")
+    return edges
 
 
 @torch.no_grad()
@@ -238,6 +287,9 @@ def _ranking_matrix(Zt: torch.Tensor) -> torch.Tensor:
     largest, ``1 + slack``.
     """
     n = Zt.shape[0]
+    check_square_fits(
+        n, Zt.element_size(), what="the regulariser's ranking matrix", device=Zt.device
+    )
     D = torch.empty((n, n), dtype=Zt.dtype, device=Zt.device)
     # Only the upper block triangle is multiplied (~45% fewer flops at n = 1000 with blocks of
     # 128 rows), each block transformed while small, then mirrored into the lower triangle.
@@ -268,6 +320,7 @@ def topological_redundancy(
     *,
     backend: str = "auto",
     distributed: Distributed = False,
+    edges: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""T1, topological redundancy: how close the MST neighbours of the neurons are.
 
@@ -293,11 +346,14 @@ def topological_redundancy(
     distributed : {False, True, "auto"}, default False
         Gather the activations of all ``torch.distributed`` ranks first (the correlation is then
         over the global batch; see :func:`topo_neurons.distributed.gather_activations`).
+    edges : torch.Tensor of int, shape (k, 2), optional
+        Sum over these edges (e.g. the MST of an earlier step) instead of the MST of ``A``; see
+        ``refresh_every`` of :class:`TopologicalRedundancy`.
 
     Returns
     -------
     torch.Tensor, shape ()
-        Unitless, in ``[0, n − 1]`` (sum) or ``[0, 1]`` (mean).
+        Unitless, in ``[0, n − 1]`` (sum) or ``[0, 1]`` (mean); dtype and device of ``A``.
 
     Raises
     ------
@@ -322,7 +378,7 @@ def topological_redundancy(
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not valid; valid reductions are {REDUCTIONS}")
     A = _activations(A, "topological_redundancy", distributed)
-    d, _ = edge_deaths(A, kind, backend=backend)
+    d, _ = edge_deaths(A, kind, backend=backend, edges=edges)
     t = (1.0 - d).sum()
     return t / d.numel() if reduction == "mean" else t
 
@@ -334,6 +390,7 @@ def death_spread(
     *,
     backend: str = "auto",
     distributed: Distributed = False,
+    edges: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""T2, death spread: spread of the deaths minus their mean.
 
@@ -353,6 +410,8 @@ def death_spread(
     kind : {"abs", "sqrt"}, default "abs"
     backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
     distributed : {False, True, "auto"}, default False
+    edges : torch.Tensor of int, shape (k, 2), optional
+        Use the dissimilarities of these edges instead of the MST deaths of ``A``.
 
     Returns
     -------
@@ -375,7 +434,7 @@ def death_spread(
     """
     alpha = _check_alpha(alpha)
     A = _activations(A, "death_spread", distributed)
-    d, _ = edge_deaths(A, kind, backend=backend)
+    d, _ = edge_deaths(A, kind, backend=backend, edges=edges)
     return alpha * _safe_std(d) - (1.0 - alpha) * d.mean()
 
 
@@ -466,7 +525,113 @@ def decov(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- modules
-class TopologicalRedundancy(nn.Module):
+Selection = Mapping[str, torch.Tensor] | torch.Tensor | Sequence[int] | None
+
+
+def _check_refresh_every(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(
+            f"refresh_every={k!r} is not valid; it must be an int ≥ 1 (1: a new tree every call)"
+        )
+    return k
+
+
+def _selection_key(selection: Selection) -> tuple:
+    """A comparable fingerprint of which neurons the columns are (layer names and indices)."""
+    if selection is None:
+        return ()
+    if isinstance(selection, Mapping):
+        return tuple(
+            (str(name), tuple(torch.as_tensor(idx).reshape(-1).tolist()))
+            for name, idx in selection.items()
+        )
+    return (tuple(torch.as_tensor(selection).reshape(-1).tolist()),)
+
+
+class _TreeLoss(nn.Module):
+    """Shared by T1 and T2: the optional cache of the MST edges (``refresh_every``).
+
+    In training mode with ``refresh_every = k > 1``, the tree is searched on the first call and
+    then every ``k``-th call; the calls in between evaluate the loss on the cached edges. The
+    tree is also searched again whenever the neurons change: another number of columns, or
+    another ``selection`` passed to :meth:`forward`. In eval mode the loss is always exact and
+    the cache is left alone. The cache survives ``state_dict()`` / ``load_state_dict()``.
+    """
+
+    def _loss(self, A: torch.Tensor) -> torch.Tensor:
+        """The exact loss (the functional form)."""
+        raise NotImplementedError
+
+    def _init_cache(self, refresh_every: int) -> None:
+        self.refresh_every = _check_refresh_every(refresh_every)
+        self._edges: torch.Tensor | None = None
+        self._key: tuple = ()
+        self._age = 0
+        #: Tree edges that changed at the last search (``None`` before a second search or
+        #: after a change of neurons), e.g. to choose ``refresh_every``.
+        self.changed_edges: int | None = None
+
+    def refresh(self) -> None:
+        """Drop the cached tree: the next training call searches a new one."""
+        self._edges, self._key, self._age = None, (), 0
+        self.changed_edges = None
+
+    def forward(self, A: torch.Tensor, *, selection: Selection = None) -> torch.Tensor:
+        """The loss of activations ``A`` of shape (m, n); a scalar tensor.
+
+        Parameters
+        ----------
+        A : torch.Tensor, shape (m, n)
+        selection : mapping of str to index tensor, or index tensor, optional
+            Which neurons the columns of ``A`` are (e.g. ``ActivationRecorder.selection()``);
+            with ``refresh_every > 1`` a different selection than at the cached tree's search
+            makes this call search a new tree. Ignored when ``refresh_every == 1``.
+        """
+        if self.refresh_every == 1 or not self.training:
+            return self._loss(A)
+        A = _activations(A, type(self).__name__, self.distributed)
+        key = (A.shape[1], _selection_key(selection))
+        cached = self._edges
+        if cached is not None and key == self._key and self._age < self.refresh_every:
+            self._age += 1
+            if cached.device != A.device:
+                cached = self._edges = cached.to(A.device)
+            return self._loss_on(A, cached)
+        d, edges = edge_deaths(A, self.kind, backend=self.backend)
+        if cached is not None and key == self._key:
+            n = A.shape[1]
+            old = cached.to(edges.device).sort(dim=1).values  # (i, j) with i < j, as edges
+            new_codes = edges[:, 0] * n + edges[:, 1]
+            old_codes = old[:, 0] * n + old[:, 1]
+            self.changed_edges = int((~torch.isin(new_codes, old_codes)).sum())
+        else:
+            self.changed_edges = None
+        self._edges, self._key, self._age = edges, key, 1
+        return self._reduce(d)
+
+    def _loss_on(self, A: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        d, _ = edge_deaths(A, self.kind, backend=self.backend, edges=edges)
+        return self._reduce(d)
+
+    def _reduce(self, d: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def get_extra_state(self) -> dict[str, object]:
+        edges = None if self._edges is None else self._edges.detach().cpu()
+        return {"edges": edges, "key": self._key, "age": self._age}
+
+    def set_extra_state(self, state: dict[str, object]) -> None:
+        if not isinstance(state, Mapping) or set(state) != {"edges", "key", "age"}:
+            raise ValueError(
+                f"{type(self).__name__}: not a cached-tree state (expected keys 'edges', 'key', "
+                f"'age'); got {type(state).__name__}"
+            )
+        edges = state["edges"]
+        self._edges = None if edges is None else torch.as_tensor(edges, dtype=torch.long)
+        self._key, self._age = tuple(state["key"]), int(state["age"])
+
+
+class TopologicalRedundancy(_TreeLoss):
     r"""T1 of Ballester et al. (2024) as a loss module: ``Σ_k (1 − d_k)``.
 
     .. math::
@@ -481,6 +646,17 @@ class TopologicalRedundancy(nn.Module):
     reduction : {"sum", "mean"}, default "sum"
     backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
     distributed : {False, True, "auto"}, default False
+    refresh_every : int, default 1
+        In training mode, search the MST every ``refresh_every`` calls (training steps) and in
+        between evaluate T1 on the cached tree's ``n − 1`` edges (``O(m·n)``: no ``n × n``
+        GEMM, no tree search). 1: exact every call. A change of the neurons (number of columns,
+        or the ``selection`` passed to :meth:`forward`) searches a new tree; eval mode is always
+        exact and leaves the cache alone. See the training docs for the measured trade-off.
+
+    Attributes
+    ----------
+    changed_edges : int or None
+        At the last tree search, how many edges of the new tree were not in the cached one.
 
     Shape
     -----
@@ -510,6 +686,7 @@ class TopologicalRedundancy(nn.Module):
         *,
         backend: str = "auto",
         distributed: Distributed = False,
+        refresh_every: int = 1,
     ) -> None:
         super().__init__()
         check_kind(kind)
@@ -521,18 +698,23 @@ class TopologicalRedundancy(nn.Module):
         _check_distributed(distributed)
         self.kind, self.reduction, self.backend = kind, reduction, backend
         self.distributed = distributed
+        self._init_cache(refresh_every)
 
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """T1 of activations ``A`` of shape (m, n); a scalar tensor."""
+    def _loss(self, A: torch.Tensor) -> torch.Tensor:
         return topological_redundancy(
             A, self.kind, self.reduction, backend=self.backend, distributed=self.distributed
         )
 
+    def _reduce(self, d: torch.Tensor) -> torch.Tensor:
+        t = (1.0 - d).sum()
+        return t / d.numel() if self.reduction == "mean" else t
+
     def extra_repr(self) -> str:
-        return f"kind={self.kind!r}, reduction={self.reduction!r}"
+        r = f", refresh_every={self.refresh_every}" if self.refresh_every != 1 else ""
+        return f"kind={self.kind!r}, reduction={self.reduction!r}{r}"
 
 
-class DeathSpread(nn.Module):
+class DeathSpread(_TreeLoss):
     r"""T2 of Ballester et al. (2024) as a loss module: ``α·std(d) − (1 − α)·mean(d)``.
 
     .. math::
@@ -547,6 +729,9 @@ class DeathSpread(nn.Module):
     kind : {"abs", "sqrt"}, default "abs"
     backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
     distributed : {False, True, "auto"}, default False
+    refresh_every : int, default 1
+        Search the MST every ``refresh_every`` training calls, as in
+        :class:`TopologicalRedundancy`.
 
     Shape
     -----
@@ -574,6 +759,7 @@ class DeathSpread(nn.Module):
         *,
         backend: str = "auto",
         distributed: Distributed = False,
+        refresh_every: int = 1,
     ) -> None:
         super().__init__()
         self.alpha = _check_alpha(alpha)
@@ -581,15 +767,19 @@ class DeathSpread(nn.Module):
         _check_backend(backend)
         _check_distributed(distributed)
         self.kind, self.backend, self.distributed = kind, backend, distributed
+        self._init_cache(refresh_every)
 
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """T2 of activations ``A`` of shape (m, n); a scalar tensor."""
+    def _loss(self, A: torch.Tensor) -> torch.Tensor:
         return death_spread(
             A, self.alpha, self.kind, backend=self.backend, distributed=self.distributed
         )
 
+    def _reduce(self, d: torch.Tensor) -> torch.Tensor:
+        return self.alpha * _safe_std(d) - (1.0 - self.alpha) * d.mean()
+
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, kind={self.kind!r}"
+        r = f", refresh_every={self.refresh_every}" if self.refresh_every != 1 else ""
+        return f"alpha={self.alpha}, kind={self.kind!r}{r}"
 
 
 class CorrelationPenalty(nn.Module):

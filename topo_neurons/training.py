@@ -133,7 +133,13 @@ class Regularized(nn.Module):
         with self.recorder:
             output = self.model(*args, **kwargs)
         try:
-            penalty = self.weight * self.regularizer(self.recorder.activations())
+            A = self.recorder.activations()
+            if getattr(self.regularizer, "refresh_every", 1) > 1:
+                # A cached tree is reused only while the sampled neurons stay the same.
+                value = self.regularizer(A, selection=self.recorder.selection())
+            else:
+                value = self.regularizer(A)
+            penalty = self.weight * value
         finally:
             self.recorder.clear()  # release the activations (and their graph)
         return RegularizedOutput(output, penalty)
