@@ -22,6 +22,7 @@ import numba
 import numpy as np
 import torch
 
+from ._memory import check_square_fits
 from ._threads import keep_torch_threads
 
 __all__ = [
@@ -411,6 +412,15 @@ def _compute(
     A: np.ndarray | torch.Tensor, transform: str, constant: str
 ) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
     Z, was_numpy, const, kept = _prepare(A, constant)
+    # One guard before any n × n allocation (MemoryError naming n, the bytes and the ways out).
+    grad = Z.requires_grad and torch.is_grad_enabled()
+    check_square_fits(
+        Z.shape[1],
+        Z.element_size(),
+        _GRAD_COPIES if grad else 1.0,
+        what="the correlation " + ("matrix" if transform == "corr" else "dissimilarity"),
+        device=Z.device,
+    )
     diag = 1.0 if transform == "corr" else 0.0
     off = 0.0 if transform == "corr" else 1.0
     if Z.requires_grad and torch.is_grad_enabled():
@@ -428,6 +438,11 @@ def _compute(
     if was_numpy:
         return out.numpy(), kept.numpy()
     return out, kept
+
+
+#: ``n × n`` arrays alive at once on the autograd path (``ZᵀZ``, its symmetrisation, the mask,
+#: the dissimilarity and what autograd keeps for the backward pass).
+_GRAD_COPIES = 5.0
 
 
 @overload
