@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_text
+from ._memory import check_square_fits
 from .capture import ActivationRecorder, AllNeurons, FixedSelection
 from .correlation import check_kind, dissimilarity_from_correlation
 from .persistence import Barcode, zero_persistence
@@ -140,6 +142,10 @@ class StreamingCorrelation:
                 f"{self.n_examples + i}; NaN/Inf activations are always an error"
             )
         if self._shift is None:
+            # The n × n sum and the covariance's temporaries live on this device.
+            check_square_fits(
+                self.n, 8, 4.0, what="the streaming correlation accumulator", device=self._device
+            )
             self._shift = x.mean(dim=0)
             self._s1 = torch.zeros(self.n, dtype=torch.float64, device=self._device)
             self._s2 = torch.zeros((self.n, self.n), dtype=torch.float64, device=self._device)
@@ -765,6 +771,34 @@ def _model_dtype_device(model: torch.nn.Module) -> tuple[torch.dtype | None, tor
     return None, None
 
 
+#: float64 ``n × n`` arrays alive at the peak of :func:`analyse` (accumulator, covariance,
+#: correlation, dissimilarity, a layer's block): measured peak RSS ≈ 7.5 n² × 8 bytes.
+_ANALYSE_COPIES = 7.0
+
+
+def _check_device(device: torch.device | str | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a torch device (examples: 'cpu', 'cuda', 'cuda:1')"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r}: CUDA is not available on this machine")
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+        dev = torch.device("cuda", index)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}: MPS is not available on this machine")
+    return dev
+
+
 def _run(model: torch.nn.Module, x: torch.Tensor, dtype: Any, device: Any) -> None:
     if x.is_floating_point() and dtype is not None:
         x = x.to(dtype)
@@ -790,6 +824,7 @@ def analyse(
     *,
     pair_threshold: float | None = None,
     backend: str = "auto",
+    device: torch.device | str | None = None,
 ) -> RedundancyReport:
     """Analyse how redundant a model's neurons are over a whole data set.
 
@@ -843,19 +878,35 @@ def analyse(
         Largest death of a redundant pair (default ``max(thresholds)``).
     backend : {"auto", "native", "giotto", "gudhi"}
         Persistence backend.
+    device : torch.device or str, optional
+        Where the model runs and the correlations accumulate (``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, …). The model is moved there for the analysis and moved back to where its
+        parameters were afterwards. Default: where the model's parameters are.
 
     Returns
     -------
     RedundancyReport
         ``report.barcode`` (whole network), ``report.layers[name]`` per layer.
 
+    Warns
+    -----
+    UserWarning
+        Once, when there are no more examples than analysed neurons (``m ≤ n``): ``n`` columns
+        centred over ``m`` examples span at most ``m − 1`` dimensions, so the correlations are
+        degenerate and the deaths are biased towards 0 (with ``m = 2`` every ``|ρ|`` is 1).
+
     Raises
     ------
     ValueError
         Unknown layer or kind, fewer than 2 examples, NaN/Inf activations (naming the neuron),
-        a model that fails on the data (with the batch shape), bad thresholds.
+        a model that fails on the data (with the batch shape), bad thresholds, an unknown or
+        unavailable ``device``.
     TypeError
         ``model`` is not a module, or ``data`` is not a tensor/array/iterable of them.
+    MemoryError
+        Before allocating, when the ``n × n`` matrices of ``n`` neurons cannot fit in the
+        available memory (the message names ``n``, the bytes and the ways out: sampling, conv
+        positions as examples, the tiled :func:`~topo_neurons.correlation_persistence`).
 
     Examples
     --------
@@ -874,7 +925,18 @@ def analyse(
     check_kind(kind)
     _check_options(thresholds, top_k, pair_threshold)
     sampling = AllNeurons() if sampling is None else sampling
-    dtype, device = _model_dtype_device(model)
+    target = _check_device(device)
+    dtype, home = _model_dtype_device(model)
+    if target is not None and home is not None and target != home:
+        model.to(target)
+        try:
+            return analyse(
+                model, data, layers, sampling, kind, batch_size, thresholds, top_k, progress,
+                pair_threshold=pair_threshold, backend=backend, device=None,
+            )  # fmt: skip
+        finally:
+            model.to(home)
+    device = target if target is not None else home
     batches = iter_batches(data, batch_size)
     total = None
     if isinstance(data, (np.ndarray, torch.Tensor)):
@@ -911,7 +973,10 @@ def analyse(
             layer_names = list(index.layers)
             labels = index.labels()
             point_layers = [layer_names[i] for i in np.asarray(index.layer)]
-            acc = StreamingCorrelation(A.shape[1], labels=labels)
+            # The accumulator, then the report's correlation, dissimilarity and per-layer
+            # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
+            check_square_fits(A.shape[1], 8, _ANALYSE_COPIES, what="analyse")
+            acc = StreamingCorrelation(A.shape[1], labels=labels, device=device)
             acc.update(A)
             rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, detach=True)
             with rec:
@@ -923,6 +988,15 @@ def analyse(
         model.train(was_training)
     if acc.n_examples < 2:
         raise ValueError(f"data holds {acc.n_examples} example(s); at least 2 are needed")
+    if acc.n_examples <= acc.n:
+        warnings.warn(
+            f"analyse: m = {acc.n_examples} examples for n = {acc.n} neurons (m ≤ n): the "
+            f"correlations of n neurons over m examples span at most m − 1 dimensions, so the "
+            f"deaths are biased towards 0 and the report overstates redundancy; use more "
+            f"examples than neurons (or fewer neurons: sampling=, layers=)",
+            UserWarning,
+            stacklevel=2,
+        )
     return build_report(
         acc,
         labels,

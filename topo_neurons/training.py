@@ -18,6 +18,7 @@ gradients (see :mod:`topo_neurons.distributed`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -77,6 +78,12 @@ class Regularized(nn.Module):
     - Input: whatever ``model`` takes.
     - Output: ``RegularizedOutput(output, penalty)``, ``penalty`` a scalar tensor.
 
+    Warns
+    -----
+    UserWarning
+        Once per wrapper, on a batch with no more examples than regularised neurons
+        (``m ≤ n``, e.g. the last, short batch of an epoch): use ``drop_last=True``.
+
     Examples
     --------
     >>> import torch
@@ -123,6 +130,7 @@ class Regularized(nn.Module):
         self.recorder = (
             None if self.on_weights else ActivationRecorder(model, layers, sampling=sampling)
         )
+        self._warned_small_batch = False
 
     def forward(self, *args: Any, **kwargs: Any) -> RegularizedOutput:
         """Run the model and return ``(output, weight · regularizer)``."""
@@ -134,6 +142,7 @@ class Regularized(nn.Module):
             output = self.model(*args, **kwargs)
         try:
             A = self.recorder.activations()
+            self._check_batch(A)
             if getattr(self.regularizer, "refresh_every", 1) > 1:
                 # A cached tree is reused only while the sampled neurons stay the same.
                 value = self.regularizer(A, selection=self.recorder.selection())
@@ -143,6 +152,22 @@ class Regularized(nn.Module):
         finally:
             self.recorder.clear()  # release the activations (and their graph)
         return RegularizedOutput(output, penalty)
+
+    def _check_batch(self, A: torch.Tensor) -> None:
+        """Warn once per wrapper when a batch has no more examples than neurons."""
+        m, n = int(A.shape[0]), int(A.shape[-1])
+        if m > n or self._warned_small_batch:
+            return
+        self._warned_small_batch = True
+        warnings.warn(
+            f"Regularized: a batch of m = {m} examples for n = {n} neurons (m ≤ n): the "
+            f"correlations span at most m − 1 dimensions, every death is biased towards 0 and "
+            f"{type(self.regularizer).__name__} is computed on a degenerate batch. Use batches "
+            f"of more than {n} examples and drop the last, smaller batch "
+            f"(DataLoader(..., drop_last=True)), or regularise fewer neurons (sampling=)",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"

@@ -78,6 +78,21 @@ def _restore_zero_edges(D: np.ndarray, edges: np.ndarray, zero_at: float = 0.0) 
     return np.vstack([edges, np.array(extra, dtype=np.int64).reshape(-1, 2)])
 
 
+def _check_float32_range(D: np.ndarray) -> None:
+    """Refuse entries that giotto-ph's float32 arithmetic cannot represent (they become inf)."""
+    if D.dtype == np.float32 or D.size == 0:
+        return
+    big = float(np.finfo(np.float32).max)
+    top = float(np.max(D))  # validated: finite and non-negative
+    if top > big:
+        i, j = np.unravel_index(int(np.argmax(D)), D.shape)
+        raise ValueError(
+            f"backend 'giotto' computes in float32, whose largest finite value is {big:.4g}; "
+            f"D[{i}, {j}] = {top:.4g} cannot be represented (it would become inf). Use "
+            f"backend='native' or 'gudhi' (float64), or rescale D"
+        )
+
+
 def giotto_edges(D: np.ndarray, n_threads: int = -1) -> np.ndarray:
     """MST edges from giotto-ph's generators (``ripser_parallel``, ``maxdim=0``).
 
@@ -88,6 +103,7 @@ def giotto_edges(D: np.ndarray, n_threads: int = -1) -> np.ndarray:
     """
     from gph import ripser_parallel
 
+    _check_float32_range(D)
     with keep_torch_threads():  # giotto-ph sets the process's OpenMP thread count
         res = ripser_parallel(
             D, maxdim=0, metric="precomputed", return_generators=True, n_threads=n_threads

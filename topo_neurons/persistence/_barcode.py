@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,13 +259,34 @@ class Barcode:
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no barcode file at {str(target)!r}")
-        with np.load(target, allow_pickle=False) as f:
+        try:
+            loaded = np.load(target, allow_pickle=False)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"{str(target)!r} is not a barcode file: it cannot be read as .npz "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{str(target)!r} is not a barcode file: it holds one array of shape "
+                f"{loaded.shape} (a .npy file; activations?), not the .npz written by "
+                f"Barcode.save (make one with `topo-neurons barcode {target.name} --out DIR`)"
+            )
+        with loaded as f:
             missing = {"deaths", "edges", "n_points"} - set(f.files)
             if missing:
                 raise ValueError(
                     f"{str(target)!r} is not a barcode file: missing {sorted(missing)}"
                 )
-            backend = str(f["backend"]) if "backend" in f.files else "native"
-            return cls(
-                deaths=f["deaths"], edges=f["edges"], n_points=int(f["n_points"]), backend=backend
-            )
+            try:
+                backend = str(f["backend"]) if "backend" in f.files else "native"
+                deaths, edges, n_points = f["deaths"], f["edges"], f["n_points"]
+            except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+                raise ValueError(
+                    f"{str(target)!r} is not a barcode file: an array is damaged "
+                    f"({type(exc).__name__}: {exc})"
+                ) from None
+            try:
+                return cls(deaths=deaths, edges=edges, n_points=int(n_points), backend=backend)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{str(target)!r} is not a valid barcode file: {exc}") from None
