@@ -75,19 +75,21 @@ def test_mnist_mlp_neuron_counts(p, expected):
     torch.testing.assert_close(A[:, ix.columns("7")], out)
 
 
-def test_importance_sampling_keeps_the_most_active_neurons():
+@pytest.mark.parametrize("point", ["post", "pre"])
+def test_importance_sampling_keeps_the_most_active_neurons(point):
     model = mnist_mlp()
     x = torch.randn(64, 784, generator=torch.Generator().manual_seed(2))
-    with tn.ActivationRecorder(model, sampling=tn.ImportanceSampling(0.1)) as rec:
+    with tn.ActivationRecorder(model, sampling=tn.ImportanceSampling(0.1), point=point) as rec:
         model(x)
-    # Independent reference: the same layer outputs computed by hand, numpy top-k.
+    # Independent reference: the same layer outputs computed by hand, numpy top-k; the hidden
+    # layers' neurons are their post-ReLU values by default, the Linear outputs with "pre".
     h = x
     full = {}
     for name in ("1", "3", "5", "7"):
         lin = model[int(name)]
-        h_lin = (h @ lin.weight.T + lin.bias).detach().numpy()
-        full[name] = h_lin
-        h = torch.relu(torch.as_tensor(h_lin))
+        h_lin = (h @ lin.weight.T + lin.bias).detach()
+        h = torch.relu(h_lin)
+        full[name] = (h if point == "post" and name != "7" else h_lin).numpy()
     ix = rec.neuron_index()
     A = rec.activations().detach().numpy()
     for name, n in (("1", 450), ("3", 350), ("5", 200)):
@@ -247,7 +249,7 @@ def test_conv_outputs_are_channel_position_neurons():
         nn.Linear(2 * 3 * 3, 5),
     )
     x = torch.randn(6, 1, 8, 8)
-    with tn.ActivationRecorder(model) as rec:
+    with tn.ActivationRecorder(model, point="pre") as rec:
         model(x)
     ix = rec.neuron_index()
     assert ix.layers == ("0", "2", "4")
@@ -260,7 +262,13 @@ def test_conv_outputs_are_channel_position_neurons():
     c, r, q = 3, 5, 2
     k = c * 64 + r * 8 + q
     torch.testing.assert_close(A[:, ix.columns("0")[k]], conv0[:, c, r, q])
-    assert ix.labels()[k] == f"0[{k}]"
+    # Conv units are named by channel and position (issue 10), not by flat index.
+    assert ix.labels()[k] == "0[c=3, y=5, x=2]"
+    assert ix.kinds == {"0": "units", "2": "units", "4": "features"}
+    # Post-activation (the default): conv 0's neurons are the ReLU's outputs.
+    with tn.ActivationRecorder(model) as rec:
+        model(x)
+    torch.testing.assert_close(rec.activations()[:, k], torch.relu(conv0[:, c, r, q]))
 
 
 def test_importance_sampling_on_a_cnn_uses_positions():
@@ -276,7 +284,7 @@ def test_importance_sampling_on_a_cnn_uses_positions():
 def test_activations_carry_gradient_to_the_model():
     model = mnist_mlp()
     x = torch.randn(8, 784, generator=torch.Generator().manual_seed(5))
-    with tn.ActivationRecorder(model, layers=["1"]) as rec:
+    with tn.ActivationRecorder(model, layers=["1"], point="pre") as rec:
         model(x)
     rec.activations().sum().backward()
     # d/dW of Σ (xWᵀ + b) is 1ᵀx per output row.
@@ -463,7 +471,7 @@ def test_output_modified_in_place_is_a_clear_error():
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(inplace=True), nn.Linear(6, 2))
     x = torch.randn(8, 4)
     for detach in (False, True):
-        with tn.ActivationRecorder(model, detach=detach) as rec:
+        with tn.ActivationRecorder(model, detach=detach, point="pre") as rec:
             model(x)
         with pytest.raises(ValueError, match=r"layer '0' output was modified in place"):
             rec.activations()
