@@ -267,12 +267,15 @@ class _EdgeCorrelation(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):  # type: ignore[override]
         Zt, norm, i, j, touches = ctx.saved_tensors
-        g = g.masked_fill(touches, 0.0)[:, None]
+        g = g.masked_fill(touches, 0.0)
+        # Both ends of every edge in one gather and one scatter.
         G = torch.zeros_like(Zt)
-        G.index_add_(0, i, g * Zt.index_select(0, j))
-        G.index_add_(0, j, g * Zt.index_select(0, i))
-        G.sub_(Zt * (Zt * G).sum(dim=1, keepdim=True)).div_(norm[:, None])
-        G.sub_(G.mean(dim=1, keepdim=True))
+        src = Zt.index_select(0, torch.cat([j, i])).mul_(torch.cat([g, g])[:, None])
+        G.index_add_(0, torch.cat([i, j]), src)
+        # Normalisation, then centring: z has zero mean over the examples, so the mean of
+        # G − z⟨z, G⟩ is the mean of G.
+        G.addcmul_(Zt, torch.linalg.vecdot(Zt, G)[:, None], value=-1.0)
+        G.sub_(G.mean(dim=1, keepdim=True)).div_(norm[:, None])
         return G.T, None, None, None, None, None
 
 
