@@ -38,8 +38,9 @@ def _mlp(seed: int = 0, dropout: float = 0.0) -> nn.Sequential:
     ).double()
 
 
-def _reference_activations(model: nn.Sequential, X: np.ndarray) -> np.ndarray:
-    """Layer outputs computed by hand with numpy (eval mode: dropout is the identity)."""
+def _reference_activations(model: nn.Sequential, X: np.ndarray, point: str = "post") -> np.ndarray:
+    """Layer outputs computed by hand with numpy (eval mode: dropout is the identity): the
+    hidden layers after their tanh (``point="post"``, analyse's default) or before it."""
     W = {
         k: (m.weight.detach().numpy(), m.bias.detach().numpy())
         for k, m in model.named_children()
@@ -48,6 +49,8 @@ def _reference_activations(model: nn.Sequential, X: np.ndarray) -> np.ndarray:
     h1 = X @ W["fc1"][0].T + W["fc1"][1]
     h2 = np.tanh(h1) @ W["fc2"][0].T + W["fc2"][1]
     h3 = np.tanh(h2) @ W["out"][0].T + W["out"][1]
+    if point == "post":
+        return np.concatenate([np.tanh(h1), np.tanh(h2), h3], axis=1)
     return np.concatenate([h1, h2, h3], axis=1)
 
 
@@ -245,6 +248,22 @@ def test_data_dependent_sampling_is_fixed_on_the_first_batch(rng):
     assert "3 of 7" in report.to_markdown()
 
 
+def test_point_pre_analyses_the_layer_outputs_before_their_activation(rng):
+    model = _mlp(seed=6)
+    X = _data(rng)
+    for point in ("pre", "post"):
+        report = tn.analyse(model, X, point=point, batch_size=100)
+        A = _reference_activations(model, X, point=point)
+        ref = tn.zero_persistence(_abs_dissimilarity(A), backend="gudhi")
+        np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-9, err_msg=point)
+    pre = _reference_activations(model, X, point="pre")
+    post = _reference_activations(model, X, point="post")
+    assert not np.allclose(
+        tn.zero_persistence(_abs_dissimilarity(pre)).deaths,
+        tn.zero_persistence(_abs_dissimilarity(post)).deaths,
+    )  # the two choices are really different here
+
+
 def test_layers_argument_and_kind_sqrt(rng):
     model = _mlp(seed=5)
     X = _data(rng)
@@ -351,13 +370,14 @@ def test_streaming_correlation_any_batch_split_property(m, n, cuts, seed):
     np.testing.assert_allclose(acc.correlation(), np.corrcoef(X, rowvar=False), atol=1e-9)
 
 
-def test_conv_layers_are_labelled_by_flat_channel_position(rng):
+def test_conv_layers_are_labelled_by_channel_and_position(rng):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 3 * 3, 4)).double()
     X = torch.from_numpy(rng.standard_normal((120, 1, 5, 5)))
     report = tn.analyse(model, X, batch_size=50)
     assert report.layers["0"].n_neurons == 18 and report.layers["2"].n_neurons == 4
-    assert report.labels[:3] == ("0[0]", "0[1]", "0[2]") and report.labels[-1] == "2[3]"
+    assert report.labels[:3] == ("0[c=0, y=0, x=0]", "0[c=0, y=0, x=1]", "0[c=0, y=0, x=2]")
+    assert report.labels[9] == "0[c=1, y=0, x=0]" and report.labels[-1] == "2[3]"
     with torch.no_grad():
         A = torch.cat([model[0](X).reshape(120, -1), model(X)], dim=1).numpy()
     ref = tn.zero_persistence(_abs_dissimilarity(A))
@@ -369,3 +389,18 @@ def test_progress_bar_goes_to_stderr(rng, capsys):
     captured = capsys.readouterr()
     assert "analyse:" in captured.err and "/4 [" in captured.err  # total known: 4 batches
     assert captured.out == ""
+
+
+def test_conv_channels_as_neurons_in_analyse_equal_corrcoef_over_pixels(rng):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 5, 3), nn.Tanh(), nn.Conv2d(5, 3, 1)).double()
+    X = torch.from_numpy(rng.standard_normal((40, 1, 6, 6)))
+    report = tn.analyse(model, X, positions="examples", batch_size=16)
+    assert report.labels[:2] == ("0[c=0]", "0[c=1]") and report.labels[-1] == "2[c=2]"
+    assert report.n_examples == 40 * 4 * 4
+    with torch.no_grad():
+        h = torch.tanh(model[0](X))
+        A = torch.cat([h, model[2](h)], dim=1)  # (40, 8, 4, 4): channels, every pixel an example
+    A = A.permute(0, 2, 3, 1).reshape(-1, 8).numpy()
+    ref = tn.zero_persistence(_abs_dissimilarity(A), backend="giotto")
+    np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-6)

@@ -10,6 +10,7 @@ network and per layer, how redundant the neurons are.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import warnings
@@ -751,6 +752,25 @@ def _slices(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield data[start : start + batch_size]
 
 
+def _mask_batches(mask: Any, data: Any, batch_size: int) -> Iterator[torch.Tensor | None]:
+    """The padding mask sliced like the data's batches (``None`` forever when no mask)."""
+    if mask is None:
+        return itertools.repeat(None)
+    if not isinstance(data, (np.ndarray, torch.Tensor)):
+        raise TypeError(
+            "mask= needs data as one tensor or array (the mask's rows are aligned with its "
+            f"examples); got data of type {type(data).__name__}"
+        )
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor) or mask.ndim < 1 or mask.shape[0] != data.shape[0]:
+        shape = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__
+        raise ValueError(
+            f"mask must be a tensor with one row per example of data ({data.shape[0]}); got {shape}"
+        )
+    return _slices(mask, batch_size)
+
+
 def _first_elements(data: Iterable[Any]) -> Iterator[torch.Tensor]:
     for k, batch in enumerate(data):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -825,6 +845,10 @@ def analyse(
     pair_threshold: float | None = None,
     backend: str = "auto",
     device: torch.device | str | None = None,
+    point: str = "post",
+    positions: str = "auto",
+    batch_dim: int | dict[str, int] | None = None,
+    mask: torch.Tensor | np.ndarray | None = None,
 ) -> RedundancyReport:
     """Analyse how redundant a model's neurons are over a whole data set.
 
@@ -882,6 +906,18 @@ def analyse(
         Where the model runs and the correlations accumulate (``"cpu"``, ``"cuda"``,
         ``"cuda:1"``, …). The model is moved there for the analysis and moved back to where its
         parameters were afterwards. Default: where the model's parameters are.
+    point : {"post", "pre"}, default "post"
+        A layer's neurons after its activation (what the next layer sees) or its own output;
+        see :class:`~topo_neurons.ActivationRecorder`.
+    positions : {"auto", "neurons", "examples"}, default "auto"
+        Whether a convolution's pixels / a sequence's tokens are examples or parts of neurons;
+        see :class:`~topo_neurons.ActivationRecorder`.
+    batch_dim : int or dict of str to int, optional
+        Batch axis of the layers' outputs (needed inside torch transformers built with
+        ``batch_first=False``: ``batch_dim=1``).
+    mask : bool tensor or array of shape (n_examples, positions...), optional
+        Padding mask aligned with ``data`` (tensor or array data only), ``True`` = keep: padded
+        tokens are not examples. The model itself is called as ``model(x)``.
 
     Returns
     -------
@@ -932,12 +968,15 @@ def analyse(
         try:
             return analyse(
                 model, data, layers, sampling, kind, batch_size, thresholds, top_k, progress,
-                pair_threshold=pair_threshold, backend=backend, device=None,
+                pair_threshold=pair_threshold, backend=backend, device=None, point=point,
+                positions=positions, batch_dim=batch_dim, mask=mask,
             )  # fmt: skip
         finally:
             model.to(home)
     device = target if target is not None else home
     batches = iter_batches(data, batch_size)
+    masks = _mask_batches(mask, data, batch_size)
+    options = {"point": point, "positions": positions, "batch_dim": batch_dim, "detach": True}
     total = None
     if isinstance(data, (np.ndarray, torch.Tensor)):
         total = -(-int(data.shape[0]) // int(batch_size))
@@ -960,7 +999,9 @@ def analyse(
                 first = next(it)
             except StopIteration:
                 raise ValueError("data holds no examples; at least 2 are needed") from None
-            rec = ActivationRecorder(model, layers=layers, sampling=sampling, detach=True)
+            rec = ActivationRecorder(model, layers=layers, sampling=sampling, **options)
+            rec._warn_few_examples = False  # analyse warns on the whole data set below
+            rec.mask = next(masks)
             with rec:
                 _run(model, first, dtype, device)
             index = rec.neuron_index()
@@ -978,9 +1019,11 @@ def analyse(
             check_square_fits(A.shape[1], 8, _ANALYSE_COPIES, what="analyse")
             acc = StreamingCorrelation(A.shape[1], labels=labels, device=device)
             acc.update(A)
-            rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, detach=True)
+            rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, **options)
+            rec._warn_few_examples = False
             with rec:
                 for x in it:
+                    rec.mask = next(masks)
                     _run(model, x, dtype, device)
                     acc.update(rec.activations())
                     rec.clear()
