@@ -45,9 +45,9 @@ def test_records_every_k_steps_the_barcodes_of_each_layer():
         recorded.append(tracker.step(probe))
         if recorded[-1]:  # the barcode by hand, on the same weights, in eval mode
             model.eval()
-            with torch.no_grad():
-                h = model.fc1(probe)
-                out = model.out(model.act(model.bn(h)))
+            with torch.no_grad():  # fc1's neurons: after its BatchNorm and ReLU (point="post")
+                h = model.act(model.bn(model.fc1(probe)))
+                out = model.out(h)
             model.train()
             reference.append((_mst_deaths(h.double().numpy()), _mst_deaths(out.double().numpy())))
         loss = model(probe).pow(2).mean()
@@ -132,3 +132,75 @@ def test_tracker_errors():
         tn.BarcodeTracker(model).history.quantiles()
     with pytest.raises(ValueError, match="per_layer is empty"):
         tn.BarcodeTracker(model).record_activations({})
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+def _events(logdir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tracker_logs_histograms_scalars_and_figures_to_tensorboard(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    model = _model()
+    probe = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    with SummaryWriter(tmp_path) as writer:
+        tracker = tn.BarcodeTracker(
+            model, layers=["act", "out"], every=2, writer=writer, tag="topo"
+        )
+        for _ in range(5):
+            tracker.step(probe)
+    acc = _events(tmp_path)
+    tags = acc.Tags()
+    assert set(tags["histograms"]) == {"topo/act/deaths", "topo/out/deaths"}
+    assert set(tags["images"]) == {"topo/act", "topo/out"}
+    for layer in ("act", "out"):
+        deaths = [np.asarray(bc.deaths) for bc in tracker.history.barcodes[layer]]
+        assert [e.step for e in acc.Histograms(f"topo/{layer}/deaths")] == [0, 2, 4]
+        for event, d in zip(acc.Histograms(f"topo/{layer}/deaths"), deaths):
+            h = event.histogram_value
+            assert h.num == d.size
+            np.testing.assert_allclose([h.min, h.max, h.sum], [d.min(), d.max(), d.sum()])
+        for name, ref in [
+            ("death_min", np.min),
+            ("death_median", np.median),
+            ("death_mean", np.mean),
+            ("death_max", np.max),
+            ("redundancy", lambda d: np.mean(1 - d)),
+        ]:
+            events = acc.Scalars(f"topo/{layer}/{name}")
+            assert [e.step for e in events] == [0, 2, 4]
+            np.testing.assert_allclose(
+                [e.value for e in events], [ref(d) for d in deaths], rtol=1e-6
+            )
+        images = acc.Images(f"topo/{layer}")
+        assert [im.step for im in images] == [0, 2, 4] and images[0].width > 100
+    # the barcodes themselves are those of the recorded activations
+    first = tracker.history.barcodes["act"][0]
+    with torch.no_grad():
+        model.eval()
+        act = torch.relu(model.bn(model.fc1(probe)))
+    np.testing.assert_allclose(first.deaths, _mst_deaths(act.numpy()), rtol=1e-5, atol=1e-6)
+
+
+def test_tracker_writer_options_and_errors(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from topo_neurons.tracking import log_barcodes
+
+    with pytest.raises(TypeError, match="SummaryWriter"):
+        tn.BarcodeTracker(_model(), writer=object())
+    with pytest.raises(ValueError, match="tag"):
+        tn.BarcodeTracker(_model(), tag="")
+    bc = tn.Barcode(np.array([0.1, 0.4]), np.array([[0, 1], [1, 2]]), 3)
+    with pytest.raises(TypeError, match=r"no \['add_figure'\]"):
+        log_barcodes(type("W", (), {"add_scalar": print, "add_histogram": print})(), {"x": bc}, 0)
+    with SummaryWriter(tmp_path) as writer:
+        log_barcodes(writer, {"x": bc}, 7, histograms=False, figures=False)
+    tags = _events(tmp_path).Tags()
+    assert tags["histograms"] == [] and tags["images"] == []
+    assert "barcodes/x/redundancy" in tags["scalars"]
