@@ -23,16 +23,22 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y)
 
 
-def test_output_is_unchanged_and_penalty_is_weight_times_loss():
+@pytest.mark.parametrize("point", ["post", "pre"])
+def test_output_is_unchanged_and_penalty_is_weight_times_loss(point):
     model = small_mlp()
     x, _ = digits()
     x = x[:64]
-    reg = tn.Regularized(model, tn.DeathSpread(alpha=0.4), weight=0.3, layers=["0", "2"])
+    reg = tn.Regularized(
+        model, tn.DeathSpread(alpha=0.4), weight=0.3, layers=["0", "2"], point=point
+    )
     out, penalty = reg(x)
     torch.testing.assert_close(out, model(x))
-    # Independent: the two layer outputs computed by hand, then the functional loss.
+    # Independent: the two layers' neurons computed by hand, then the functional loss. By
+    # default they are the values after each ReLU (what the next layer sees, as in the paper).
     h1 = x @ model[0].weight.T + model[0].bias
     h2 = torch.relu(h1) @ model[2].weight.T + model[2].bias
+    if point == "post":
+        h1, h2 = torch.relu(h1), torch.relu(h2)
     expected = 0.3 * tn.DeathSpread(alpha=0.4)(torch.cat([h1, h2], dim=1))
     torch.testing.assert_close(penalty, expected)
     # Gradient reaches the weights, equal to the hand-built graph's.

@@ -72,6 +72,11 @@ class Regularized(nn.Module):
         Layers whose neurons are regularised (default: every leaf layer with parameters).
     sampling : SamplingStrategy, optional
         Neuron sampling (default: all neurons).
+    point, positions, batch_dim, mask : optional
+        Which values are the neurons (``"post"``-activation by default, or ``"pre"``), where
+        the examples are (``"auto"``: a sequence's tokens are examples), the batch axis and the
+        padding mask (``mask="attention_mask"`` reads the model's keyword argument at each
+        call); see :class:`ActivationRecorder`.
 
     Shape
     -----
@@ -106,6 +111,10 @@ class Regularized(nn.Module):
         *,
         layers: str | nn.Module | Iterable[str | nn.Module] | None = None,
         sampling: SamplingStrategy | None = None,
+        point: str = "post",
+        positions: str = "auto",
+        batch_dim: int | dict[str, int] | None = None,
+        mask: torch.Tensor | str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(regularizer, nn.Module):
@@ -127,9 +136,18 @@ class Regularized(nn.Module):
                 f"{type(regularizer).__name__} penalises the model's weights; layers= and "
                 "sampling= apply only to activation regularisers"
             )
-        self.recorder = (
-            None if self.on_weights else ActivationRecorder(model, layers, sampling=sampling)
-        )
+        self.recorder = None
+        if not self.on_weights:
+            self.recorder = ActivationRecorder(
+                model,
+                layers,
+                sampling=sampling,
+                point=point,
+                positions=positions,
+                batch_dim=batch_dim,
+                mask=mask,
+            )
+            self.recorder._warn_few_examples = False  # _check_batch says it with drop_last
         self._warned_small_batch = False
 
     def forward(self, *args: Any, **kwargs: Any) -> RegularizedOutput:
