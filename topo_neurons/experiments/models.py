@@ -27,7 +27,15 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MODELS", "ModelSpec", "SmallCNN", "TrapeziumMLP", "make_model"]
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "SmallCNN",
+    "TrapeziumMLP",
+    "keras_init_",
+    "make_model",
+    "neuron_layers",
+]
 
 
 @dataclass(frozen=True)
@@ -192,3 +200,62 @@ def make_model(name: str, in_features: int | tuple[int, ...], out_features: int)
             )
         return SmallCNN(shape, int(out_features), spec.hidden)  # type: ignore[arg-type]
     return TrapeziumMLP(int(np.prod(shape)), spec.hidden, int(out_features), spec.dropout)
+
+
+def neuron_layers(model: nn.Module) -> list[str]:
+    """Names of the modules whose outputs are the paper's neurons, in forward order.
+
+    Each hidden layer's output *after* its activation (the ``nn.ReLU`` modules: what the next
+    layer sees, as in the authors' code) and the logits (the last ``Linear``). The harness
+    passes these names to :class:`topo_neurons.ActivationRecorder` explicitly, so that the
+    experiments do not depend on the recorder's default.
+
+    Parameters
+    ----------
+    model : TrapeziumMLP or SmallCNN
+        A model built by :func:`make_model`.
+
+    Returns
+    -------
+    list of str
+        E.g. ``['net.relu1', 'net.relu2', 'net.relu3', 'net.out']`` for ``trapezium``.
+
+    Examples
+    --------
+    >>> from topo_neurons.experiments.models import make_model, neuron_layers
+    >>> neuron_layers(make_model("deep_trapezium", 784, 10))
+    ['net.relu1', 'net.relu2', 'net.relu3', 'net.relu4', 'net.relu5', 'net.out']
+    """
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names or not linears:
+        raise ValueError(
+            f"{type(model).__name__} has no nn.ReLU module or no nn.Linear output layer; "
+            "neuron_layers() knows the models of make_model() only"
+        )
+    return [*names, linears[-1]]
+
+
+@torch.no_grad()
+def keras_init_(model: nn.Module) -> nn.Module:
+    """Initialise like Keras' defaults (the authors' TensorFlow models), in place.
+
+    ``Dense``/``Conv2D`` kernels Glorot-uniform (``U(±sqrt(6 / (fan_in + fan_out)))``),
+    biases zero; torch's own default is Kaiming-uniform with ``a = √5`` and uniform biases.
+    Draws from torch's global generator (seed it first).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return model

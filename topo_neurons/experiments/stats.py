@@ -217,6 +217,12 @@ def friedman_from_ranks(avg_ranks: np.ndarray | Sequence[float], n_datasets: int
         raise ValueError(f"avg_ranks must be a vector of k ≥ 2 average ranks; got shape {R.shape}")
     if int(n_datasets) != n_datasets or n_datasets < 1:
         raise ValueError(f"n_datasets must be a positive int; got {n_datasets!r}")
+    if n_datasets < 2:
+        raise ValueError(
+            f"the Friedman test needs at least 2 data sets (networks) to compare {len(R)} "
+            f"methods; got N = {n_datasets} (with one data set the ranks have no spread to test: "
+            "the statistic's denominator N(k − 1) − χ² is 0 and F would be infinite)"
+        )
     n, k = int(n_datasets), len(R)
     chi2 = 12.0 * n / (k * (k + 1)) * (np.sum(R**2) - k * (k + 1) ** 2 / 4.0)
     chi2 = max(float(chi2), 0.0)
