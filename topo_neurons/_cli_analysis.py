@@ -276,6 +276,7 @@ def _eager_from_script(script: Any) -> Any:
                 shared = nn.Parameter(param, requires_grad=param.requires_grad)
                 self.register_parameter(pname.replace(".", "_"), shared)
             self.kind = str(getattr(child, "original_name", "module"))
+            self.original_name = self.kind  # lets the recorder see a scripted ReLU's kind
 
         def forward(self, x: Any) -> Any:
             return self._child(x)
@@ -386,6 +387,8 @@ def _run_analyse(
         top_k=args.top_k,
         progress=_progress_enabled(args),
         backend=args.backend,
+        point=args.point,
+        positions=args.positions,
     )
 
 
@@ -582,6 +585,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--standardize", action="store_true", help="z-score each input feature")
     p.add_argument("--limit", type=int, metavar="M", help="use only the first M examples")
     p.add_argument("--layers", metavar="A,B", help="comma-separated layer names (default: all)")
+    p.add_argument(
+        "--point",
+        choices=("post", "pre"),
+        default="post",
+        help="a layer's neurons after its activation (default) or before it",
+    )
+    p.add_argument(
+        "--positions",
+        choices=("auto", "neurons", "examples"),
+        default="auto",
+        help="conv pixels / sequence tokens as examples or as parts of neurons (default auto)",
+    )
     p.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity (default abs)")
     p.add_argument("--sampling", choices=SAMPLINGS, default="all", help="neuron sampling")
     p.add_argument("--p", type=float, help="fraction of each hidden layer for --sampling")

@@ -512,10 +512,23 @@ POSITIONS = ("auto", "neurons", "examples")
 _WARNED: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
 
 
+#: Names of torch's elementwise activation classes (a TorchScript module keeps its class name in
+#: ``original_name``).
+_ACTIVATION_NAMES = frozenset(
+    name
+    for name, cls in vars(nn.modules.activation).items()
+    if isinstance(cls, type)
+    and cls.__module__ == "torch.nn.modules.activation"
+    and not issubclass(cls, _NOT_ACTIVATIONS)
+)
+
+
 def _is_activation_module(m: nn.Module) -> bool:
     """An elementwise activation module: torch's (ReLU, GELU, Tanh, …) or a Hugging Face one."""
     if isinstance(m, _NOT_ACTIVATIONS):
         return False
+    if getattr(m, "original_name", None) in _ACTIVATION_NAMES:
+        return True
     for cls in type(m).__mro__:
         if cls is nn.Module:
             break
@@ -580,6 +593,8 @@ class _Tracer(torch.fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if id(m) in self._leaves or _is_activation_module(m) or isinstance(m, _PASS_TYPES):
+            return True
+        if hasattr(m, "original_name"):  # TorchScript modules (and wrappers of them)
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
