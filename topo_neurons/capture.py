@@ -758,7 +758,9 @@ def _batch_axis_unknown(model: nn.Module, name: str) -> str | None:
     for k in range(len(parts), -1, -1):
         prefix = ".".join(parts[:k])
         mod = named.get(prefix)
-        if isinstance(mod, _SEQ_FIRST_TYPES) and getattr(mod, "batch_first", True) is False:
+        if isinstance(mod, _SEQ_FIRST_TYPES) and any(
+            isinstance(m, nn.MultiheadAttention) and not m.batch_first for m in mod.modules()
+        ):
             return f"{_display(prefix)!r} ({type(mod).__name__}, batch_first=False)"
     return None
 
