@@ -72,6 +72,7 @@ def log_barcodes(
     step: int,
     *,
     tag: str = "barcodes",
+    scalars: bool = True,
     histograms: bool = True,
     figures: bool = True,
 ) -> None:
@@ -91,15 +92,15 @@ def log_barcodes(
         The global step stored with every value.
     tag : str, default "barcodes"
         Prefix of every tag.
-    histograms, figures : bool, default True
-        Whether to log the death histograms and the figures (the scalars are always logged).
+    scalars, histograms, figures : bool, default True
+        Whether to log the summary scalars, the death histograms and the figures.
 
     Raises
     ------
     TypeError
         ``writer`` lacks one of the methods needed.
     """
-    needed = ["add_scalar"] + ["add_histogram"] * histograms + ["add_figure"] * figures
+    needed = ["add_scalar"] * scalars + ["add_histogram"] * histograms + ["add_figure"] * figures
     missing = [m for m in needed if not callable(getattr(writer, m, None))]
     if missing:
         raise TypeError(
@@ -107,7 +108,7 @@ def log_barcodes(
             f"{type(writer).__name__} has no {missing}"
         )
     for name, bc in barcodes.items():
-        for key, value in barcode_scalars(bc).items():
+        for key, value in barcode_scalars(bc).items() if scalars else ():
             writer.add_scalar(f"{tag}/{name}/{key}", value, step)
         if bc.deaths.size == 0:
             continue

@@ -1,0 +1,338 @@
+"""Lightning callbacks: a topological regulariser in the training loss, barcodes in the logs.
+
+``pip install topo_neurons[lightning]`` installs Lightning and TensorBoard.
+
+* :class:`TopologicalRegularization` adds ``weight · T(activations)`` to the loss that a
+  ``LightningModule``'s ``training_step`` returns, so that it is backpropagated with it.
+* :class:`BarcodeLogger` records the barcodes of chosen layers on a fixed probe batch every
+  ``N`` epochs and logs them through ``trainer.loggers``.
+
+**How the loss is changed.** Under automatic optimisation Lightning backpropagates the loss
+*inside* its optimiser closure, right after ``training_step`` returns, before any
+``on_train_batch_end`` hook runs: a callback that edits the loss afterwards is too late, and
+one that adds a second ``backward`` would double the work. So :class:`TopologicalRegularization`
+wraps the module's ``training_step`` for the duration of the fit (``on_fit_start`` installs the
+wrapper on the instance, ``on_fit_end``/``teardown`` removes it; the class is not touched): the
+wrapper records the activations of the chosen layers with an
+:class:`~topo_neurons.ActivationRecorder` while the original ``training_step`` runs its
+forward, then returns ``loss + weight · T`` (for a dict output, its ``"loss"`` entry). The
+gradient of the penalty therefore flows in Lightning's own ``backward`` (and through DDP,
+precision plugins and gradient accumulation like the task loss). Every forward that
+``training_step`` runs is recorded; a step that runs the model on two batches needs
+``layers`` that see one of them, or a manual loop.
+
+Examples
+--------
+>>> import lightning.pytorch as pl  # doctest: +SKIP
+>>> from topo_neurons.integrations.lightning import BarcodeLogger, TopologicalRegularization
+>>> reg = TopologicalRegularization(  # doctest: +SKIP
+...     tn.TopologicalRedundancy(reduction="mean", refresh_every=5), weight=0.1,
+...     layers=["net.relu1", "net.relu2", "net.out"])
+>>> bars = BarcodeLogger(probe_batch, every_n_epochs=1)  # doctest: +SKIP
+>>> pl.Trainer(callbacks=[reg, bars]).fit(module, loader)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import require
+
+_pl = require("lightning.pytorch", "lightning")
+
+from ..capture import ActivationRecorder, AllNeurons  # noqa: E402
+from ..correlation import check_kind  # noqa: E402
+from ..persistence import Barcode  # noqa: E402
+from ..regularizers import _WeightPenalty  # noqa: E402
+from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
+
+__all__ = ["BarcodeLogger", "TopologicalRegularization"]
+
+Callback = _pl.Callback
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not valid; it must be an int ≥ 1")
+    return value
+
+
+class TopologicalRegularization(Callback):
+    """Add ``weight · regularizer(activations)`` to a LightningModule's training loss.
+
+    Parameters
+    ----------
+    regularizer : torch.nn.Module
+        An activation loss, ``(m, n) → scalar``: :class:`~topo_neurons.TopologicalRedundancy`,
+        :class:`~topo_neurons.DeathSpread`, :class:`~topo_neurons.CorrelationPenalty`,
+        :class:`~topo_neurons.DeCov` (weight penalties need no callback: add them to the loss
+        or use the optimiser's weight decay).
+    weight : float, default 1.0
+        The factor ``λ ≥ 0``.
+    layers : str, module or sequence of them, optional
+        Layers of the LightningModule whose neurons are regularised, by name as in
+        ``module.named_modules()`` (default: :class:`~topo_neurons.ActivationRecorder`'s).
+    sampling : sampling strategy, optional
+        Neuron sampling (default: all neurons).
+    every_n_steps : int, default 1
+        Add the penalty on training steps ``0, N, 2N, …`` (Lightning's ``global_step``); the
+        other steps run unchanged (no recording).
+    log_name : str or None, default "topo/penalty"
+        Name under which ``weight · T`` is logged with ``LightningModule.log`` (on step and on
+        epoch) when it is computed; ``None``: not logged.
+    **recorder_options
+        Passed to :class:`~topo_neurons.ActivationRecorder` (e.g. ``point=``, ``positions=``).
+
+    Notes
+    -----
+    The wrapper is installed on the module instance at ``on_fit_start`` and removed at
+    ``on_fit_end`` (or ``teardown``); see the module docstring for why. :meth:`state_dict`
+    keeps the regulariser's state (e.g. the cached tree of ``refresh_every``) across a resumed
+    fit.
+    """
+
+    def __init__(
+        self,
+        regularizer: nn.Module,
+        weight: float = 1.0,
+        *,
+        layers: str | nn.Module | Iterable[str | nn.Module] | None = None,
+        sampling: Any = None,
+        every_n_steps: int = 1,
+        log_name: str | None = "topo/penalty",
+        **recorder_options: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(regularizer, nn.Module) or isinstance(regularizer, _WeightPenalty):
+            raise TypeError(
+                "regularizer must be an activation loss module (TopologicalRedundancy, "
+                "DeathSpread, CorrelationPenalty, DeCov); got "
+                f"{type(regularizer).__name__} (weight penalties take the model: add them to "
+                "the loss in training_step)"
+            )
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"weight={weight!r} must be finite and ≥ 0")
+        if log_name is not None and (not isinstance(log_name, str) or not log_name):
+            raise ValueError(f"log_name must be a non-empty str or None; got {log_name!r}")
+        self.regularizer = regularizer
+        self.weight = float(weight)
+        self.layers = layers
+        self.sampling = sampling
+        self.every_n_steps = _check_positive_int(every_n_steps, "every_n_steps")
+        self.log_name = log_name
+        self.recorder_options = dict(recorder_options)
+        self._recorder: ActivationRecorder | None = None
+        self._wrapped: Any = None
+        self.last_penalty: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------- hooks
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self.regularizer.to(pl_module.device)
+        self._recorder = ActivationRecorder(
+            pl_module, self.layers, sampling=self.sampling, **self.recorder_options
+        )
+        self._install(trainer, pl_module)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._uninstall(pl_module)
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._uninstall(pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"regularizer": self.regularizer.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.regularizer.load_state_dict(state_dict["regularizer"])
+
+    # ---------------------------------------------------------------- the wrapper
+    def _install(self, trainer: Any, pl_module: Any) -> None:
+        if self._wrapped is not None:
+            return
+        original = pl_module.training_step  # the bound method of the class
+        callback = self
+
+        @functools.wraps(original)
+        def training_step(*args: Any, **kwargs: Any) -> Any:
+            if trainer.global_step % callback.every_n_steps:
+                return original(*args, **kwargs)
+            rec = callback._recorder
+            with rec:
+                out = original(*args, **kwargs)
+            try:
+                return callback._add_penalty(pl_module, out, rec)
+            finally:
+                rec.clear()  # release the activations and their graph
+
+        self._wrapped = original
+        pl_module.training_step = training_step  # an instance attribute: the class is intact
+
+    def _uninstall(self, pl_module: Any) -> None:
+        if self._wrapped is not None:
+            if "training_step" in vars(pl_module):
+                del pl_module.training_step
+            self._wrapped = None
+
+    def _add_penalty(self, pl_module: Any, out: Any, rec: ActivationRecorder) -> Any:
+        loss = out["loss"] if isinstance(out, Mapping) else out
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(
+                "TopologicalRegularization needs training_step to return the loss tensor or a "
+                f"dict with a 'loss' tensor; got {type(out).__name__} (manual optimisation: "
+                "record and add the penalty in training_step, see topo_neurons.Regularized)"
+            )
+        A = rec.activations()
+        if getattr(self.regularizer, "refresh_every", 1) > 1:
+            value = self.regularizer(A, selection=rec.selection())
+        else:
+            value = self.regularizer(A)
+        penalty = self.weight * value
+        self.last_penalty = penalty.detach()
+        if self.log_name is not None:
+            pl_module.log(
+                self.log_name, penalty.detach(), on_step=True, on_epoch=True, batch_size=A.shape[0]
+            )
+        total = loss + penalty
+        if isinstance(out, Mapping):
+            return {**out, "loss": total}
+        return total
+
+
+class BarcodeLogger(Callback):
+    """Record barcodes on a fixed probe batch every ``N`` epochs and log them.
+
+    At the end of training epochs ``N − 1, 2N − 1, …`` (0-based) the LightningModule runs once
+    on ``probe`` in eval mode without gradient (a :class:`~topo_neurons.BarcodeTracker`), and
+    each tracked layer's barcode is logged at the current ``global_step``:
+
+    * to **every** logger in ``trainer.loggers`` (TensorBoard, CSV, …): the summary scalars
+      ``{tag}/{layer}/{s}`` of :data:`topo_neurons.tracking.SUMMARY_SCALARS` via
+      ``logger.log_metrics``;
+    * to loggers whose ``experiment`` is a TensorBoard ``SummaryWriter`` (e.g.
+      ``TensorBoardLogger``), also the death histograms ``{tag}/{layer}/deaths`` and the barcode
+      figures ``{tag}/{layer}`` (see :func:`topo_neurons.tracking.log_barcodes`).
+
+    Parameters
+    ----------
+    probe : torch.Tensor
+        A fixed input batch, shape ``(m, ...)`` (``m ≥ 2``), moved to the module's device.
+    layers : sequence of str, optional
+        Layers to track (default: :class:`~topo_neurons.ActivationRecorder`'s).
+    every_n_epochs : int, default 1
+    kind : {"abs", "sqrt"}, default "abs"
+    sampling : sampling strategy, optional
+    network : bool, default False
+        Also the whole network's barcode, as layer ``"network"``.
+    tag : str, default "barcodes"
+    figures : bool, default True
+        Log the barcode figures to TensorBoard.
+
+    Attributes
+    ----------
+    history : BarcodeHistory
+        Everything recorded (kept in :meth:`state_dict`, so a resumed fit continues it).
+    """
+
+    def __init__(
+        self,
+        probe: torch.Tensor,
+        layers: Sequence[str] | None = None,
+        *,
+        every_n_epochs: int = 1,
+        kind: str = "abs",
+        sampling: Any = None,
+        network: bool = False,
+        tag: str = "barcodes",
+        figures: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(probe, torch.Tensor):
+            raise TypeError(f"probe must be a torch.Tensor batch; got {type(probe).__name__}")
+        if probe.ndim < 1 or probe.shape[0] < 2:
+            raise ValueError(
+                f"probe must be a batch of at least 2 examples; got shape {tuple(probe.shape)}"
+            )
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"tag must be a non-empty str; got {tag!r}")
+        self.probe = probe
+        self.layers = None if layers is None else list(layers)
+        self.every_n_epochs = _check_positive_int(every_n_epochs, "every_n_epochs")
+        self.kind = check_kind(kind)
+        self.sampling = AllNeurons() if sampling is None else sampling
+        self.network = bool(network)
+        self.tag = tag
+        self.figures = bool(figures)
+        self.history = BarcodeHistory()
+        self._tracker: BarcodeTracker | None = None
+
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        if self._tracker is None or self._tracker.model is not pl_module:
+            tracker = BarcodeTracker(
+                pl_module,
+                self.layers,
+                kind=self.kind,
+                sampling=self.sampling,
+                network=self.network,
+            )
+            tracker.history = self.history
+            self._tracker = tracker
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        if trainer.sanity_checking or self._tracker is None:
+            return
+        step = int(trainer.global_step)
+        barcodes = self._tracker.record(self.probe.to(pl_module.device), step=step)
+        self._log(trainer, barcodes, step)
+
+    def _log(self, trainer: Any, barcodes: Mapping[str, Barcode], step: int) -> None:
+        if trainer.global_rank != 0:
+            return
+        metrics = {
+            f"{self.tag}/{name}/{key}": value
+            for name, bc in barcodes.items()
+            for key, value in barcode_scalars(bc).items()
+        }
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+            writer = getattr(logger, "experiment", None)
+            if callable(getattr(writer, "add_histogram", None)) and callable(
+                getattr(writer, "add_figure", None)
+            ):
+                log_barcodes(
+                    writer, barcodes, step, tag=self.tag, scalars=False, figures=self.figures
+                )
+
+    def state_dict(self) -> dict[str, Any]:
+        h = self.history
+        return {
+            "steps": list(h.steps),
+            "barcodes": {
+                name: [
+                    (
+                        torch.from_numpy(bc.deaths.copy()),
+                        torch.from_numpy(bc.edges.copy()),
+                        int(bc.n_points),
+                    )
+                    for bc in bcs
+                ]
+                for name, bcs in h.barcodes.items()
+            },
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history.steps[:] = [int(s) for s in state_dict["steps"]]
+        self.history.barcodes.clear()
+        for name, bcs in state_dict["barcodes"].items():
+            self.history.barcodes[name] = [
+                Barcode(deaths=d.numpy(), edges=e.numpy(), n_points=n) for d, e, n in bcs
+            ]
