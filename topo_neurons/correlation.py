@@ -216,14 +216,34 @@ def dissimilarity_from_correlation(C: torch.Tensor, kind: str = "abs") -> torch.
     return _SafeSqrt.apply(1.0 - C * C)
 
 
+class _Gram(torch.autograd.Function):
+    """``ZᵀZ`` with the entries of the no-grad path (bitwise) and the exact gradient.
+
+    Forward: the blocked, exactly symmetric product of :func:`_fill_blocked` (half the flops,
+    canonical GEMM panels); backward: ``∂L/∂Z = Z (G + Gᵀ)``, one GEMM.
+    """
+
+    @staticmethod
+    def forward(ctx, Z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        Zd = Z.detach()
+        n = Zd.shape[1]
+        out = torch.empty((n, n), dtype=Zd.dtype, device=Zd.device)
+        _fill_blocked(Zd, out, "gram")
+        ctx.save_for_backward(Z)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (Z,) = ctx.saved_tensors
+        return Z @ (grad + grad.T)
+
+
 def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
     """Full correlation with autograd; constant neurons get ρ = 0 off the diagonal.
 
-    ``ZᵀZ`` from a GEMM need not be bitwise symmetric; ``(C + Cᵀ)/2`` is (floating-point
-    addition commutes) and has the same gradient, so the output is exactly symmetric here too.
+    The entries are those of the no-grad path bitwise (:class:`_Gram`), exactly symmetric.
     """
-    C = Z.T @ Z
-    C = 0.5 * (C + C.T)
+    C = _Gram.apply(Z)
     n = C.shape[0]
     eye = torch.eye(n, dtype=torch.bool, device=C.device)
     C = torch.where(eye, torch.ones_like(C), C)
@@ -234,7 +254,7 @@ def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
     return C
 
 
-_TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2}
+_TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2, "gram": 3}
 #: Side of the square tiles of the mirroring kernel (128 × 128 float32 = 64 KiB per tile).
 _TILE = 128
 
@@ -244,6 +264,7 @@ def _map_into(src, dst, code):  # pragma: no cover - compiled
     """``dst[k] = src[k] = f(src[k])`` for a contiguous run, ``f`` chosen by ``code``.
 
     ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|`` clamped to [0, 1]; 2: ``sqrt(max(1 − ρ², 0))``;
+    3: unchanged (the raw ``ZᵀZ`` of the autograd path);
     computed in float64 and rounded once to the dtype of ``src``. One branch per run, so each
     loop is a straight vectorisable pass.
     """
@@ -252,6 +273,9 @@ def _map_into(src, dst, code):  # pragma: no cover - compiled
             y = min(max(1.0 - abs(np.float64(src[k])), 0.0), 1.0)
             src[k] = y
             dst[k] = y
+    elif code == 3:
+        for k in range(src.shape[0]):
+            dst[k] = src[k]
     elif code == 2:
         for k in range(src.shape[0]):
             x = np.float64(src[k])
@@ -332,6 +356,56 @@ def _transform_mirror(out, code, diag, tile, group=8):  # pragma: no cover - com
             _transform_mirror_band(out, code, diag, tile, group, nb - 1 - k, buf)
 
 
+#: Width of every GEMM panel of ``ZᵀZ`` on the CPU (columns ``c0 … c0 + GEMM_COLS`` with
+#: ``c0`` a multiple of it). MKL's value for an entry of a GEMM depends on the shape of the
+#: call (measured: the float64 kernels change with the number of output columns, and calls
+#: with fewer than 16 rows use other kernels in both dtypes); with a fixed panel width, at
+#: least ``GEMM_MIN_ROWS`` rows and the same column grid, each entry is bitwise the same
+#: whatever the row range, the strides, the thread count or the process. The dense path and
+#: the tiled engine (:func:`~topo_neurons.correlation_persistence`) both go through
+#: :func:`gram_panel`, so their dissimilarities are bitwise equal.
+GEMM_COLS = 256
+#: Fewest rows of a GEMM call of :func:`gram_panel` (shorter row ranges are zero-padded).
+GEMM_MIN_ROWS = 16
+
+
+def gram_panel(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out = rowsᵀ cols`` by one GEMM call of a canonical shape.
+
+    Parameters
+    ----------
+    rows : torch.Tensor, shape (m, r), CPU, float32 or float64
+        Normalised activations of the panel's row neurons (any strides).
+    cols : torch.Tensor, shape (m, c), ``c ≤ GEMM_COLS``
+        The panel's column neurons: columns ``c0 … c0 + c − 1`` of ``Z`` with ``c0`` a multiple
+        of ``GEMM_COLS`` (a full panel, or the last, shorter one).
+    out : torch.Tensor, shape (r, c)
+        Destination (a view with unit column stride, e.g. a slice of the output matrix).
+
+    Returns
+    -------
+    torch.Tensor
+        ``out``. The call always has ``GEMM_COLS`` columns (a short panel is zero-padded) and
+        at least ``GEMM_MIN_ROWS`` rows, so each entry's value depends only on its two columns
+        of ``Z`` and the position of its column in the grid, not on the rest of the call.
+    """
+    m, nrows = rows.shape
+    ncols = cols.shape[1]
+    if ncols < GEMM_COLS:
+        padded = rows.new_zeros((m, GEMM_COLS))
+        padded[:, :ncols] = cols
+        cols = padded
+    if nrows < GEMM_MIN_ROWS:
+        padded = rows.new_zeros((m, GEMM_MIN_ROWS))
+        padded[:, :nrows] = rows
+        rows = padded
+    if ncols == GEMM_COLS and nrows >= GEMM_MIN_ROWS and out.stride(1) == 1:
+        torch.mm(rows.T, cols, out=out)
+    else:
+        out.copy_(torch.mm(rows.T, cols)[:nrows, :ncols])
+    return out
+
+
 @torch.no_grad()
 def _fill_blocked(
     Z: torch.Tensor, out: torch.Tensor, transform: str, block_rows: int = _BLOCK_ROWS
@@ -343,21 +417,27 @@ def _fill_blocked(
     parallel pass then maps the upper triangle and mirrors it into the lower one; on other
     devices each block is mapped and mirrored with tensor operations (one block-sized
     temporary). ``out`` is bitwise symmetric; its diagonal is set by :func:`_finish`.
-    ``transform`` is ``"corr"``, ``"abs"`` or ``"sqrt"``.
+    ``transform`` is ``"corr"``, ``"abs"``, ``"sqrt"`` or ``"gram"`` (raw ``ZᵀZ``).
     """
     n = Z.shape[1]
     if out.device.type == "cpu" and out.is_contiguous():
         for i0 in range(0, n, block_rows):
             i1 = min(i0 + block_rows, n)
-            torch.mm(Z[:, i0:i1].T, Z[:, i0:], out=out[i0:i1, i0:])
-        diag = 1.0 if transform == "corr" else 0.0
+            # Column panels on the global grid of GEMM_COLS (block_rows is a multiple of it):
+            # the entries are bitwise those of the tiled engine (see gram_panel).
+            for c0 in range(i0, n, GEMM_COLS):
+                cols = Z[:, c0 : c0 + GEMM_COLS]
+                gram_panel(Z[:, i0:i1], cols, out[i0:i1, c0 : c0 + GEMM_COLS])
+        diag = 1.0 if transform in ("corr", "gram") else 0.0
         with keep_torch_threads():  # numba's OpenMP layer resets the process's thread count
             _transform_mirror(out.numpy(), _TRANSFORMS[transform], diag, _TILE)
         return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)
         blk = Z[:, i0:i1].T @ Z[:, i0:]  # (block, n − i0): the only temporary
-        if transform == "corr":
+        if transform == "gram":
+            pass
+        elif transform == "corr":
             blk.clamp_(-1.0, 1.0)
         elif transform == "abs":
             blk.abs_().neg_().add_(1.0).clamp_(0.0, 1.0)
