@@ -93,11 +93,15 @@ def test_plot_barcode_accepts_a_report(rng):
     assert len(_rects(ax)) == 1
 
 
-def test_plot_diagram_points(rng):
-    bc, _ = _barcode(rng)
-    ax = tn.plot_diagram(bc, layers=_layers(12))
+def _finite_points(ax) -> np.ndarray:
     finite = [c for c in ax.collections if isinstance(c, PathCollection) and c.get_gid() is None]
-    offsets = np.concatenate([c.get_offsets() for c in finite])
+    return np.concatenate([c.get_offsets() for c in finite])
+
+
+def test_plot_diagram_square_layout_points(rng):
+    bc, _ = _barcode(rng)
+    ax = tn.plot_diagram(bc, layers=_layers(12), layout="square")
+    offsets = _finite_points(ax)
     assert offsets.shape == (11, 2)
     np.testing.assert_array_equal(offsets[:, 0], 0.0)  # born at 0
     np.testing.assert_allclose(np.sort(offsets[:, 1]), bc.deaths)
@@ -105,6 +109,38 @@ def test_plot_diagram_points(rng):
     assert len(inf) == 1 and inf[0].get_offsets()[0, 1] > bc.deaths.max()
     diag = ax.get_lines()[0]
     np.testing.assert_allclose(diag.get_xdata(), diag.get_ydata())  # the diagonal
+    with pytest.raises(ValueError, match="valid layouts are"):
+        tn.plot_diagram(bc, layout="round")
+
+
+def test_h0_diagram_gives_the_panel_to_the_deaths(rng):
+    # All births are 0: the default strip layout spreads the points sideways by density
+    # instead of leaving the square's triangle empty.
+    bc, _ = _barcode(rng, n=120, m=300)
+    ax = tn.plot_diagram(bc, layers=_layers(120))
+    pts = _finite_points(ax)
+    np.testing.assert_allclose(np.sort(pts[:, 1]), bc.deaths)  # y = death, every point
+    assert np.abs(pts[:, 0]).max() == pytest.approx(0.45)  # the fullest bin spans the width
+    assert pts[:, 0].std() > 0.1  # spread, not one column
+    assert ax.get_xlim() == (-0.5, 0.5)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0"]
+    lo, hi = ax.get_ylim()
+    assert lo == 0.0 and bc.deaths.max() < hi <= 1.2 * bc.deaths.max()
+    assert ax.get_xlabel().startswith("birth (all 0")
+    assert ax.get_ylabel() == "death (correlation dissimilarity)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[-1] == "∞" and {"fc1", "fc2"} <= set(legend)
+    assert ax.get_aspect() == "auto"  # not squeezed into a square
+    # Denser death ranges are drawn wider: compare the width at the two most populated bins.
+    order = np.argsort(pts[:, 1])
+    assert np.ptp(pts[order[:5], 0]) <= np.ptp(pts[:, 0])
+
+
+def test_plot_diagram_without_layers_has_a_legend_for_its_marks(rng):
+    bc, _ = _barcode(rng)
+    ax = tn.plot_diagram(bc, title="layer fc1 · digits")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["finite classes", "∞"]
+    assert ax.get_title() == "layer fc1 · digits"
 
 
 @pytest.mark.parametrize("style", ["ecdf", "hist"])
@@ -145,6 +181,66 @@ def test_linkage_matrix_is_scipy_single_linkage(rng):
     np.testing.assert_array_equal(np.sort(Z[:, 3]), np.sort(Zs[:, 3]))
     np.testing.assert_allclose(cophenet(Z), cophenet(Zs))  # the same hierarchy
     assert np.all(Z[:, 0] < Z[:, 1])
+
+
+def _links(ax) -> list[np.ndarray]:
+    return [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+
+
+def test_dendrogram_legend_explains_threshold_and_colours(rng):
+    bc, _ = _barcode(rng, n=20)
+    t = float(np.median(bc.deaths))
+    ax = tn.plot_dendrogram(bc, threshold=t)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == [f"merge ≤ {t:g}: redundant group", f"merge > {t:g}", f"threshold {t:g}"]
+    handles = ax.get_legend().legend_handles
+    assert matplotlib.colors.to_hex(handles[0].get_color()) == OKABE_ITO[0].lower()
+    assert matplotlib.colors.to_hex(handles[1].get_color()) == "#7f7f7f"
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "threshold"]
+    assert line.get_ydata()[0] == t and line.get_linestyle() == ":"
+    # The links below the threshold are the legend's first colour, the others its second.
+    for c in ax.collections:
+        if isinstance(c, LineCollection):
+            tops = [s[:, 1].max() for s in c.get_segments()]
+            below = matplotlib.colors.to_hex(c.get_colors()[0]) == OKABE_ITO[0].lower()
+            assert all((h <= t) == below for h in tops)
+    assert ax.get_ylim()[1] > bc.deaths.max()  # room for the legend above the root
+    assert tn.plot_dendrogram(bc).get_legend() is None  # no threshold: one colour, no legend
+
+
+def test_dendrogram_labels_leaves_where_they_fit(rng):
+    bc, _ = _barcode(rng, n=30)
+    labels = [f"fc1[{i}]" for i in range(30)]
+    wide = plt.figure(figsize=(7.0, 3.0)).add_subplot()
+    tn.plot_dendrogram(bc, labels=labels, ax=wide)
+    assert sorted(t.get_text() for t in wide.get_xticklabels()) == sorted(labels)
+    assert wide.get_xlabel() == "30 neurons"
+    narrow = plt.figure(figsize=(1.5, 2.0)).add_subplot()  # 30 labels need ~210 pt
+    tn.plot_dendrogram(bc, labels=labels, ax=narrow)
+    assert [t.get_text() for t in narrow.get_xticklabels()] == []
+    assert narrow.get_xlabel() == "30 neurons (labels do not fit)"
+    forced = plt.figure(figsize=(1.5, 2.0)).add_subplot()
+    tn.plot_dendrogram(bc, labels=labels, ax=forced, max_labels=40)
+    assert len(forced.get_xticklabels()) == 30
+
+
+def test_dendrogram_readable_mode_for_hundreds_of_neurons(rng):
+    bc, _ = _barcode(rng, n=400, m=500)
+    ax = plt.figure(figsize=(12.0, 3.0)).add_subplot()
+    tn.plot_dendrogram(bc, ax=ax, max_leaves=50)
+    links = _links(ax)
+    assert len(links) == 49  # the 50 clusters formed last and the merges above them
+    # Those merges are the 49 largest deaths.
+    np.testing.assert_allclose(np.sort([s[:, 1].max() for s in links]), bc.deaths[-49:])
+    sizes = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(sizes) == 50
+    assert sum(int(x.strip("()")) if x.startswith("(") else 1 for x in sizes) == 400
+    assert ax.get_xlabel() == "400 neurons, lowest merges collapsed into 50 leaves"
+    full = plt.figure().add_subplot()
+    tn.plot_dendrogram(bc, ax=full, max_leaves=None)
+    assert len(_links(full)) == 399
+    with pytest.raises(ValueError, match="max_leaves must be an int ≥ 2 or None"):
+        tn.plot_dendrogram(bc, max_leaves=1)
 
 
 def test_plot_dendrogram_has_one_link_per_bar(rng):
@@ -249,6 +345,30 @@ def test_paper_style_sets_and_restores_rcparams():
             pass
 
 
+def _pdf_font_types(data: bytes) -> list[bytes]:
+    import re
+
+    return re.findall(rb"/Subtype\s*/(Type3|TrueType|Type0|Type1|CIDFontType[02])", data)
+
+
+def test_save_figure_embeds_truetype_fonts_outside_paper_style(rng, tmp_path):
+    bc, _ = _barcode(rng)
+    ax = tn.plot_barcode(bc, title="barcode of fc1 · digits")
+    with matplotlib.rc_context({"pdf.fonttype": 3}):  # matplotlib's default
+        ax.figure.savefig(tmp_path / "plain.pdf")
+        assert tn.save_figure(ax.figure, tmp_path / "sub" / "saved.pdf") == (
+            tmp_path / "sub" / "saved.pdf"
+        )
+    assert b"Type3" in _pdf_font_types((tmp_path / "plain.pdf").read_bytes())  # can fail
+    data = (tmp_path / "sub" / "saved.pdf").read_bytes()
+    fonts = _pdf_font_types(data)
+    assert fonts and b"Type3" not in fonts and b"/FontFile2" in data
+    assert matplotlib.rcParams["pdf.fonttype"] == 3  # nothing changed globally
+    assert not [p for p in (tmp_path / "sub").iterdir() if p.name.startswith(".")]
+    with pytest.raises(ValueError, match="unknown format 'gif'"):
+        tn.save_figure(ax.figure, tmp_path / "x.gif")
+
+
 @pytest.mark.parametrize("fmt", ["pdf", "svg", "png"])
 def test_figures_write_valid_files_with_embedded_fonts(rng, tmp_path, fmt):
     bc, _ = _barcode(rng)
@@ -270,7 +390,8 @@ def test_figures_write_valid_files_with_embedded_fonts(rng, tmp_path, fmt):
                 assert data.startswith(MAGIC[fmt]), name
             if fmt == "pdf":
                 assert b"/FontFile2" in data  # TrueType (Type 42) embedded, not Type 3
-                assert b"/Type3" not in data
+                fonts = _pdf_font_types(data)
+                assert fonts and b"Type3" not in fonts, (name, fonts)
                 assert data.rstrip().endswith(b"%%EOF")
 
 

@@ -41,6 +41,7 @@ from .plotting import (
     plot_dendrogram,
     plot_diagram,
     plot_mst,
+    save_figure,
 )
 from .regularizers import (
     CorrelationPenalty,
@@ -100,5 +101,6 @@ __all__ = [
     "plot_diagram",
     "plot_mst",
     "reproduce",
+    "save_figure",
     "zero_persistence",
 ]

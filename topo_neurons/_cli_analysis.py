@@ -1,7 +1,10 @@
 """Subcommands ``analyse``, ``barcode`` and ``compare`` of ``topo-neurons``.
 
-Every output is written atomically; user errors raise :class:`topo_neurons.cli.UserError` (or
-``ValueError``), which ``topo-neurons`` prints as one line with exit status 2.
+Every output is written atomically into the directory ``--out`` (the same meaning for every
+subcommand). User errors raise :class:`UserError`, which ``topo-neurons`` prints as one line with
+exit status 2; the library's own input errors (``ValueError``, and ``MemoryError`` from the
+``n × n`` guard) are turned into it where the commands call the library. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import contextlib
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from collections import OrderedDict
@@ -38,22 +42,27 @@ examples:
       --sampling importance --p 0.1 --out report/
 
 writes into --out: report.json, report.md, barcode.png, diagram.png, dendrogram.png, mst.png
-(and .pdf/.svg copies with --formats png,pdf,svg).
+(and .pdf/.svg copies with --formats png,pdf,svg). Without --weights the model's random
+initialisation is analysed (with a warning).
 """
 
 _BARCODE_EPILOG = """\
 examples:
-  topo-neurons barcode activations.npy --out barcode.npz            # (m, n) activations
-  topo-neurons barcode dist.npz --key D --input-kind distance --out bc.npz --figure bc.pdf
+  topo-neurons barcode acts.npy --out results/          # results/acts.npz, results/acts.png
+  topo-neurons barcode dist.npz --key D --input-kind distance --out results/ --name bc \
+      --formats png,pdf
 
-writes the barcode (.npz, read it with topo_neurons.Barcode.load) and its figure
-(default: the --out path with .png).
+writes into --out the barcode NAME.npz (read it with topo_neurons.Barcode.load) and its figure
+NAME.png (NAME: --name, default the input's file name). The old form --out FILE.npz still works.
 """
 
 _COMPARE_EPILOG = """\
 examples:
-  topo-neurons compare none.npz t1.npz t2.npz --labels none T1 T2 --out deaths.pdf
-  topo-neurons compare a.npz b.npz --style hist --out hist.png
+  topo-neurons compare none.npz t1.npz t2.npz --labels none T1 T2 --out results/ --formats pdf
+  topo-neurons compare a.npz b.npz --style hist --out results/ --name hist
+
+writes the figure NAME.png (NAME: --name, default compare) into --out. The old form
+--out FIGURE.pdf still works.
 """
 
 
@@ -69,6 +78,70 @@ class UserError(_CliUserError, ValueError):
 # ----------------------------------------------------------------------------- helpers
 def _progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _library_user_errors() -> Iterator[None]:
+    """Turn the library's input errors into :class:`UserError` (one line, exit status 2).
+
+    ``ValueError`` is how the library reports bad input (a layer name, NaN activations, a
+    matrix that is not a distance); ``MemoryError`` is the ``n × n`` guard's refusal. Other
+    exceptions are bugs and pass through with their traceback.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except (ValueError, MemoryError) as exc:
+        raise UserError(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+
+def _note(command: str, text: str) -> None:
+    print(f"topo-neurons {command}: {text}", file=sys.stderr)
+
+
+def _output_dir(text: str, command: str, old_suffixes: Sequence[str] = ()) -> tuple[Path, bool]:
+    """Check ``--out`` before any work: ``(directory, False)`` or ``(file, True)`` (old form).
+
+    ``--out`` is the output directory of every subcommand. A path ending in one of
+    ``old_suffixes`` that is not an existing directory is the old form (a file), still accepted
+    with a note on stderr; any other file-like path is refused.
+    """
+    out = Path(text)
+    suffix = out.suffix.lower()
+    if suffix and not out.is_dir():
+        if suffix in old_suffixes:
+            _note(
+                command,
+                f"note: --out {text} names a file, the old form (still written); --out is now "
+                f"the output directory of every command: --out {out.parent} --name {out.stem}",
+            )
+            _check_writable(out.parent, text)
+            return out, True
+        if not out.exists():
+            valid = ", ".join(old_suffixes) if old_suffixes else "none"
+            raise UserError(
+                f"--out {text!r} looks like a file name (suffix {out.suffix!r}); --out is the "
+                f"output directory (file suffixes still accepted for the old form: {valid})"
+            )
+    if out.exists() and not out.is_dir():
+        raise UserError(
+            f"--out {text!r} exists and is not a directory; --out is the output directory"
+        )
+    _check_writable(out, text)
+    return out, False
+
+
+def _check_writable(directory: Path, text: str) -> None:
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"--out {text!r}: {str(probe)!r} is a file, not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out {text!r}: no permission to write in {str(probe)!r}")
 
 
 def _existing_file(path: str, what: str) -> Path:
@@ -202,10 +275,24 @@ def _import_factory(spec: str) -> Any:
         except Exception as exc:
             raise UserError(f"importing {where!r} failed: {type(exc).__name__}: {exc}") from None
     else:
+        # As ``python -m`` does: modules of the working directory are importable
+        # (``--model mymodels:cnn`` with mymodels.py here), also from the installed script.
+        cwd = os.getcwd()
+        added = cwd not in sys.path and "" not in sys.path
+        if added:
+            sys.path.insert(0, cwd)
         try:
             module = importlib.import_module(where)
         except ImportError as exc:
-            raise UserError(f"cannot import module {where!r}: {exc}") from None
+            raise UserError(
+                f"cannot import module {where!r} (searched the working directory {cwd!r} and "
+                f"the installed packages): {exc}"
+            ) from None
+        except Exception as exc:
+            raise UserError(f"importing {where!r} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            if added:
+                sys.path.remove(cwd)
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
@@ -351,13 +438,10 @@ def _figure_style() -> Iterator[None]:
 
 
 def _save_figure(fig: Any, targets: Sequence[Path]) -> list[Path]:
-    """Save ``fig`` to each target atomically, in the format of its suffix."""
-    from ._io import atomic_path
+    """Save ``fig`` to each target atomically, in the format of its suffix (TrueType fonts)."""
+    from .plotting import save_figure
 
-    for target in targets:
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=target.suffix.lstrip(".").lower())
-    return list(targets)
+    return [save_figure(fig, target) for target in targets]
 
 
 def _formats(text: str) -> list[str]:
@@ -371,25 +455,45 @@ def _formats(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- commands
+def _model_label(args: argparse.Namespace) -> str:
+    if args.torchscript is not None:
+        return Path(args.torchscript).name
+    name = str(args.model).rpartition(":")[2]
+    return name if args.weights is not None else f"{name} (untrained)"
+
+
+def _analyse_title(args: argparse.Namespace, report: Any, what: str) -> str:
+    """What a figure shows: the kind of figure, model, layers, data (two short lines)."""
+    layers = list(report.layers)
+    shown = ", ".join(layers) if len(layers) <= 4 else f"{len(layers)} layers"
+    data = Path(args.data).name if args.data not in DATASETS else args.data
+    return (
+        f"{what} of {_model_label(args)} ({shown})\n"
+        f"{report.network.n_neurons} neurons · {data}, {report.n_examples} examples"
+    )
+
+
 def _run_analyse(
     net: Any, X: np.ndarray, args: argparse.Namespace, sampling: Any, thresholds: Any
 ) -> Any:
     from .analysis import analyse
 
-    return analyse(
-        net,
-        X,
-        layers=_csv(args.layers),
-        sampling=sampling,
-        kind=args.kind,
-        batch_size=args.batch_size,
-        thresholds=thresholds,
-        top_k=args.top_k,
-        progress=_progress_enabled(args),
-        backend=args.backend,
-        point=args.point,
-        positions=args.positions,
-    )
+    with _library_user_errors():
+        return analyse(
+            net,
+            X,
+            layers=_csv(args.layers),
+            sampling=sampling,
+            kind=args.kind,
+            batch_size=args.batch_size,
+            thresholds=thresholds,
+            top_k=args.top_k,
+            progress=_progress_enabled(args),
+            backend=args.backend,
+            point=args.point,
+            positions=args.positions,
+            device=args.device,
+        )
 
 
 def _cmd_analyse(args: argparse.Namespace) -> int:
@@ -404,15 +508,24 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     thresholds = _floats(args.thresholds, "--thresholds")
     if args.limit is not None and args.limit < 2:
         raise UserError(f"--limit must be ≥ 2; got {args.limit}")
+    # Outputs are checked before the analysis runs (not after minutes of work).
+    out, _ = _output_dir(args.out, "analyse")
+    names = ["report.json", "report.md"] + [
+        f"{fig}.{f}" for fig in ("barcode", "diagram", "dendrogram", "mst") for f in formats
+    ]
+    blocked = [n for n in names if (out / n).exists() and not (out / n).is_file()]
+    if blocked:
+        raise UserError(f"--out {args.out!r}: {blocked[0]!r} exists and is not a file")
     net = load_model(args.model, args.weights, args.torchscript)
+    if args.model is not None and args.weights is None:
+        _note(
+            "analyse",
+            f"warning: no --weights given: analysing the random initialisation of "
+            f"{args.model}(), not a trained network",
+        )
     X = load_data(args.data, args.key, args.standardize, args.limit)
     sampling = _sampling(args.sampling, args.p, args.seed)
-    try:
-        report = _run_analyse(net, X, args, sampling, thresholds)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(first) from None
-    out = Path(args.out)
+    report = _run_analyse(net, X, args, sampling, thresholds)
     report.meta.update(
         {
             "model": args.model or args.torchscript,
@@ -425,15 +538,21 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     from ._io import atomic_write_text
 
     written.append(atomic_write_text(out / "report.md", report.to_markdown()))
-    title = f"{report.network.n_neurons} neurons, {report.n_examples} examples"
+
+    def title(what: str) -> str:
+        return _analyse_title(args, report, what)
+
     figures = {
-        "barcode": lambda ax: plot_barcode(report, ax=ax, title=title),
-        "diagram": lambda ax: plot_diagram(report, ax=ax, title=title),
+        "barcode": lambda ax: plot_barcode(report, ax=ax, title=title("Barcode")),
+        "diagram": lambda ax: plot_diagram(report, ax=ax, title=title("H0 diagram")),
         # Highlight merges below the middle threshold (0.2 by default).
         "dendrogram": lambda ax: plot_dendrogram(
-            report, ax=ax, threshold=sorted(thresholds)[len(thresholds) // 2], title=title
+            report,
+            ax=ax,
+            threshold=sorted(thresholds)[len(thresholds) // 2],
+            title=title("Dendrogram"),
         ),
-        "mst": lambda ax: plot_mst(report, ax=ax, title=title),
+        "mst": lambda ax: plot_mst(report, ax=ax, title=title("MST")),
     }
     with _figure_style():
         for name, draw in figures.items():
@@ -459,15 +578,24 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
     from .persistence import zero_persistence
     from .plotting import plot_barcode
 
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        raise UserError(f"--out must end in .npz (a barcode file); got {args.out!r}")
-    figure = Path(args.figure) if args.figure else out.with_suffix(".png")
-    fmt = figure.suffix.lstrip(".").lower()
-    if fmt not in FIGURE_FORMATS:
-        raise UserError(
-            f"--figure {str(figure)!r}: unknown format {fmt!r}; valid formats are {FIGURE_FORMATS}"
-        )
+    out, old_form = _output_dir(args.out, "barcode", (".npz",))
+    name = args.name or Path(args.input).stem
+    if old_form:
+        if args.name:
+            raise UserError("--name applies when --out is a directory; got --out FILE.npz")
+        target = out
+        default_figures = [out.with_suffix(".png")]
+    else:
+        target = out / f"{name}.npz"
+        default_figures = [out / f"{name}.{f}" for f in _formats(args.formats)]
+    figures = [Path(args.figure)] if args.figure else default_figures
+    for figure in figures:
+        fmt = figure.suffix.lstrip(".").lower()
+        if fmt not in FIGURE_FORMATS:
+            raise UserError(
+                f"--figure {str(figure)!r}: unknown format {fmt!r}; valid formats are "
+                f"{FIGURE_FORMATS}"
+            )
     X = load_array(args.input, args.key)
     if X.dtype.kind not in "fiub":
         raise UserError(f"{args.input!r} must hold numbers; got dtype {X.dtype}")
@@ -477,26 +605,44 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
                 f"activations must have shape (m examples, n neurons); {args.input!r} has "
                 f"shape {X.shape} (use --input-kind distance for a distance matrix)"
             )
-        D = correlation_dissimilarity(np.asarray(X, dtype=np.float64), kind=args.kind)
+        with _library_user_errors():
+            D = correlation_dissimilarity(np.asarray(X, dtype=np.float64), kind=args.kind)
+        what = f"{X.shape[1]} neurons, {X.shape[0]} examples, d = {_KIND_TEXT[args.kind]}"
     else:
         if X.ndim != 2 or X.shape[0] != X.shape[1]:
             raise UserError(
                 f"a distance matrix must be square (n, n); {args.input!r} has shape {X.shape}"
             )
         D = np.asarray(X, dtype=np.float64)
-    bc = zero_persistence(D, backend=args.backend)
-    bc.save(out)
+        what = f"{X.shape[0]} points, distance matrix"
+    with _library_user_errors():
+        bc = zero_persistence(D, backend=args.backend)
+    bc.save(target)
+    title = args.title or f"Barcode of {Path(args.input).name}\n({what})"
     with _figure_style():
         fig, ax = plt.subplots()
         try:
-            plot_barcode(bc, ax=ax, title=args.title)
-            _save_figure(fig, [figure])
+            plot_barcode(bc, ax=ax, title=title)
+            _save_figure(fig, figures)
         finally:
             plt.close(fig)
     if not args.quiet:
         print(f"{bc!r}")
-        print(f"wrote {out}, {figure}")
+        print(f"wrote {', '.join(str(p) for p in [target, *figures])}")
     return 0
+
+
+_KIND_TEXT = {"abs": "1 − |ρ|", "sqrt": "√(1 − ρ²)"}
+
+
+def _load_barcode(path: str) -> Any:
+    from .persistence import Barcode
+
+    _existing_file(path, "barcode file")
+    try:
+        return Barcode.load(path)
+    except ValueError as exc:  # names the file and what is wrong with it
+        raise UserError(" ".join(str(exc).split())) from None
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -505,32 +651,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .persistence import Barcode
     from .plotting import plot_death_distribution
 
+    out, old_form = _output_dir(args.out, "compare", tuple(f".{f}" for f in FIGURE_FORMATS))
+    if old_form:
+        if args.name:
+            raise UserError("--name applies when --out is a directory; got --out FIGURE")
+        targets = [out]
+    else:
+        targets = [out / f"{args.name or 'compare'}.{f}" for f in _formats(args.formats)]
     labels = args.labels if args.labels else [Path(p).stem for p in args.barcodes]
     if len(labels) != len(args.barcodes):
         raise UserError(f"got {len(args.barcodes)} barcode files but {len(labels)} --labels")
     if len(set(labels)) != len(labels):
         raise UserError(f"--labels must be distinct; got {labels}")
-    barcodes = {}
-    for label, path in zip(labels, args.barcodes):
-        _existing_file(path, "barcode file")
-        try:
-            barcodes[label] = Barcode.load(path)
-        except (OSError, EOFError, ValueError) as exc:
-            raise UserError(f"{path!r} is not a barcode .npz file: {exc}") from None
-    out = Path(args.out)
-    fmt = out.suffix.lstrip(".").lower()
-    if fmt not in FIGURE_FORMATS:
-        raise UserError(
-            f"--out {args.out!r}: unknown figure format {fmt!r}; valid formats are {FIGURE_FORMATS}"
-        )
+    barcodes = {label: _load_barcode(path) for label, path in zip(labels, args.barcodes)}
+    kind = "ECDF" if args.style == "ecdf" else "histogram"
+    title = args.title or f"Deaths of {', '.join(labels)} ({kind})"
     with _figure_style():
         fig, ax = plt.subplots()
         try:
-            plot_death_distribution(barcodes, style=args.style, ax=ax, title=args.title)
-            _save_figure(fig, [out])
+            plot_death_distribution(barcodes, style=args.style, ax=ax, title=title)
+            _save_figure(fig, targets)
         finally:
             plt.close(fig)
     if not args.quiet:
@@ -538,7 +680,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             d = bc.deaths
             med = f"median death {np.median(d):.4g}" if d.size else "no finite bars"
             print(f"{label}: {bc.n_points} points, {med}")
-        print(f"wrote {out}")
+        print(f"wrote {', '.join(str(t) for t in targets)}")
     return 0
 
 
@@ -605,8 +747,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--thresholds", default="0.1,0.2,0.5", help="scales for effective neurons")
     p.add_argument("--top-k", type=int, default=20, help="redundant pairs listed (default 20)")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    p.add_argument(
+        "--device", metavar="DEV", help="where the model runs: cpu, cuda, cuda:1, … (default cpu)"
+    )
     p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(func=_cmd_analyse)
 
@@ -628,8 +773,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity for activations")
     b.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
-    b.add_argument("--out", required=True, help="barcode file to write (.npz)")
-    b.add_argument("--figure", help="figure path (.png/.pdf/.svg); default: --out with .png")
+    b.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (created; old form: FILE.npz)"
+    )
+    b.add_argument("--name", help="file name stem of the outputs (default: the input's)")
+    b.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf (default png)")
+    b.add_argument("--figure", metavar="FILE", help="figure path instead (.png/.pdf/.svg)")
     b.add_argument("--title", help="figure title")
     b.add_argument("--quiet", action="store_true", help="print nothing")
     b.set_defaults(func=_cmd_barcode)
@@ -644,7 +793,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("barcodes", nargs="+", help="barcode .npz files (topo-neurons barcode)")
     c.add_argument("--labels", nargs="+", help="one label per file (default: file names)")
     c.add_argument("--style", choices=("ecdf", "hist"), default="ecdf", help="default ecdf")
-    c.add_argument("--out", required=True, help="figure path (.png/.pdf/.svg)")
+    c.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (created; old form: FIGURE)"
+    )
+    c.add_argument("--name", help="file name stem of the figure (default compare)")
+    c.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf (default png)")
     c.add_argument("--title", help="figure title")
     c.add_argument("--quiet", action="store_true", help="print nothing")
     c.set_defaults(func=_cmd_compare)

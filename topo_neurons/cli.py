@@ -2,8 +2,10 @@
 
 Each family of subcommands lives beside the code it drives and registers itself here:
 ``topo_neurons._cli_analysis`` (``analyse``, ``barcode``, ``compare``) and
-``topo_neurons.experiments._cli`` (``reproduce``). User errors (bad paths, shapes, names) end
-with one line on stderr and exit status 2, never a traceback.
+``topo_neurons.experiments._cli`` (``reproduce``). User errors — the toolkit's own
+:class:`UserError` (bad paths, shapes, names, options) — end with one line on stderr and exit
+status 2, never a traceback. Anything else (``TypeError``, ``KeyError``, …) is a bug in the
+toolkit and shows its traceback (exit status 1).
 """
 
 from __future__ import annotations
@@ -34,7 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _cli_analysis.register(sub)
     _cli_experiments.register(sub)
+    # reproduce's options are validated by the library (ValueError naming the option).
+    sub.choices["reproduce"].set_defaults(user_errors=(ValueError,))
     return parser
+
+
+def _user_error_types(args: argparse.Namespace) -> tuple[type[BaseException], ...]:
+    """:class:`UserError`, plus what a subcommand declares as its user errors.
+
+    ``reproduce`` validates its options in the library (``ValueError`` naming the option and
+    the valid values); it declares ``user_errors=(ValueError,)`` on its parser.
+    """
+    return (UserError, *getattr(args, "user_errors", ()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, TypeError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except _user_error_types(args) as exc:
+        msg = " ".join(str(exc).split())  # one line
         print(f"topo-neurons {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

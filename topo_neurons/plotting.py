@@ -14,7 +14,9 @@ for colours by default.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +37,7 @@ __all__ = [
     "plot_dendrogram",
     "plot_diagram",
     "plot_mst",
+    "save_figure",
 ]
 
 #: Okabe–Ito colour-blind-safe palette (Okabe & Ito 2008), in the order used for layers/series.
@@ -222,6 +225,33 @@ def plot_barcode(
     return ax
 
 
+def _strip_offsets(deaths: np.ndarray, half_width: float = 0.45) -> np.ndarray:
+    """Horizontal offsets that spread points of similar deaths side by side (a sina plot).
+
+    The deaths are binned; the points of a bin get evenly spaced offsets (in a fixed shuffled
+    order) over a width proportional to the bin's count, the fullest bin spanning
+    ``[-half_width, half_width]``. Deterministic.
+    """
+    k = deaths.size
+    x = np.zeros(k, dtype=np.float64)
+    if k == 0:
+        return x
+    lo, hi = float(deaths.min()), float(deaths.max())
+    nbins = int(np.clip(k // 4, 1, 40))
+    if hi <= lo:
+        bins = np.zeros(k, dtype=np.int64)
+    else:
+        bins = np.minimum(((deaths - lo) / (hi - lo) * nbins).astype(np.int64), nbins - 1)
+    counts = np.bincount(bins, minlength=nbins)
+    top = max(int(counts.max()), 2)
+    gen = np.random.default_rng(0)
+    for b in np.flatnonzero(counts > 1):
+        members = np.flatnonzero(bins == b)
+        width = half_width * (counts[b] - 1) / (top - 1)
+        x[members] = gen.permutation(np.linspace(-width, width, members.size))
+    return x
+
+
 def plot_diagram(
     barcode: Any,
     *,
@@ -231,12 +261,17 @@ def plot_diagram(
     infinite: bool = True,
     title: str | None = None,
     legend: bool = True,
+    layout: str = "strip",
 ) -> Axes:
-    """Draw the 0-dimensional persistence diagram: points ``(0, death)`` above the diagonal.
+    """Draw the 0-dimensional persistence diagram: one point per class, at its death.
 
-    In dimension 0 every class is born at 0, so the finite points lie on the vertical axis; the
-    diagonal ``death = birth`` is drawn dashed and the infinite class is a triangle on a dotted
-    line labelled ``∞`` above the largest death.
+    In dimension 0 every class is born at 0, so on a square birth–death diagram all the finite
+    points sit on its left edge and the triangle above the diagonal stays empty.
+    ``layout="strip"`` (default) therefore gives the panel to the deaths: the y axis is the
+    death, and points of similar deaths are spread side by side around ``birth = 0`` (a sina
+    plot: the width at a height shows how many classes die there; the horizontal position has
+    no other meaning). ``layout="square"`` draws the classic diagram (points ``(0, death)``,
+    the diagonal dashed), e.g. to set beside diagrams of higher dimensions.
 
     Parameters
     ----------
@@ -249,26 +284,45 @@ def plot_diagram(
     color : str, optional
         Colour of all points when ``layers`` is not given.
     infinite : bool, default True
-        Draw the infinite point.
+        Draw the infinite class (a triangle on a dotted line, labelled ``∞``, above every death).
     title : str, optional
     legend : bool, default True
+        Name the layer colours and the infinite class.
+    layout : {"strip", "square"}, default "strip"
 
     Returns
     -------
     matplotlib.axes.Axes
-        One ``PathCollection`` per colour group (``n − 1`` finite points in all), the infinite
-        point with ``gid="infinite-point"``.
+        One ``PathCollection`` per colour group (``n − 1`` finite points in all; y = death,
+        x = birth 0 plus the strip offset, ``|x| ≤ 0.45``), the infinite point with
+        ``gid="infinite-point"``. ``"square"`` also draws the diagonal (the first line).
+
+    Examples
+    --------
+    >>> import numpy as np, topo_neurons as tn
+    >>> bc = tn.zero_persistence(np.array([[0, .2, .9], [.2, 0, .5], [.9, .5, 0]]))
+    >>> ax = tn.plot_diagram(bc)
+    >>> finite = [c for c in ax.collections if c.get_gid() is None]
+    >>> sorted(float(y) for c in finite for y in c.get_offsets()[:, 1])
+    [0.2, 0.5]
     """
+    layouts = ("strip", "square")
+    if layout not in layouts:
+        raise ValueError(f"layout={layout!r} is not a valid layout; valid layouts are {layouts}")
     bc, default_layers = _unwrap(barcode)
     point_layers = _check_layers(layers if layers is not None else default_layers, bc.n_points)
     ax = _new_axes(ax)
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     top = float(deaths.max()) if deaths.size else 0.0
     lim = top * 1.15 if top > 0 else 1.0
-    ax.plot([0.0, lim], [0.0, lim], ls="--", lw=0.8, color=CROSS_LAYER_COLOR, zorder=0)
-    kw = {"s": 14, "alpha": 0.7, "edgecolors": "none", "clip_on": False}
+    strip = layout == "strip"
+    xs = _strip_offsets(deaths) if strip else np.zeros_like(deaths)
+    if not strip:
+        ax.plot([0.0, lim], [0.0, lim], ls="--", lw=0.8, color=CROSS_LAYER_COLOR, zorder=0)
+    size = float(np.clip(300.0 / np.sqrt(max(deaths.size, 1)), 4.0, 16.0))
+    kw = {"s": size, "alpha": 0.75, "edgecolors": "none", "clip_on": False}
     if point_layers is None:
-        ax.scatter(np.zeros_like(deaths), deaths, color=color or OKABE_ITO[0], **kw)
+        ax.scatter(xs, deaths, color=color or OKABE_ITO[0], label="finite classes", **kw)
     else:
         names = _layer_order(point_layers)
         colors = _layer_colors(names)
@@ -277,7 +331,7 @@ def plot_diagram(
             sel = groups == name
             if np.any(sel):
                 ax.scatter(
-                    np.zeros(int(sel.sum())),
+                    xs[sel],
                     deaths[sel],
                     color=colors.get(name, CROSS_LAYER_COLOR),
                     label=name if name else "between layers",
@@ -286,18 +340,27 @@ def plot_diagram(
     if infinite:
         yi = top * 1.08 if top > 0 else 0.95
         ax.axhline(yi, ls=":", lw=0.8, color="black", zorder=0)
-        pt = ax.scatter([0.0], [yi], marker="^", color="black", s=24, clip_on=False, zorder=3)
+        pt = ax.scatter(
+            [0.0], [yi], marker="^", color="black", s=24, clip_on=False, zorder=3, label="∞"
+        )
         pt.set_gid("infinite-point")
         ax.annotate("∞", (0.0, yi), xytext=(6, 1), textcoords="offset points", va="bottom")
-    ax.set_xlim(-0.04 * lim, lim)
-    ax.set_ylim(-0.02 * lim, lim)
-    ax.set_xlabel("birth")
-    ax.set_ylabel("death")
-    ax.set_aspect("equal", adjustable="box")
+    if strip:
+        ax.set_xlim(-0.5, 0.5)
+        ax.set_xticks([0.0], ["0"])
+        ax.set_xlabel("birth (all 0 in dimension 0; spread by density)")
+        ax.set_ylim(0.0, lim)
+    else:
+        ax.set_xlim(-0.04 * lim, lim)
+        ax.set_ylim(-0.02 * lim, lim)
+        ax.set_xlabel("birth")
+        ax.set_aspect("equal", adjustable="box")
+    ax.set_ylabel("death (correlation dissimilarity)")
     if title:
         ax.set_title(title)
-    if point_layers is not None and legend:
-        ax.legend(loc="lower right", frameon=False, fontsize="small")
+    if legend and (point_layers is not None or infinite):
+        loc = "lower right" if not strip else "best"
+        ax.legend(loc=loc, frameon=False, fontsize="small")
     return ax
 
 
@@ -437,6 +500,13 @@ def linkage_matrix(barcode: Any) -> np.ndarray:
     return Z
 
 
+def _labels_fit(ax: Axes, count: int, fontsize: float) -> bool:
+    """Whether ``count`` rotated leaf labels of ``fontsize`` points fit the width of ``ax``."""
+    fig = ax.figure
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72.0
+    return count * (fontsize + 1.0) <= width_pt
+
+
 def plot_dendrogram(
     barcode: Any,
     *,
@@ -445,35 +515,50 @@ def plot_dendrogram(
     threshold: float | None = None,
     color: str = OKABE_ITO[0],
     above_color: str = CROSS_LAYER_COLOR,
-    max_labels: int = 40,
+    max_labels: int | None = None,
+    max_leaves: int | None = 60,
     title: str | None = None,
+    legend: bool = True,
 ) -> Axes:
     """Single-linkage dendrogram of the neurons, built from the barcode's edges.
 
     Its merge heights are the deaths (see :func:`linkage_matrix`): the same information as the
-    barcode, arranged as a tree of clusters.
+    barcode, arranged as a tree of clusters. With hundreds of neurons the leaves cannot be told
+    apart, so above ``max_leaves`` leaves the lowest merges are collapsed (SciPy's
+    ``truncate_mode="lastp"``): the figure keeps the ``max_leaves`` clusters formed last, each
+    leaf labelled ``(k)`` with the number of neurons it holds (where labels fit), dots on its
+    stem marking the heights of the merges collapsed into it, and every merge above them.
 
     Parameters
     ----------
     barcode : Barcode or object with ``.barcode``
         A report also supplies neuron names (``labels``) through its ``labels`` attribute.
     labels : sequence of str, shape (n,), optional
-        Leaf names (e.g. ``"fc1[17]"``); drawn only when ``n ≤ max_labels``.
+        Leaf names (e.g. ``"fc1[17]"``), drawn where they fit.
     ax : matplotlib.axes.Axes, optional
     threshold : float, optional
         Merges at height ``≤ threshold`` (redundant groups) are drawn in ``color``, the others in
-        ``above_color``; a dotted line marks the threshold. Default: all merges in ``color``.
+        ``above_color``; a dotted line marks the threshold and a legend explains the colours.
+        Default: all merges in ``color``, no legend.
     color, above_color : str
-    max_labels : int, default 40
-        Above this many leaves, leaf labels are hidden (they would overlap).
+    max_labels : int, optional
+        Most leaf labels drawn. Default: as many as fit the width of the Axes at 6 pt (one
+        column of a paper: about 40); above, the labels are hidden and the x label says so.
+    max_leaves : int or None, default 60
+        Readable mode: more leaves than this are collapsed into ``max_leaves`` clusters (see
+        above). ``None`` draws every neuron.
     title : str, optional
+    legend : bool, default True
+        Explain the colours and the threshold line (when ``threshold`` is given).
 
     Returns
     -------
     matplotlib.axes.Axes
-        The ``n − 1`` merges are drawn as U-shaped segments (``LineCollection``) whose top is at
-        the merge height.
+        The merges drawn as U-shaped segments (``LineCollection``) whose top is at the merge
+        height: ``n − 1`` of them, or ``max_leaves − 1`` in the readable mode. The threshold
+        line has ``gid="threshold"``.
     """
+    from matplotlib.lines import Line2D
     from scipy.cluster.hierarchy import dendrogram
 
     bc, _ = _unwrap(barcode)
@@ -483,9 +568,11 @@ def plot_dendrogram(
         labels = [str(x) for x in labels]
         if len(labels) != bc.n_points:
             raise ValueError(f"labels must name the {bc.n_points} points; got {len(labels)}")
+    if max_leaves is not None and (isinstance(max_leaves, bool) or int(max_leaves) < 2):
+        raise ValueError(f"max_leaves must be an int ≥ 2 or None; got {max_leaves!r}")
     ax = _new_axes(ax)
+    ax.set_ylabel("merge height (death)")
     if len(bc) == 0:
-        ax.set_ylabel("merge height (death)")
         return ax
     Z = linkage_matrix(bc)
     n = bc.n_points
@@ -495,20 +582,43 @@ def plot_dendrogram(
             return color
         return above_color
 
-    show = labels is not None and n <= max_labels
+    truncated = max_leaves is not None and n > int(max_leaves)
+    leaves = int(max_leaves) if truncated else n
+    fontsize = 6.0
+    fits = _labels_fit(ax, leaves, fontsize) if max_labels is None else leaves <= max_labels
+    show = fits and (labels is not None or truncated)
+    kw: dict[str, Any] = {}
+    if truncated:
+        kw = {"truncate_mode": "lastp", "p": leaves, "show_contracted": True}
     dendrogram(
         Z,
         ax=ax,
-        labels=labels if show else None,
+        labels=labels if labels is not None else None,
         no_labels=not show,
         link_color_func=link_color,
-        leaf_font_size=6 if show else None,
+        leaf_font_size=fontsize if show else None,
         leaf_rotation=90 if show else None,
+        **kw,
     )
+    if truncated:
+        what = f"{n} neurons, lowest merges collapsed into {leaves} leaves"
+    elif show or labels is None:
+        what = f"{n} neurons"
+    else:
+        what = f"{n} neurons (labels do not fit)"
+    ax.set_xlabel(what)
     if threshold is not None:
-        ax.axhline(threshold, ls=":", lw=0.8, color="black")
-    ax.set_ylabel("merge height (death)")
-    ax.set_xlabel(f"{n} neurons" if not show else "")
+        line = ax.axhline(threshold, ls=":", lw=0.8, color="black")
+        line.set_gid("threshold")
+        if legend:
+            # Head room above the root merge for the legend.
+            ax.set_ylim(0.0, max(float(Z[:, 2].max()), threshold) * 1.4 or 1.0)
+            handles = [
+                Line2D([], [], color=color, label=f"merge ≤ {threshold:g}: redundant group"),
+                Line2D([], [], color=above_color, label=f"merge > {threshold:g}"),
+                Line2D([], [], color="black", ls=":", lw=0.8, label=f"threshold {threshold:g}"),
+            ]
+            ax.legend(handles=handles, loc="upper right", frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
     return ax
@@ -738,6 +848,55 @@ def plot_barcode_evolution(
     if title:
         ax.set_title(title)
     return ax
+
+
+# ----------------------------------------------------------------------------- saving
+#: rcParams applied while a figure is written: TrueType (Type 42) fonts in PDF/PS, text in SVG.
+_SAVE_RC: dict[str, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none"}
+SAVE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg", "eps", "ps")
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
+    """Write ``fig`` atomically, with TrueType (Type 42) fonts embedded in PDF and PostScript.
+
+    The format is the suffix of ``path``. Whatever the surrounding ``rcParams``, the file gets
+    ``pdf.fonttype = ps.fonttype = 42`` (no Type 3 fonts, which many journals refuse and whose
+    text cannot be edited) and ``svg.fonttype = "none"`` (SVG text stays text). The file appears
+    complete or not at all (a temporary beside it, then renamed).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or path-like
+        Target file; its directory is created. Suffix one of ``png``, ``pdf``, ``svg``, ``eps``,
+        ``ps``.
+    **savefig_kwargs
+        Passed to ``fig.savefig`` (``dpi``, ``bbox_inches``, …).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix (listing the valid ones).
+    """
+    import matplotlib as mpl
+
+    from ._io import atomic_path
+
+    target = Path(path)
+    fmt = target.suffix.lstrip(".").lower()
+    if fmt not in SAVE_FORMATS:
+        raise ValueError(
+            f"cannot save a figure as {str(target)!r}: unknown format {fmt!r}; valid formats "
+            f"are {SAVE_FORMATS}"
+        )
+    with mpl.rc_context(_SAVE_RC), atomic_path(target) as tmp:
+        fig.savefig(tmp, format=fmt, **savefig_kwargs)
+    return target
 
 
 # ----------------------------------------------------------------------------- style
