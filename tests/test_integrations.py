@@ -282,3 +282,23 @@ def test_summary_writer_feeds_the_tracker(tmp_path):
         tracker = tn.BarcodeTracker(model, every=1, writer=writer, figures=False)
         tracker.step(torch.randn(16, 4))
     assert "barcodes/0/deaths" in events(tmp_path).Tags()["histograms"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_callbacks_on_a_gpu(tmp_path):
+    x, y = fixed_batch()
+    cb = TopologicalRegularization(tn.TopologicalRedundancy(), layers=LAYERS)
+    bars = BarcodeLogger(x[:32], ["net.act2"])
+    pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_steps=2,
+        logger=TensorBoardLogger(tmp_path),
+        callbacks=[cb, bars],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    ).fit(Classifier(), loader(x, y))
+    assert cb.last_penalty.device.type == "cuda" and torch.isfinite(cb.last_penalty)
+    assert len(bars.history) == 2

@@ -453,3 +453,59 @@ def test_bad_refresh_every_and_bad_edges():
         death_spread(A, edges=[[0, 1], [2, 2]])
     with pytest.raises(TypeError, match="integer tensor"):
         edge_deaths(A, edges=torch.tensor([[0.0, 1.0]]))
+
+
+# ----------------------------------------------------------------------------- devices
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_loss_keeps_dtype_and_device(dtype):
+    A = torch.from_numpy(correlated(40, 12, 5)).to(dtype).requires_grad_()
+    for loss in (
+        tn.TopologicalRedundancy(),
+        tn.TopologicalRedundancy(refresh_every=3),
+        tn.DeathSpread(),
+        tn.CorrelationPenalty(),
+        tn.DeCov(),
+    ):
+        out = loss(A)
+        assert out.dtype == dtype and out.device == A.device and out.shape == ()
+        (g,) = torch.autograd.grad(out, A)
+        assert g.dtype == dtype and g.device == A.device
+    d, e = edge_deaths(A)
+    assert d.dtype == dtype and e.dtype == torch.long and e.device == A.device
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_losses_equal_the_cpu_ones_and_stay_on_the_device(dtype):
+    A_cpu = torch.from_numpy(correlated(64, 40, 6)).to(dtype)
+    A_cpu[:, 3] = 1.0  # a dead neuron
+    A = A_cpu.cuda().requires_grad_()
+    Ac = A_cpu.clone().requires_grad_()
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
+    for make in (
+        tn.TopologicalRedundancy,
+        lambda: tn.TopologicalRedundancy(kind="sqrt", reduction="mean"),
+        tn.DeathSpread,
+        tn.CorrelationPenalty,
+        tn.DeCov,
+    ):
+        gpu, cpu = make()(A), make()(Ac)
+        assert gpu.device.type == "cuda" and gpu.dtype == dtype
+        (g_gpu,) = torch.autograd.grad(gpu, A)
+        (g_cpu,) = torch.autograd.grad(cpu, Ac)
+        assert g_gpu.device.type == "cuda" and g_gpu.dtype == dtype
+        torch.testing.assert_close(gpu.cpu(), cpu, **tol)
+        torch.testing.assert_close(g_gpu.cpu(), g_cpu, **tol)
+    d, e = edge_deaths(A)
+    assert d.device.type == "cuda" and e.device.type == "cuda"
+    # the cached tree stays on the device and gives the CPU value
+    t1_gpu, t1_cpu = (
+        tn.TopologicalRedundancy(refresh_every=5),
+        tn.TopologicalRedundancy(refresh_every=5),
+    )
+    t1_gpu(A), t1_cpu(Ac)
+    B = A_cpu + 0.5 * torch.from_numpy(np.random.default_rng(7).standard_normal((64, 40)))
+    B = B.to(dtype)
+    torch.testing.assert_close(t1_gpu(B.cuda()).cpu(), t1_cpu(B), **tol)
+    assert t1_gpu._edges.device.type == "cuda"

@@ -204,3 +204,14 @@ def test_tracker_writer_options_and_errors(tmp_path):
     tags = _events(tmp_path).Tags()
     assert tags["histograms"] == [] and tags["images"] == []
     assert "barcodes/x/redundancy" in tags["scalars"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_tracker_on_a_gpu_model_gives_the_cpu_barcodes():
+    model = _model()
+    probe = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    cpu = tn.BarcodeTracker(model, layers=["act", "out"]).record(probe)
+    gpu = tn.BarcodeTracker(model.cuda(), layers=["act", "out"]).record(probe.cuda())
+    for name in ("act", "out"):
+        np.testing.assert_allclose(gpu[name].deaths, cpu[name].deaths, atol=1e-5)

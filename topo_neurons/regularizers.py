@@ -185,11 +185,18 @@ def edge_deaths(
     check_kind(kind)
     _check_backend(backend)
     A = _activations(A, "edge_deaths")
+    if edges is not None:
+        edges = _check_edges(edges, A.shape[1], A.device)
+    return _edge_deaths(A, kind, backend, edges)
+
+
+def _edge_deaths(
+    A: torch.Tensor, kind: Kind, backend: str, edges: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`edge_deaths` on validated input (``edges``: validated, on ``A``'s device)."""
     Zt, norm, const = _normalized_rows(A.detach())
     if edges is None:
         edges = mst_edges(_ranking_matrix(Zt), backend=backend)
-    else:
-        edges = _check_edges(edges, A.shape[1], A.device)
     i, j = edges[:, 0], edges[:, 1]
     rho = _EdgeCorrelation.apply(A, Zt, norm, const, i, j)
     return dissimilarity_from_correlation(rho, kind), edges
@@ -600,7 +607,7 @@ class _TreeLoss(nn.Module):
             if cached.device != A.device:
                 cached = self._edges = cached.to(A.device)
             return self._loss_on(A, cached)
-        d, edges = edge_deaths(A, self.kind, backend=self.backend)
+        d, edges = _edge_deaths(A, self.kind, self.backend, None)
         if cached is not None and key == self._key:
             n = A.shape[1]
             old = cached.to(edges.device).sort(dim=1).values  # (i, j) with i < j, as edges
@@ -613,7 +620,8 @@ class _TreeLoss(nn.Module):
         return self._reduce(d)
 
     def _loss_on(self, A: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-        d, _ = edge_deaths(A, self.kind, backend=self.backend, edges=edges)
+        # The cached edges were validated when found: no check (and no device sync) per step.
+        d, _ = _edge_deaths(A, self.kind, self.backend, edges)
         return self._reduce(d)
 
     def _reduce(self, d: torch.Tensor) -> torch.Tensor:
