@@ -1,0 +1,298 @@
+"""``correlation_persistence``: exact 0-dim persistence from activations, without ``D``.
+
+Normalise the activations once (``Z``), split the neurons into blocks ``V_1 … V_B`` of
+``block_size`` and compute
+
+1. per block, the MST ``T_i`` of its own dissimilarities (one ``k × k`` tile);
+2. per pair of blocks ``i < j``, the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` (one ``k × k`` cross
+   tile), of which only the cross edges are kept;
+3. Kruskal on the union of all of them, merged in a tree of small reductions.
+
+Every tree is the unique MST under the strict order ``(d, i, j)``, so the result is exactly
+the MST of the complete graph (the argument is in ``docs/tiled.md``). The tiles are computed by
+:func:`topo_neurons.correlation.gram_panel`, the GEMM of the dense path, so each dissimilarity
+is bitwise the dense path's and the deaths equal
+``zero_persistence(correlation_dissimilarity(A))`` bit for bit. Nothing of size ``n²`` exists;
+memory per task is ``O(k²)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..correlation import (
+    GEMM_COLS,
+    _check_policy,
+    _prepare,
+    check_kind,
+    correlation_dissimilarity,
+    gram_panel,
+)
+from ._barcode import Barcode
+from ._engine import zero_persistence
+from ._schedule import run_plan
+from ._tiled_kernels import block_tree, kruskal_forest, map_tile, pair_tree
+
+__all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
+
+#: Up to this many neurons ``block_size=None`` takes the dense path (measured faster there;
+#: see ``benchmarks/scale.py``); above it, the tiled engine.
+DENSE_MAX_NEURONS = 8192
+#: Default block size of the tiled engine (a multiple of ``GEMM_COLS``): a float32 tile is
+#: 16 MiB, per-task memory about 3 tiles.
+DEFAULT_BLOCK = 2048
+#: Inputs merged per reduction task (Kruskal on their union).
+_FAN_IN = 8
+_CODES = {"abs": 1, "sqrt": 2}
+
+_local = threading.local()
+
+
+def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """A per-thread scratch array (reused across tasks run by the same thread)."""
+    key = (name, np.dtype(dtype))
+    buf = getattr(_local, "bufs", None)
+    if buf is None:
+        buf = _local.bufs = {}
+    arr = buf.get(key)
+    if arr is None or arr.size < shape[0] * shape[1]:
+        arr = buf[key] = np.empty(shape[0] * shape[1], dtype)
+    return arr[: shape[0] * shape[1]].reshape(shape)
+
+
+def _tile(ZI: np.ndarray, ZJ: np.ndarray, out: np.ndarray) -> None:
+    """``out = ZIᵀ ZJ`` in canonical GEMM panels (``ZJ`` starts on the global panel grid)."""
+    ti = torch.from_numpy(ZI)
+    tj = torch.from_numpy(ZJ)
+    to = torch.from_numpy(out)
+    for c0 in range(0, ZJ.shape[1], GEMM_COLS):
+        c1 = min(c0 + GEMM_COLS, ZJ.shape[1])
+        gram_panel(ti, tj[:, c0:c1], to[:, c0:c1])
+
+
+def diag_task(
+    ZI: np.ndarray, const: np.ndarray, g0: int, code: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MST ``T_i`` of one block (global endpoints ``a < b`` and weights).
+
+    Parameters
+    ----------
+    ZI : numpy.ndarray, shape (m, k)
+        Normalised activations of the block (its first neuron on the panel grid).
+    const : numpy.ndarray of bool, shape (k,)
+        Constant neurons of the block (dissimilarity 1 to every other neuron).
+    g0 : int
+        Global index of the block's first neuron.
+    code : int
+        1 for ``"abs"``, 2 for ``"sqrt"``.
+    """
+    k = ZI.shape[1]
+    T = _buffer("diag", (k, k), ZI.dtype)
+    with torch.no_grad():
+        _tile(ZI, ZI, T)
+    map_tile(T, k, k, code, True)
+    if const.any():
+        idx = np.flatnonzero(const)
+        T[idx, :] = 1.0
+        T[:, idx] = 1.0
+    return block_tree(T, k, g0)
+
+
+def pair_task(
+    ZI: np.ndarray,
+    ZJ: np.ndarray,
+    const_i: np.ndarray,
+    const_j: np.ndarray,
+    gi: int,
+    gj: int,
+    code: int,
+    tree_i: tuple[np.ndarray, np.ndarray, np.ndarray],
+    tree_j: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``."""
+    ka = ZI.shape[1]
+    kb = ZJ.shape[1]
+    X = _buffer("cross", (ka, kb), ZI.dtype)
+    with torch.no_grad():
+        _tile(ZI, ZJ, X)
+    map_tile(X, ka, kb, code, False)
+    if const_i.any():
+        X[np.flatnonzero(const_i), :] = 1.0
+    if const_j.any():
+        X[:, np.flatnonzero(const_j)] = 1.0
+    XT = _buffer("crossT", (kb, ka), ZI.dtype)
+    XT[...] = X.T
+    return pair_tree(X, XT, ka, kb, gi, gj, tree_i, tree_j)
+
+
+def merge_task(n: int, *parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple:
+    """Minimum spanning forest (order ``(d, i, j)``) of the union of edge sets."""
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    w = np.concatenate([p[2] for p in parts])
+    return kruskal_forest(n, a, b, w)
+
+
+def tile_task_count(n: int, block_size: int) -> int:
+    """Number of tile tasks (blocks plus pairs of blocks) for ``n`` neurons."""
+    nb = -(-n // block_size)
+    return nb + nb * (nb - 1) // 2
+
+
+def _check_block_size(block_size: object) -> int:
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
+        raise TypeError(
+            f"block_size must be None or a positive multiple of {GEMM_COLS}; "
+            f"got {type(block_size).__name__}"
+        )
+    k = int(block_size)
+    if k <= 0 or k % GEMM_COLS:
+        raise ValueError(
+            f"block_size={k} is not a positive multiple of {GEMM_COLS} (the GEMM panel width "
+            f"that keeps the tiles' entries bitwise equal to the dense path's); "
+            f"e.g. {max(GEMM_COLS, (k // GEMM_COLS) * GEMM_COLS)}"
+        )
+    return k
+
+
+def _plan(Z: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, str, int]:
+    """The task list ``[(key, func, args)]`` in topological order, the final key, #tiles.
+
+    Arguments that are keys of earlier entries stand for their results (``"z-i"`` entries are
+    data: the blocks, scattered to a cluster's workers).
+    """
+    n = Z.shape[1]
+    starts = list(range(0, n, k))
+    plan: list[tuple[str, Any, tuple]] = []
+    for i, s in enumerate(starts):
+        plan.append((f"z-{i}", None, (np.ascontiguousarray(Z[:, s : s + k]),)))
+        plan.append((f"c-{i}", None, (np.ascontiguousarray(const[s : s + k]),)))
+    for i, s in enumerate(starts):
+        plan.append((f"tree-{i}", diag_task, (f"z-{i}", f"c-{i}", s, code)))
+    leaves = [f"tree-{i}" for i in range(len(starts))]
+    for i, si in enumerate(starts):
+        for j in range(i + 1, len(starts)):
+            args = (f"z-{i}", f"z-{j}", f"c-{i}", f"c-{j}", si, starts[j], code)
+            plan.append((f"pair-{i}-{j}", pair_task, (*args, f"tree-{i}", f"tree-{j}")))
+            leaves.append(f"pair-{i}-{j}")
+    n_tiles = len(leaves)
+    level = 0
+    while len(leaves) > 1 or level == 0:
+        merged = []
+        for g in range(0, len(leaves), _FAN_IN):
+            key = f"merge-{level}-{g // _FAN_IN}"
+            plan.append((key, merge_task, (n, *leaves[g : g + _FAN_IN])))
+            merged.append(key)
+        leaves = merged
+        level += 1
+    return plan, leaves[0], n_tiles
+
+
+def correlation_persistence(
+    A: np.ndarray | torch.Tensor,
+    kind: str = "abs",
+    constant: str = "uncorrelated",
+    *,
+    block_size: int | None = None,
+    scheduler: Any = None,
+    progress: bool | Callable[[int, int], None] = False,
+) -> Barcode:
+    """Exact 0-dim persistence of the correlation dissimilarity of activations, any ``n``.
+
+    Returns the barcode of ``zero_persistence(correlation_dissimilarity(A, kind, constant))``
+    without the ``n × n`` matrix: the neurons are split into blocks, the minimum spanning tree
+    of each block and of each pair of blocks is computed from one ``k × k`` tile of ``ZᵀZ`` at a
+    time, and Kruskal on the union of these trees gives the exact tree of all neurons (the
+    cycle property; the argument is in the documentation, page *Tiled engine*). The tasks run
+    on local threads or on a Dask cluster.
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (m, n)
+        Activations of ``n`` neurons over ``m ≥ 2`` examples (same rules as
+        :func:`~topo_neurons.correlation_dissimilarity`; a tensor is detached and computed on
+        the CPU).
+    kind : {"abs", "sqrt"}, default "abs"
+        ``d = 1 − |ρ|`` or ``d = sqrt(1 − ρ²)``.
+    constant : {"uncorrelated", "drop", "raise"}, default "uncorrelated"
+        Policy for constant neurons, as in :func:`~topo_neurons.correlation_dissimilarity`
+        (``"drop"``: indices refer to the kept neurons).
+    block_size : int, optional
+        Neurons per block, a positive multiple of 256. ``None``: the dense path for
+        ``n ≤ DENSE_MAX_NEURONS`` (8192, where it is faster), else blocks of 2048. Per task the
+        memory is about three ``block_size²`` tiles.
+    scheduler : None, "threads", "sync" or dask.distributed.Client, optional
+        ``None``/``"threads"``: local threads (Dask's threaded scheduler when Dask is installed,
+        else a thread pool), as many as ``torch.get_num_threads()``. ``"sync"``: one task after
+        another in this thread. A ``Client``: the tasks run on its cluster, each worker receives
+        only the blocks of ``Z`` its tasks need.
+    progress : bool or callable, default False
+        ``True``: a tqdm bar (stderr) over the tile tasks; a callable is called as
+        ``progress(done, total)`` after each tile task.
+
+    Returns
+    -------
+    Barcode
+        ``deaths`` ascending (dtype of the activations: float32 stays float32), bitwise equal to
+        those of the dense path; ``edges`` ``(i, j)``, ``i < j``, the MST under the order
+        ``(d, i, j)`` (the dense path's edges where there are no ties among deaths).
+        ``backend`` is ``"tiled"`` or, when the dense path ran, ``"native"``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`~topo_neurons.correlation_dissimilarity` (wrong rank, fewer than 2 examples or
+        neurons, NaN/Inf naming the neuron, unknown ``kind``/``constant``, constant neurons
+        under ``"raise"``), or a ``block_size`` that is not a positive multiple of 256, or an
+        unknown ``scheduler``.
+    TypeError
+        Not an array/tensor, a complex dtype, a non-integer ``block_size``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import topo_neurons as tn
+    >>> A = np.random.default_rng(0).standard_normal((64, 600)).astype(np.float32)
+    >>> bc = tn.correlation_persistence(A, block_size=256)
+    >>> ref = tn.zero_persistence(tn.correlation_dissimilarity(A))
+    >>> bc.backend, bool(np.array_equal(bc.deaths, ref.deaths))
+    ('tiled', True)
+    """
+    check_kind(kind)
+    _check_policy(constant)
+    k = None if block_size is None else _check_block_size(block_size)
+    if isinstance(A, torch.Tensor):
+        A = A.detach()
+        if A.device.type != "cpu":
+            A = A.cpu()
+    shape = getattr(A, "shape", ())
+    if k is None and len(shape) == 2 and shape[1] <= DENSE_MAX_NEURONS:
+        D = correlation_dissimilarity(A, kind, constant)  # validates A
+        return zero_persistence(D.numpy() if isinstance(D, torch.Tensor) else D, "native")
+    k = DEFAULT_BLOCK if k is None else k
+    with torch.no_grad():
+        Zt, _, const_t, _ = _prepare(A, constant)
+    n = Zt.shape[1]
+    Z = Zt.numpy()
+    if not (np.isfinite(Z.max(axis=0)).all() and np.isfinite(Z.min(axis=0)).all()):
+        bad = np.flatnonzero(~np.isfinite(Z).all(axis=0))
+        raise ValueError(
+            f"activations overflow when normalised (neuron(s) {bad[:10].tolist()}: values too "
+            "large for their dtype to compute a norm); rescale them"
+        )
+    const = const_t.numpy().astype(bool)
+    plan, final, n_tiles = _plan(Z, const, k, _CODES[kind])
+    a, b, w = run_plan(plan, final, scheduler, progress=progress, n_tiles=n_tiles)
+    if a.shape[0] != n - 1:
+        raise RuntimeError(f"the tiled engine returned {a.shape[0]} edges for {n} neurons")
+    return Barcode(
+        deaths=np.ascontiguousarray(w),
+        edges=np.stack([a, b], axis=1).astype(np.int64),
+        n_points=n,
+        backend="tiled",
+    )
