@@ -184,7 +184,12 @@ def test_linkage_matrix_is_scipy_single_linkage(rng):
 
 
 def _links(ax) -> list[np.ndarray]:
-    return [s for c in ax.collections if isinstance(c, LineCollection) for s in c.get_segments()]
+    return [
+        s
+        for c in ax.collections
+        if isinstance(c, LineCollection) and c.get_gid() != "collapsed"
+        for s in c.get_segments()
+    ]
 
 
 def test_dendrogram_legend_explains_threshold_and_colours(rng):
@@ -236,6 +241,21 @@ def test_dendrogram_readable_mode_for_hundreds_of_neurons(rng):
     assert len(sizes) == 50
     assert sum(int(x.strip("()")) if x.startswith("(") else 1 for x in sizes) == 400
     assert ax.get_xlabel() == "400 neurons, lowest merges collapsed into 50 leaves"
+    # Each collapsed leaf is a stem up to the height at which its cluster formed: a death, below
+    # the merges drawn as links.
+    (stems,) = [c for c in ax.collections if c.get_gid() == "collapsed"]
+    tops = np.array([seg[1, 1] for seg in stems.get_segments()])
+    assert tops.size == sum(x.startswith("(") for x in sizes)
+    assert tops.max() <= bc.deaths[-49] and np.all(np.isin(tops, bc.deaths))
+    # With a threshold the stems are coloured like merges, and the legend names them.
+    t = float(np.median(tops))
+    ax2 = plt.figure(figsize=(12.0, 3.0)).add_subplot()
+    tn.plot_dendrogram(bc, ax=ax2, max_leaves=50, threshold=t)
+    (stems2,) = [c for c in ax2.collections if c.get_gid() == "collapsed"]
+    blue = [matplotlib.colors.to_hex(c) == OKABE_ITO[0].lower() for c in stems2.get_colors()]
+    tops2 = np.array([seg[1, 1] for seg in stems2.get_segments()])
+    np.testing.assert_array_equal(blue, tops2 <= t)
+    assert ax2.get_legend().get_texts()[-1].get_text() == "collapsed cluster (its merge)"
     full = plt.figure().add_subplot()
     tn.plot_dendrogram(bc, ax=full, max_leaves=None)
     assert len(_links(full)) == 399

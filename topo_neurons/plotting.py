@@ -526,8 +526,9 @@ def plot_dendrogram(
     barcode, arranged as a tree of clusters. With hundreds of neurons the leaves cannot be told
     apart, so above ``max_leaves`` leaves the lowest merges are collapsed (SciPy's
     ``truncate_mode="lastp"``): the figure keeps the ``max_leaves`` clusters formed last, each
-    leaf labelled ``(k)`` with the number of neurons it holds (where labels fit), dots on its
-    stem marking the heights of the merges collapsed into it, and every merge above them.
+    leaf labelled ``(k)`` with the number of neurons it holds (where labels fit) and drawn as a
+    thick stem up to the height at which that cluster formed (coloured like a merge), and every
+    merge above them.
 
     Parameters
     ----------
@@ -555,7 +556,8 @@ def plot_dendrogram(
     -------
     matplotlib.axes.Axes
         The merges drawn as U-shaped segments (``LineCollection``) whose top is at the merge
-        height: ``n − 1`` of them, or ``max_leaves − 1`` in the readable mode. The threshold
+        height: ``n − 1`` of them, or ``max_leaves − 1`` in the readable mode, where the
+        collapsed leaves' stems are a ``LineCollection`` with ``gid="collapsed"``. The threshold
         line has ``gid="threshold"``.
     """
     from matplotlib.lines import Line2D
@@ -589,8 +591,8 @@ def plot_dendrogram(
     show = fits and (labels is not None or truncated)
     kw: dict[str, Any] = {}
     if truncated:
-        kw = {"truncate_mode": "lastp", "p": leaves, "show_contracted": True}
-    dendrogram(
+        kw = {"truncate_mode": "lastp", "p": leaves}
+    tree = dendrogram(
         Z,
         ax=ax,
         labels=labels if labels is not None else None,
@@ -601,6 +603,19 @@ def plot_dendrogram(
         **kw,
     )
     if truncated:
+        # Each collapsed leaf: a thick stem up to the height at which its cluster formed,
+        # coloured like a merge (redundant groups stand out as in the full tree).
+        from matplotlib.collections import LineCollection
+
+        segs, cols = [], []
+        for k, leaf in enumerate(tree["leaves"]):
+            if leaf >= n:
+                h = float(Z[leaf - n, 2])
+                segs.append([(5.0 + 10.0 * k, 0.0), (5.0 + 10.0 * k, h)])
+                cols.append(link_color(leaf))
+        stems = LineCollection(segs, colors=cols, linewidths=3.0, zorder=3)
+        stems.set_gid("collapsed")
+        ax.add_collection(stems)
         what = f"{n} neurons, lowest merges collapsed into {leaves} leaves"
     elif show or labels is None:
         what = f"{n} neurons"
@@ -618,6 +633,10 @@ def plot_dendrogram(
                 Line2D([], [], color=above_color, label=f"merge > {threshold:g}"),
                 Line2D([], [], color="black", ls=":", lw=0.8, label=f"threshold {threshold:g}"),
             ]
+            if truncated:
+                handles.append(
+                    Line2D([], [], color="black", lw=3.0, label="collapsed cluster (its merge)")
+                )
             ax.legend(handles=handles, loc="upper right", frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
