@@ -439,3 +439,57 @@ def test_mds_layout_refinement_lowers_the_stress_of_a_branching_tree(rng):
     vals, vecs = np.linalg.eigh(-0.5 * J)
     classical = vecs[:, -2:] * np.sqrt(np.clip(vals[-2:], 0, None))
     assert stress(pos) < 0.9 * stress(classical)
+
+
+def test_docs_figure_script_renders_every_figure_kind(rng, tmp_path):
+    """scripts/make_figures.py (the docs' images): every kind drawn, titled, legend read back."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_figures.py"
+    spec = importlib.util.spec_from_file_location("_make_figures", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.manual_seed(0)
+    X = torch.from_numpy(rng.standard_normal((200, 64)).astype(np.float32))
+    reports, trackers = {}, {}
+    for name in ("none", "T1"):
+        model = script.make_mlp()
+        trackers[name] = tn.BarcodeTracker(model, layers=["fc1", "fc2"], every=1)
+        for _ in range(3):
+            trackers[name].step(X[:150])
+        reports[name] = tn.analyse(model, X)
+    figs = script.figures(reports, trackers)
+    kinds = {
+        "fig_barcodes": "Barcode",
+        "fig_deaths": "Deaths",
+        "fig_diagrams": "H0 diagram",
+        "fig_dendrogram": "Dendrogram of layer fc2",
+        "fig_dendrogram_readable": "Dendrogram of all 106 neurons",
+        "fig_mst": "MST",
+        "fig_evolution": "Layer fc1 during training",
+    }
+    assert set(figs) == set(kinds)
+    for stem, fig in figs.items():
+        for ax in fig.axes:
+            if not ax.get_title():  # a colour bar
+                continue
+            assert ax.get_title().startswith(kinds[stem]), (stem, ax.get_title())
+            assert script.MODEL in ax.get_title() or "test digits" in ax.get_title()
+            assert (ax.get_xlabel() and ax.get_ylabel()) or stem == "fig_mst"
+        legends = [
+            t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+        ]
+        assert legends, stem
+        path = tn.save_figure(fig, tmp_path / f"{stem}.png")
+        assert path.read_bytes().startswith(MAGIC["png"])
+    assert [t.get_text() for t in figs["fig_deaths"].axes[0].get_legend().get_texts()] == [
+        "none",
+        "T1",
+    ]
+    readable = figs["fig_dendrogram_readable"].axes[0]
+    assert readable.get_xlabel() == "106 neurons, lowest merges collapsed into 24 leaves"
+    bar_axes = figs["fig_barcodes"].axes
+    assert bar_axes[0].get_xlim() == bar_axes[1].get_xlim()  # shared x axis
