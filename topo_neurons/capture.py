@@ -505,6 +505,12 @@ _SEQ_FIRST_TYPES: tuple[type[nn.Module], ...] = (
     nn.MultiheadAttention,
 )
 
+#: Wrappers whose forward must not be traced (it runs collectives); the wrapped model is.
+_WRAPPER_TYPES: tuple[type[nn.Module], ...] = (
+    nn.DataParallel,
+    nn.parallel.DistributedDataParallel,
+)
+
 POINTS = ("post", "pre")
 POSITIONS = ("auto", "neurons", "examples")
 
@@ -634,6 +640,8 @@ class _PostResolver:
         prefixes = [".".join(parts[:k]) for k in range(len(parts) - 1, -1, -1)]
         for prefix in prefixes:
             parent = self.named[prefix]
+            if isinstance(parent, _WRAPPER_TYPES):
+                return None  # never trace DDP/DataParallel (collectives); the model's output
             if isinstance(parent, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
                 return self._transformer(prefix, parent, name)
             graph = self._graph(prefix)
