@@ -274,11 +274,12 @@ class _EdgeCorrelation(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):  # type: ignore[override]
         Zt, norm, i, j, touches = ctx.saved_tensors
-        g = g.masked_fill(touches, 0.0)
-        # Both ends of every edge in one gather and one scatter.
+        g = g.masked_fill(touches, 0.0)[:, None]
+        # One gather and one scatter per end of the edges: a single gather of 2(n − 1) rows
+        # allocates a temporary twice as large, measured slower inside a training step.
         G = torch.zeros_like(Zt)
-        src = Zt.index_select(0, torch.cat([j, i])).mul_(torch.cat([g, g])[:, None])
-        G.index_add_(0, torch.cat([i, j]), src)
+        G.index_add_(0, i, Zt.index_select(0, j).mul_(g))
+        G.index_add_(0, j, Zt.index_select(0, i).mul_(g))
         # Normalisation, then centring: z has zero mean over the examples, so the mean of
         # G − z⟨z, G⟩ is the mean of G.
         G.addcmul_(Zt, torch.linalg.vecdot(Zt, G)[:, None], value=-1.0)
