@@ -46,10 +46,11 @@ def test_mlp_flattens_any_input_shape_and_records_every_layer():
     assert out.shape == (32, 10)
     assert rec.activations().shape == (32, 450 + 350 + 200 + 10)  # 1009 deaths in the paper's T1
     assert [n.split(".")[-1] for n in rec.neuron_index().layers] == ["fc1", "fc2", "fc3", "out"]
-    # the first layer sees the flattened image
+    # the first layer sees the flattened image; its neurons are its post-ReLU values (default)
     lin = model.net.fc1
     torch.testing.assert_close(
-        rec.per_layer()[rec.neuron_index().layers[0]], x.reshape(32, -1) @ lin.weight.T + lin.bias
+        rec.per_layer()[rec.neuron_index().layers[0]],
+        torch.relu(x.reshape(32, -1) @ lin.weight.T + lin.bias),
     )
 
 
