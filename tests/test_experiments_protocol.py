@@ -54,7 +54,7 @@ def test_plan_runs_counts_and_order():
         ((["digits"], ["trapezium"], ["t1"], [0.0, -1.0], [0]), r"positive and finite; got \[0"),
         ((["digits"], ["trapezium"], ["t1"], [], [0]), r"grid of weights is empty"),
         ((["digits"], ["trapezium"], ["t1"], [1e-3], []), r"no seeds given"),
-        (([], ["trapezium"], ["t1"], [1e-3], [0]), r"no tasks given; valid tasks are digits"),
+        (([], ["trapezium"], ["t1"], [1e-3], [0]), r"no tasks given; valid tasks are mnist5k, "),
     ],
 )  # fmt: skip
 def test_plan_runs_errors(args, match):
@@ -72,8 +72,9 @@ def test_config_hash_identifies_the_configuration():
         P.TrainConfig(t1_reduction="mean").config_hash(),
         P.TrainConfig(sampling_p=0.5).config_hash(),
         P.TrainConfig(split_seed=1).config_hash(),
+        P.TrainConfig(protocol="adam").config_hash(),
     }
-    assert len(changed) == 6 and a.config_hash() not in changed
+    assert len(changed) == 7 and a.config_hash() not in changed
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,9 @@ def test_config_hash_identifies_the_configuration():
         ({"t1_reduction": "max"}, r"t1_reduction='max' is not valid"),
         ({"sampling_p": 0.0}, r"sampling_p must lie in \(0, 1\]"),
         ({"t2_alpha": 2.0}, r"t2_alpha must lie in \[0, 1\]"),
+        ({"protocol": "sgd"}, r"protocol='sgd' is not valid; valid protocols are 'paper', 'adam'"),
+        ({"lr_decay": 0.0}, r"lr_decay must lie in \(0, 1\]"),
+        ({"momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
     ],
 )
 def test_config_errors(kwargs, match):
@@ -105,6 +109,16 @@ def test_build_regularizer_maps_names_to_the_losses():
     assert isinstance(P.build_regularizer("l1", cfg), tn.L1Penalty)
     assert isinstance(P.build_regularizer("l2", cfg), tn.L2Penalty)
     assert P.build_regularizer("none", cfg) is None
+    # the paper's L1/L2 cover every trainable parameter, biases included; "adam" weights only
+    lin = nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        lin.bias.fill_(3.0)
+    assert P.build_regularizer("l1", cfg)(lin).item() == 6.0
+    assert P.build_regularizer("l2", cfg)(lin).item() == 14.0
+    adam = P.TrainConfig.adam()
+    assert P.build_regularizer("l1", adam)(lin).item() == 3.0
+    assert P.build_regularizer("l2", adam)(lin).item() == 5.0
 
 
 # ------------------------------------------------------------------ one run
@@ -118,14 +132,17 @@ def _hand_written_step(ds, reg, weight, seed):
     perm = torch.randperm(len(ds.y_train), generator=torch.Generator().manual_seed(seed))
     x, y = torch.from_numpy(ds.X_train)[perm], torch.from_numpy(ds.y_train)[perm]
     linears = [m for m in ref.modules() if isinstance(m, nn.Linear)]
+    neurons = [m for m in ref.modules() if isinstance(m, nn.ReLU)] + linears[-1:]
     acts = []
-    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o)) for m in linears]
+    hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o)) for m in neurons]
     out = ref(x)
     for h in hooks:
         h.remove()
     loss = nn.functional.cross_entropy(out, y)
     if reg == "t1":
-        D = 1 - torch.corrcoef(torch.cat(acts, 1).T).abs()
+        # post-ReLU columns include dead neurons (constant): d = 1 for them, as the package's
+        # default policy (torch.corrcoef would give NaN)
+        D = tn.correlation_dissimilarity(torch.cat(acts, 1), kind="abs")
         loss = loss + weight * (1 - tn.differentiable_deaths(D)).sum()
     elif reg == "l2":
         loss = loss + weight * sum((m.weight**2).sum() for m in linears)
@@ -150,7 +167,7 @@ def test_one_step_matches_a_hand_written_training_step(reg, weight):
     same gradient: a few such elements are allowed, a sign flip (2·lr) is not."""
     ds = _small_classification()
     assert len(ds.y_train) <= 256
-    cfg = P.TrainConfig(max_epochs=1, patience=1)
+    cfg = P.TrainConfig.adam(max_epochs=1, patience=1)
     model, row = P.train_network(P.RunSpec("syn", "trapezium", reg, weight, 3), cfg, ds)
     assert row["status"] == "ok" and row["best_epoch"] == 1
     frac, worst = _mismatch(model, _hand_written_step(ds, reg, weight, 3))
@@ -163,7 +180,7 @@ def test_one_step_matches_a_hand_written_training_step(reg, weight):
 def test_early_stopping_restores_the_best_epoch():
     ds = _small_classification(1)
     history = []
-    cfg = P.TrainConfig(max_epochs=40, patience=3, lr=3e-3)
+    cfg = P.TrainConfig.adam(max_epochs=40, patience=3, lr=3e-3)
     model, row = P.train_network(
         P.RunSpec("syn", "trapezium", "none", 0.0, 0),
         cfg,
@@ -233,8 +250,8 @@ def test_non_finite_activations_are_recorded_as_diverged(monkeypatch):
         return model
 
     monkeypatch.setattr(P, "make_model", broken)
-    _, row = P.train_network(
-        P.RunSpec("syn", "trapezium", "t2", 1e-3, 0), P.TrainConfig(), _small_classification()
+    _, row = P.train_network(  # "adam" keeps torch's initialisation, so the Inf stays
+        P.RunSpec("syn", "trapezium", "t2", 1e-3, 0), P.TrainConfig.adam(), _small_classification()
     )
     assert row["status"] == "diverged"
     assert row["message"].startswith("non-finite outputs at epoch 1") or "NaN/Inf" in row["message"]
@@ -250,18 +267,74 @@ def test_positive_weight_required():
 # ------------------------------------------------------------------ results file and sweep
 
 
+def _row(i=0, **kw):
+    row = {
+        "task": "digits", "model": "trapezium", "regularizer": "l2", "weight": "0.001",
+        "seed": str(i), "stage": "select", "config_hash": "0123456789", "status": "ok",
+        "metric": "accuracy", "val_metric": "0.9", "test_metric": "0.875", "val_loss": "0.31",
+        "best_epoch": "3", "epochs": "7", "seconds": "1.5", "message": 'a,"b"\nc',
+    }  # fmt: skip
+    return row | kw
+
+
 def test_results_file_roundtrip_and_validation(tmp_path):
-    rows = [
-        {f: f"{f}{i}" for f in P.RESULT_FIELDS} | {"weight": "0.001", "message": 'a,"b"\nc'}
-        for i in range(3)
-    ]
+    rows = [_row(i) for i in range(3)]
     path = P.write_results(tmp_path / "r.csv", rows)
-    assert P.read_results(path) == [{k: str(v) for k, v in r.items()} for r in rows]
+    assert P.read_results(path) == rows
     assert P.read_results(tmp_path / "missing.csv") == []
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match=r"not a results file: missing column\(s\) task"):
         P.read_results(tmp_path / "other.csv")
     assert list(tmp_path.glob(".r.csv*")) == []  # no temporary left behind
+    # a file written before the stage column existed reads as the sweep's rows
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text(path.read_text().replace(",stage", "").replace(",select", ""))
+    assert P.read_results(legacy) == rows
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        # the message field holds a newline: each row spans two lines, the third starts at 6
+        (lambda t: t[: t.rindex("accuracy") + 7], r"line 6: only 9 of 16 fields \(the row was"),
+        (lambda t: t[: t.rindex("0.875") + 3], r"line 6: only 11 of 16 fields"),
+        (lambda t: t.replace("accuracy", "accurac", 1), r"line 2: metric 'accurac' is not one"),
+        (lambda t: t.replace("0.875", "nan", 1), r"line 2: test_metric 'nan' is not a finite"),
+        (lambda t: t.replace(",7,1.5,", ",7,-1,", 1), r"line 2: seconds '-1' is not a non-neg"),
+        (lambda t: t.replace(",0.9,", ",1.7,", 1), r"line 2: val_metric '1.7' is not an accur"),
+        (lambda t: t.replace(",3,7,", ",9,7,", 1), r"line 2: best_epoch '9' is not in 1 … epo"),
+        (lambda t: t.replace("trapezium", "trapez", 1), r"line 2: model 'trapez' is not one of"),
+        (lambda t: t.replace(",0.001,0,", ",,0,", 1), r"line 2: weight '' is not valid"),
+    ],
+)
+def test_damaged_results_csv_rows_are_reported_by_line_and_never_tabulated(
+    tmp_path, damage, reason
+):
+    """Issue 11: a row cut by a crash mid-write (or otherwise damaged) was read as a finished run
+    ("93 already finished", nan and a metric named "accurac" in results.md) or stopped the
+    resume with a float() error. Now each row is checked on read; a damaged one is named by its
+    line and left out."""
+    path = P.write_results(tmp_path / "r.csv", [_row(i) for i in range(3)])
+    path.write_text(damage(path.read_text()))
+    with pytest.warns(P.DamagedResultsWarning, match=reason):
+        rows = P.read_results(path)
+    assert len(rows) == 2 and all(P._check_row(r) is None for r in rows)
+    with pytest.raises(ValueError, match=reason):
+        P.read_results(path, damaged="raise")
+
+
+def test_damaged_results_row_is_rerun_by_the_sweep(tmp_path):
+    path = tmp_path / "results.csv"
+    specs = P.plan_runs(["breast_cancer"], ["trapezium"], ["none", "l2"], [1e-3], [0])
+    P.run_sweep(specs, SWEEP_CFG, path, progress=False)
+    text = path.read_text()
+    path.write_text(text[: text.rindex("accuracy") + 7])  # the last row cut mid-write
+    with pytest.warns(P.DamagedResultsWarning, match=r"line 3: only 9 of 16 fields"):
+        again = P.run_sweep(specs, SWEEP_CFG, path, progress=False)
+    assert (again.ran, again.skipped) == (1, 1)
+    rows = P.read_results(path)
+    assert [r["regularizer"] for r in rows] == ["none", "l2"]
+    assert "line 3: only 9 of 16 fields" in (tmp_path / "results.csv.damaged").read_text()
 
 
 SWEEP_CFG = P.TrainConfig(max_epochs=1)
@@ -311,7 +384,7 @@ def test_interrupted_sweep_loses_nothing(tmp_path, monkeypatch):
     assert (resumed.ran, resumed.skipped) == (4, 2)
     final = P.read_results(path)
     assert final[:2] == saved  # finished runs are kept as they were
-    assert len({tuple(r[f] for f in P.RESULT_FIELDS[:6]) for r in final}) == 6
+    assert len({tuple(r[f] for f in P.RESULT_FIELDS[:7]) for r in final}) == 6
 
 
 def test_sweep_jobs_must_be_positive(tmp_path):
@@ -322,7 +395,8 @@ def test_sweep_jobs_must_be_positive(tmp_path):
 def test_format_weight_is_canonical():
     assert P.format_weight(1e-6) == "1e-06" == P.format_weight(float("1e-6"))
     assert P.format_weight(100) == "100"
-    assert P.RunSpec("a", "b", "t1", 0.001, 2).key("h") == ("a", "b", "t1", "0.001", "2", "h")
+    key = P.RunSpec("a", "b", "t1", 0.001, 2).key("h")
+    assert key == ("a", "b", "t1", "0.001", "2", "select", "h")
     assert math.isclose(float(P.format_weight(1 / 3)), 1 / 3, rel_tol=1e-5)
 
 
@@ -350,8 +424,8 @@ def test_cnn_with_importance_sampling_sees_the_sampled_neurons(monkeypatch):
     # ⌊0.05·n⌋ of conv1 (16·8·8), conv2 (32·4·4), fc1 (64); the output layer (10) whole
     n = 1024 * 5 // 100 + 512 * 5 // 100 + 64 * 5 // 100 + 10
     assert {s[1] for s in loss.seen} == {n}
-    # five batches of 215-216 examples (1077 split evenly), one epoch
-    assert sorted(s[0] for s in loss.seen) == [215, 215, 215, 216, 216]
+    # the paper's batches: four of 256 examples and the remaining 53 (1077 in all), one epoch
+    assert sorted(s[0] for s in loss.seen) == [53, 256, 256, 256, 256]
 
 
 def test_sweep_on_mnist_files_from_data_dir(tmp_path):
@@ -366,11 +440,13 @@ def test_sweep_on_mnist_files_from_data_dir(tmp_path):
 
     for prefix, m in (("train", 40), ("t10k", 10)):
         y = np.tile(np.arange(2, dtype=np.uint8), m // 2)
-        X = (rng.integers(0, 60, (m, 28, 28)) + 120 * y[:, None, None]).astype(np.uint8)
+        X = rng.integers(0, 40, (m, 28, 28)).astype(np.uint8)
+        X[y == 1, :14] = 255  # class 1 bright on top, class 0 at the bottom
+        X[y == 0, 14:] = 255
         (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(idx(X))
         (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(idx(y))
-    cfg = P.TrainConfig(max_epochs=3, data_dir=str(tmp_path))
-    assert cfg.config_hash() != P.TrainConfig(max_epochs=3).config_hash()
+    cfg = P.TrainConfig(max_epochs=10, data_dir=str(tmp_path))
+    assert cfg.config_hash() != P.TrainConfig(max_epochs=10).config_hash()
     specs = P.plan_runs(["mnist"], ["trapezium"], ["none", "t2"], [1e-2], [0])
     out = P.run_sweep(specs, cfg, tmp_path / "results.csv", progress=False)
     assert [r["status"] for r in out.rows] == ["ok", "ok"]

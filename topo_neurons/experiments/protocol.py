@@ -487,7 +487,9 @@ def train_network(
     uses_activations = spec.regularizer in ACTIVATION_REGULARIZERS
     sampling = AllNeurons() if config.sampling_p >= 1 else ImportanceSampling(config.sampling_p)
     recorder = (
-        ActivationRecorder(model, layers=neuron_layers(model), sampling=sampling)
+        ActivationRecorder(
+            model, layers=neuron_layers(model), sampling=sampling, positions="neurons"
+        )
         if uses_activations
         else None
     )

@@ -729,7 +729,8 @@ def plot_barcode_comparison(
             run = RunSpec(spec.task, spec.model, reg, w, spec.seed)
             model, row = train_network(run, config, dataset)
             names = layer_display_names(model)
-            with ActivationRecorder(model, layers=neuron_layers(model), detach=True) as rec:
+            layers = neuron_layers(model)
+            with ActivationRecorder(model, layers=layers, detach=True, positions="neurons") as rec:
                 with torch.no_grad():
                     model(torch.from_numpy(dataset.X_train))
             A = rec.activations()
