@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import topo_neurons as tn
@@ -394,3 +396,32 @@ def test_cli_analyse_point_and_positions(tmp_path):
         np.testing.assert_allclose(report.barcode.deaths, expected.barcode.deaths, atol=1e-6)
     with pytest.raises(SystemExit):
         main([*args[:-1], "--point", "middle", str(tmp_path / "bad")])
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=2, max_size=4).map(tuple),
+    m=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_unit_labels_and_channel_rows_follow_the_layout(shape, m, seed):
+    """A conv unit's label gives back its flat index; by channel, row k is (example, pixel)."""
+    conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[len(shape) - 2]
+    c = shape[0]
+    layer = conv(1, c, 1)
+    x = torch.randn(m, 1, *shape[1:], generator=torch.Generator().manual_seed(seed))
+    with tn.ActivationRecorder(layer, point="pre", detach=True) as rec:
+        y = layer(x)
+    labels = rec.neuron_index().labels()
+    assert len(labels) == int(np.prod(shape))
+    axes = ("c", *("z", "y", "x")[3 - (len(shape) - 1) :])
+    for flat in {0, len(labels) - 1, seed % len(labels)}:
+        parsed = dict(p.split("=") for p in labels[flat].split("[", 1)[1][:-1].split(", "))
+        assert tuple(parsed) == axes
+        assert np.ravel_multi_index([int(v) for v in parsed.values()], shape) == flat
+    with tn.ActivationRecorder(layer, point="pre", positions="examples", detach=True) as rec:
+        layer(x)
+    A = rec.activations()
+    assert A.shape == (m * int(np.prod(shape[1:])), c)
+    torch.testing.assert_close(A, y.movedim(1, -1).reshape(-1, c))

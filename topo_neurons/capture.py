@@ -1184,6 +1184,7 @@ class ActivationRecorder:
         self._versions = {}
         self._shapes = {}
         self._kinds = {}
+        self._call_mask = None
         self._cache = None
 
     # ---------------------------------------------------------------- results
