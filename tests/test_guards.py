@@ -154,6 +154,43 @@ def test_regularized_on_a_batch_with_m_le_n_warns_drop_last():
         reg(torch.randn(5, 4))  # once per wrapper
 
 
+def test_lightning_regularization_on_a_short_last_batch_warns_drop_last(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch", reason="the lightning extra is a dev dependency")
+    from topo_neurons.integrations.lightning import TopologicalRegularization
+
+    class Net(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = _mlp(4, 8)  # 8 + 3 = 11 regularised neurons
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    g = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(37, 4, generator=g), torch.arange(37) % 3)
+
+    def fit(drop_last: bool) -> list[str]:
+        loader = torch.utils.data.DataLoader(data, batch_size=16, drop_last=drop_last)
+        trainer = pl.Trainer(
+            accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False,
+            enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path,
+            callbacks=[TopologicalRegularization(tn.TopologicalRedundancy(), weight=0.1)],
+        )  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(Net(), loader)
+        return [str(w.message) for w in caught if "TopologicalRegularization:" in str(w.message)]
+
+    # 37 = 16 + 16 + 5: the last batch has 5 examples for 11 neurons, once per epoch.
+    (message,) = fit(drop_last=False)  # warned once, not every epoch
+    assert "m = 5 examples for n = 11 neurons" in message and "drop_last=True" in message
+    assert fit(drop_last=True) == []
+
+
 # ----------------------------------------------------------------------------- device
 def test_analyse_device_argument_checks_and_restores(rng):
     model = _mlp(5, 6)

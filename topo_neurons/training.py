@@ -46,6 +46,26 @@ class RegularizedOutput(NamedTuple):
     penalty: torch.Tensor
 
 
+def warn_small_batch(who: str, A: torch.Tensor, regularizer: nn.Module, stacklevel: int) -> bool:
+    """Warn when ``A`` (m, n) has no more examples than neurons; return whether it warned.
+
+    Shared by :class:`Regularized` and the Lightning callback, which warn once each.
+    """
+    m, n = int(A.shape[0]), int(A.shape[-1])
+    if m > n:
+        return False
+    warnings.warn(
+        f"{who}: a batch of m = {m} examples for n = {n} neurons (m ≤ n): the correlations "
+        f"span at most m − 1 dimensions, every death is biased towards 0 and "
+        f"{type(regularizer).__name__} is computed on a degenerate batch. Use batches of more "
+        f"than {n} examples and drop the last, smaller batch (DataLoader(..., drop_last=True)), "
+        f"or regularise fewer neurons (sampling=)",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    return True
+
+
 class Regularized(nn.Module):
     """A model whose forward also returns its weighted regularisation penalty.
 
@@ -173,19 +193,8 @@ class Regularized(nn.Module):
 
     def _check_batch(self, A: torch.Tensor) -> None:
         """Warn once per wrapper when a batch has no more examples than neurons."""
-        m, n = int(A.shape[0]), int(A.shape[-1])
-        if m > n or self._warned_small_batch:
-            return
-        self._warned_small_batch = True
-        warnings.warn(
-            f"Regularized: a batch of m = {m} examples for n = {n} neurons (m ≤ n): the "
-            f"correlations span at most m − 1 dimensions, every death is biased towards 0 and "
-            f"{type(self.regularizer).__name__} is computed on a degenerate batch. Use batches "
-            f"of more than {n} examples and drop the last, smaller batch "
-            f"(DataLoader(..., drop_last=True)), or regularise fewer neurons (sampling=)",
-            UserWarning,
-            stacklevel=3,
-        )
+        if not self._warned_small_batch:
+            self._warned_small_batch = warn_small_batch("Regularized", A, self.regularizer, 4)
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"

@@ -51,6 +51,7 @@ from ..correlation import check_kind  # noqa: E402
 from ..persistence import Barcode  # noqa: E402
 from ..regularizers import _WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
+from ..training import warn_small_batch  # noqa: E402
 
 __all__ = ["BarcodeLogger", "TopologicalRegularization"]
 
@@ -190,6 +191,10 @@ class TopologicalRegularization(Callback):
                 "record and add the penalty in training_step, see topo_neurons.Regularized)"
             )
         A = rec.activations()
+        if not getattr(self, "_warned_small_batch", False):  # once per callback
+            self._warned_small_batch = warn_small_batch(
+                "TopologicalRegularization", A, self.regularizer, 4
+            )
         if getattr(self.regularizer, "refresh_every", 1) > 1:
             value = self.regularizer(A, selection=rec.selection())
         else:
