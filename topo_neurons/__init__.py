@@ -32,7 +32,12 @@ from .experiments import (
     plot_cd_diagram,
     reproduce,
 )
-from .persistence import Barcode, differentiable_deaths, zero_persistence
+from .persistence import (
+    Barcode,
+    correlation_persistence,
+    differentiable_deaths,
+    zero_persistence,
+)
 from .plotting import (
     paper_style,
     plot_barcode,
@@ -86,6 +91,7 @@ __all__ = [
     "constant_neurons",
     "correlation_dissimilarity",
     "correlation_matrix",
+    "correlation_persistence",
     "critical_difference",
     "differentiable_deaths",
     "friedman_test",

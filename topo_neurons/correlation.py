@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ._memory import check_square_fits
-from ._threads import keep_torch_threads
 
 __all__ = [
     "CONSTANT_POLICIES",
@@ -255,8 +254,6 @@ def _correlation_grad(Z: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
 
 
 _TRANSFORMS = {"corr": 0, "abs": 1, "sqrt": 2, "gram": 3}
-#: Side of the square tiles of the mirroring kernel (128 × 128 float32 = 64 KiB per tile).
-_TILE = 128
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -289,121 +286,104 @@ def _map_into(src, dst, code):  # pragma: no cover - compiled
             dst[k] = y
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
-def _transform_mirror_tile(out, code, diag, tile, bi, bj, buf):  # pragma: no cover - compiled
-    """Map tile ``(bi, bj)`` (``bj ≥ bi``) of the upper triangle in place and mirror it.
-
-    Off-diagonal tiles: each row of the tile is mapped in place and into ``buf`` (contiguous
-    passes), then each row of the mirrored tile is written from a column of ``buf`` (contiguous
-    writes). The diagonal tile reads only its strict upper part, the only part every caller
-    has computed, and sets the diagonal to ``diag``.
-    """
-    n = out.shape[0]
-    i0 = bi * tile
-    i1 = min(i0 + tile, n)
-    if bi == bj:
-        for i in range(i0, i1):
-            _map_into(out[i, i + 1 : i1], buf[0, : i1 - i - 1], code)
-            for j in range(i + 1, i1):
-                out[j, i] = out[i, j]
-            out[i, i] = diag
-        return
-    j0 = bj * tile
-    j1 = min(j0 + tile, n)
-    for i in range(i0, i1):
-        _map_into(out[i, j0:j1], buf[i - i0, : j1 - j0], code)
-    for j in range(j0, j1):
-        dst = out[j, i0:i1]
-        c = j - j0
-        for i in range(i1 - i0):
-            dst[i] = buf[i, c]
+#: Side of every GEMM call of ``ZᵀZ`` on the CPU. MKL's value for an entry of a GEMM depends on
+#: the shape of the call (measured: float64 kernels change with the number of output columns;
+#: calls with fewer than 16 rows use other kernels; the last columns of a panel can differ with
+#: the row count). So every product here is one call of a fixed shape: tile ``a`` of
+#: ``GEMM_TILE`` neurons (zero-padded at the end) against tile ``b``, both contiguous
+#: ``(m, GEMM_TILE)`` panels of :func:`gemm_panels`. The dense path and the tiled engine
+#: (:func:`~topo_neurons.correlation_persistence`) make the same calls on the same panels, so
+#: their dissimilarities are bitwise equal.
+GEMM_TILE = 256
 
 
-@numba.njit(nogil=True, boundscheck=False, cache=True)
-def _transform_mirror_band(out, code, diag, tile, group, sb, buf):  # pragma: no cover - compiled
-    """All tiles ``(bi, bj ≥ bi)`` whose tile row ``bi`` lies in band ``sb`` of ``group`` rows.
-
-    The band is swept in squares of ``group × group`` tiles, so the pages written and read
-    while one square is processed (``2 · group · tile`` rows, a page each) stay within the
-    TLB; sweeping a whole tile row at once would touch a new page per mirrored row.
-    """
-    n = out.shape[0]
-    nt = (n + tile - 1) // tile
-    b0 = sb * group
-    b1 = min(b0 + group, nt)
-    for c0 in range(b0, nt, group):
-        c1 = min(c0 + group, nt)
-        for bi in range(b0, b1):
-            for bj in range(max(bi, c0), c1):
-                _transform_mirror_tile(out, code, diag, tile, bi, bj, buf)
-
-
-@numba.njit(parallel=True, nogil=True, boundscheck=False, cache=True)
-def _transform_mirror(out, code, diag, tile, group=8):  # pragma: no cover - compiled
-    """Map the upper triangle of ``out`` in place and mirror it into the lower one.
-
-    ``code`` 0: clamp to [−1, 1]; 1: ``1 − |ρ|``; 2: ``sqrt(1 − ρ²)`` (see :func:`_map_into`).
-    Bands of ``group`` tile rows run in parallel; band ``k`` is paired with band ``nb − 1 − k``
-    so that the parallel chunks carry equal work. Every entry is written by one thread.
-    """
-    n = out.shape[0]
-    nt = (n + tile - 1) // tile
-    nb = (nt + group - 1) // group
-    for k in numba.prange((nb + 1) // 2):
-        buf = np.empty((tile, tile), out.dtype)
-        _transform_mirror_band(out, code, diag, tile, group, k, buf)
-        if nb - 1 - k != k:
-            _transform_mirror_band(out, code, diag, tile, group, nb - 1 - k, buf)
-
-
-#: Width of every GEMM panel of ``ZᵀZ`` on the CPU (columns ``c0 … c0 + GEMM_COLS`` with
-#: ``c0`` a multiple of it). MKL's value for an entry of a GEMM depends on the shape of the
-#: call (measured: the float64 kernels change with the number of output columns, and calls
-#: with fewer than 16 rows use other kernels in both dtypes); with a fixed panel width, at
-#: least ``GEMM_MIN_ROWS`` rows and the same column grid, each entry is bitwise the same
-#: whatever the row range, the strides, the thread count or the process. The dense path and
-#: the tiled engine (:func:`~topo_neurons.correlation_persistence`) both go through
-#: :func:`gram_panel`, so their dissimilarities are bitwise equal.
-GEMM_COLS = 256
-#: Fewest rows of a GEMM call of :func:`gram_panel` (shorter row ranges are zero-padded).
-GEMM_MIN_ROWS = 16
-
-
-def gram_panel(rows: torch.Tensor, cols: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``out = rowsᵀ cols`` by one GEMM call of a canonical shape.
+def gemm_panels(Z: torch.Tensor) -> torch.Tensor:
+    """``Z`` cut into contiguous, zero-padded panels of ``GEMM_TILE`` neurons.
 
     Parameters
     ----------
-    rows : torch.Tensor, shape (m, r), CPU, float32 or float64
-        Normalised activations of the panel's row neurons (any strides).
-    cols : torch.Tensor, shape (m, c), ``c ≤ GEMM_COLS``
-        The panel's column neurons: columns ``c0 … c0 + c − 1`` of ``Z`` with ``c0`` a multiple
-        of ``GEMM_COLS`` (a full panel, or the last, shorter one).
-    out : torch.Tensor, shape (r, c)
-        Destination (a view with unit column stride, e.g. a slice of the output matrix).
+    Z : torch.Tensor, shape (m, n)
 
     Returns
     -------
-    torch.Tensor
-        ``out``. The call always has ``GEMM_COLS`` columns (a short panel is zero-padded) and
-        at least ``GEMM_MIN_ROWS`` rows, so each entry's value depends only on its two columns
-        of ``Z`` and the position of its column in the grid, not on the rest of the call.
+    torch.Tensor, shape (ceil(n / GEMM_TILE), m, GEMM_TILE)
+        ``P[a, :, c] = Z[:, a·GEMM_TILE + c]`` (0 beyond ``n``).
     """
-    m, nrows = rows.shape
-    ncols = cols.shape[1]
-    if ncols < GEMM_COLS:
-        padded = rows.new_zeros((m, GEMM_COLS))
-        padded[:, :ncols] = cols
-        cols = padded
-    if nrows < GEMM_MIN_ROWS:
-        padded = rows.new_zeros((m, GEMM_MIN_ROWS))
-        padded[:, :nrows] = rows
-        rows = padded
-    if ncols == GEMM_COLS and nrows >= GEMM_MIN_ROWS and out.stride(1) == 1:
-        torch.mm(rows.T, cols, out=out)
-    else:
-        out.copy_(torch.mm(rows.T, cols)[:nrows, :ncols])
-    return out
+    m, n = Z.shape
+    nb = -(-n // GEMM_TILE)
+    P = Z.new_zeros((nb, m, GEMM_TILE))
+    full = n // GEMM_TILE
+    if full:
+        P[:full].copy_(Z[:, : full * GEMM_TILE].reshape(m, full, GEMM_TILE).permute(1, 0, 2))
+    if n % GEMM_TILE:
+        P[full, :, : n % GEMM_TILE] = Z[:, full * GEMM_TILE :]
+    return P
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _store_tile(tmp, dst, r0, c0, nr, nc, code, mirror, diag_tile, diag):  # pragma: no cover
+    """Map ``tmp[:nr, :nc]`` (a GEMM tile) and store it at ``dst[r0:, c0:]``.
+
+    ``diag_tile``: only the strict upper triangle is mapped and stored (the diagonal gets
+    ``diag``). ``mirror``: also store the transpose at ``dst[c0:, r0:]`` (bitwise symmetric).
+    """
+    for i in range(nr):
+        j0 = i + 1 if diag_tile else 0
+        if j0 < nc:
+            row = tmp[i, j0:nc]
+            _map_into(row, dst[r0 + i, c0 + j0 : c0 + nc], code)
+        if diag_tile:
+            dst[r0 + i, c0 + i] = diag
+    if mirror:
+        for j in range(nc):
+            i1 = min(j, nr) if diag_tile else nr
+            for i in range(i1):
+                dst[c0 + j, r0 + i] = dst[r0 + i, c0 + j]
+
+
+def gram_tile(
+    P: torch.Tensor,
+    a: int,
+    b: int,
+    tmp: torch.Tensor,
+    dst: np.ndarray,
+    r0: int,
+    c0: int,
+    code: int,
+    *,
+    mirror: bool = False,
+    diag: float = 0.0,
+    Pb: torch.Tensor | None = None,
+) -> None:
+    """One canonical GEMM tile ``P[a]ᵀ P[b]``, mapped by ``code`` into ``dst[r0:, c0:]``.
+
+    Parameters
+    ----------
+    P : torch.Tensor, shape (nb, m, GEMM_TILE)
+        Panels of :func:`gemm_panels` holding tile ``a`` (and ``b`` unless ``Pb`` is given).
+    a, b : int
+        Panel indices; ``a == b`` with ``Pb is None`` is a diagonal tile (strict upper
+        triangle only).
+    tmp : torch.Tensor, shape (GEMM_TILE, GEMM_TILE)
+        Scratch output of the GEMM (contiguous, dtype of ``P``).
+    dst : numpy.ndarray
+        Destination; ``nr × nc`` entries are written, ``nr``/``nc`` the valid neurons of the
+        tiles (clipped to ``dst``).
+    code : int
+        0 clamp to [−1, 1], 1 ``1 − |ρ|``, 2 ``sqrt(1 − ρ²)``, 3 unchanged.
+    mirror : bool
+        Also write the transpose (the dense matrix).
+    diag : float
+        Diagonal value of a diagonal tile.
+    Pb : torch.Tensor, optional
+        Panels holding tile ``b`` when they are not ``P`` (blocks on a Dask worker).
+    """
+    Q = P if Pb is None else Pb
+    torch.mm(P[a].T, Q[b], out=tmp)
+    nr = min(GEMM_TILE, dst.shape[0] - r0)
+    nc = min(GEMM_TILE, dst.shape[1] - c0)
+    diag_tile = Pb is None and a == b
+    _store_tile(tmp.numpy(), dst, r0, c0, nr, nc, code, mirror, diag_tile, diag)
 
 
 @torch.no_grad()
@@ -412,25 +392,26 @@ def _fill_blocked(
 ) -> torch.Tensor:
     """Fill ``out`` (n × n) with ``transform(ZᵀZ)`` block by block, exactly symmetric.
 
-    Only the upper block triangle is multiplied (half the flops), each row block straight into
-    its rows of ``out`` (a GEMM with a leading dimension: no temporary). On the CPU one fused
-    parallel pass then maps the upper triangle and mirrors it into the lower one; on other
-    devices each block is mapped and mirrored with tensor operations (one block-sized
-    temporary). ``out`` is bitwise symmetric; its diagonal is set by :func:`_finish`.
+    Only the upper tile triangle is multiplied (half the flops). On the CPU each tile is one
+    canonical GEMM call (:func:`gram_tile`, shared with the tiled engine) into a small scratch
+    tile, mapped and stored with its mirror image by one compiled kernel; on other devices each
+    row block is mapped and mirrored with tensor operations (one block-sized temporary).
+    ``out`` is bitwise symmetric; its diagonal is set by :func:`_finish`.
     ``transform`` is ``"corr"``, ``"abs"``, ``"sqrt"`` or ``"gram"`` (raw ``ZᵀZ``).
     """
     n = Z.shape[1]
     if out.device.type == "cpu" and out.is_contiguous():
-        for i0 in range(0, n, block_rows):
-            i1 = min(i0 + block_rows, n)
-            # Column panels on the global grid of GEMM_COLS (block_rows is a multiple of it):
-            # the entries are bitwise those of the tiled engine (see gram_panel).
-            for c0 in range(i0, n, GEMM_COLS):
-                cols = Z[:, c0 : c0 + GEMM_COLS]
-                gram_panel(Z[:, i0:i1], cols, out[i0:i1, c0 : c0 + GEMM_COLS])
+        P = gemm_panels(Z)
+        tmp = torch.empty((GEMM_TILE, GEMM_TILE), dtype=Z.dtype)
+        dst = out.numpy()
+        code = _TRANSFORMS[transform]
         diag = 1.0 if transform in ("corr", "gram") else 0.0
-        with keep_torch_threads():  # numba's OpenMP layer resets the process's thread count
-            _transform_mirror(out.numpy(), _TRANSFORMS[transform], diag, _TILE)
+        nb = P.shape[0]
+        for a in range(nb):
+            for b in range(a, nb):
+                gram_tile(
+                    P, a, b, tmp, dst, a * GEMM_TILE, b * GEMM_TILE, code, mirror=True, diag=diag
+                )
         return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)

@@ -10,7 +10,7 @@ Normalise the activations once (``Z``), split the neurons into blocks ``V_1 … 
 
 Every tree is the unique MST under the strict order ``(d, i, j)``, so the result is exactly
 the MST of the complete graph (the argument is in ``docs/tiled.md``). The tiles are computed by
-:func:`topo_neurons.correlation.gram_panel`, the GEMM of the dense path, so each dissimilarity
+:func:`topo_neurons.correlation.gram_tile`, the GEMM of the dense path, so each dissimilarity
 is bitwise the dense path's and the deaths equal
 ``zero_persistence(correlation_dissimilarity(A))`` bit for bit. Nothing of size ``n²`` exists;
 memory per task is ``O(k²)``.
@@ -26,24 +26,25 @@ import numpy as np
 import torch
 
 from ..correlation import (
-    GEMM_COLS,
+    GEMM_TILE,
     _check_policy,
     _prepare,
     check_kind,
     correlation_dissimilarity,
-    gram_panel,
+    gemm_panels,
+    gram_tile,
 )
 from ._barcode import Barcode
 from ._engine import zero_persistence
 from ._schedule import run_plan
-from ._tiled_kernels import block_tree, kruskal_forest, map_tile, pair_tree
+from ._tiled_kernels import block_tree, kruskal_forest, pair_tree
 
 __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
 
 #: Up to this many neurons ``block_size=None`` takes the dense path (measured faster there;
 #: see ``benchmarks/scale.py``); above it, the tiled engine.
 DENSE_MAX_NEURONS = 8192
-#: Default block size of the tiled engine (a multiple of ``GEMM_COLS``): a float32 tile is
+#: Default block size of the tiled engine (a multiple of ``GEMM_TILE``): a float32 tile is
 #: 16 MiB, per-task memory about 3 tiles.
 DEFAULT_BLOCK = 2048
 #: Inputs merged per reduction task (Kruskal on their union).
@@ -65,25 +66,29 @@ def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     return arr[: shape[0] * shape[1]].reshape(shape)
 
 
-def _tile(ZI: np.ndarray, ZJ: np.ndarray, out: np.ndarray) -> None:
-    """``out = ZIᵀ ZJ`` in canonical GEMM panels (``ZJ`` starts on the global panel grid)."""
-    ti = torch.from_numpy(ZI)
-    tj = torch.from_numpy(ZJ)
-    to = torch.from_numpy(out)
-    for c0 in range(0, ZJ.shape[1], GEMM_COLS):
-        c1 = min(c0 + GEMM_COLS, ZJ.shape[1])
-        gram_panel(ti, tj[:, c0:c1], to[:, c0:c1])
+def _tiles(PI: np.ndarray, PJ: np.ndarray | None, out: np.ndarray, code: int) -> None:
+    """Map ``ZIᵀ ZJ`` (``PJ is None``: the strict upper triangle of ``ZIᵀ ZI``) into ``out``,
+    tile by tile, with exactly the dense path's GEMM calls (:func:`gram_tile`)."""
+    ti = torch.from_numpy(PI)
+    tj = None if PJ is None else torch.from_numpy(PJ)
+    tmp = torch.from_numpy(_buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype))
+    nj = ti.shape[0] if tj is None else tj.shape[0]
+    with torch.no_grad():
+        for a in range(ti.shape[0]):
+            for b in range(a if tj is None else 0, nj):
+                gram_tile(ti, a, b, tmp, out, a * GEMM_TILE, b * GEMM_TILE, code, Pb=tj)
 
 
 def diag_task(
-    ZI: np.ndarray, const: np.ndarray, g0: int, code: int
+    PI: np.ndarray, const: np.ndarray, g0: int, code: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MST ``T_i`` of one block (global endpoints ``a < b`` and weights).
 
     Parameters
     ----------
-    ZI : numpy.ndarray, shape (m, k)
-        Normalised activations of the block (its first neuron on the panel grid).
+    PI : numpy.ndarray, shape (ceil(k / GEMM_TILE), m, GEMM_TILE)
+        The block's panels of normalised activations
+        (:func:`~topo_neurons.correlation.gemm_panels`).
     const : numpy.ndarray of bool, shape (k,)
         Constant neurons of the block (dissimilarity 1 to every other neuron).
     g0 : int
@@ -91,11 +96,9 @@ def diag_task(
     code : int
         1 for ``"abs"``, 2 for ``"sqrt"``.
     """
-    k = ZI.shape[1]
-    T = _buffer("diag", (k, k), ZI.dtype)
-    with torch.no_grad():
-        _tile(ZI, ZI, T)
-    map_tile(T, k, k, code, True)
+    k = const.shape[0]
+    T = _buffer("diag", (k, k), PI.dtype)
+    _tiles(PI, None, T, code)
     if const.any():
         idx = np.flatnonzero(const)
         T[idx, :] = 1.0
@@ -104,8 +107,8 @@ def diag_task(
 
 
 def pair_task(
-    ZI: np.ndarray,
-    ZJ: np.ndarray,
+    PI: np.ndarray,
+    PJ: np.ndarray,
     const_i: np.ndarray,
     const_j: np.ndarray,
     gi: int,
@@ -115,17 +118,15 @@ def pair_task(
     tree_j: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``."""
-    ka = ZI.shape[1]
-    kb = ZJ.shape[1]
-    X = _buffer("cross", (ka, kb), ZI.dtype)
-    with torch.no_grad():
-        _tile(ZI, ZJ, X)
-    map_tile(X, ka, kb, code, False)
+    ka = const_i.shape[0]
+    kb = const_j.shape[0]
+    X = _buffer("cross", (ka, kb), PI.dtype)
+    _tiles(PI, PJ, X, code)
     if const_i.any():
         X[np.flatnonzero(const_i), :] = 1.0
     if const_j.any():
         X[:, np.flatnonzero(const_j)] = 1.0
-    XT = _buffer("crossT", (kb, ka), ZI.dtype)
+    XT = _buffer("crossT", (kb, ka), PI.dtype)
     XT[...] = X.T
     return pair_tree(X, XT, ka, kb, gi, gj, tree_i, tree_j)
 
@@ -147,30 +148,31 @@ def tile_task_count(n: int, block_size: int) -> int:
 def _check_block_size(block_size: object) -> int:
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
         raise TypeError(
-            f"block_size must be None or a positive multiple of {GEMM_COLS}; "
+            f"block_size must be None or a positive multiple of {GEMM_TILE}; "
             f"got {type(block_size).__name__}"
         )
     k = int(block_size)
-    if k <= 0 or k % GEMM_COLS:
+    if k <= 0 or k % GEMM_TILE:
         raise ValueError(
-            f"block_size={k} is not a positive multiple of {GEMM_COLS} (the GEMM panel width "
+            f"block_size={k} is not a positive multiple of {GEMM_TILE} (the GEMM panel width "
             f"that keeps the tiles' entries bitwise equal to the dense path's); "
-            f"e.g. {max(GEMM_COLS, (k // GEMM_COLS) * GEMM_COLS)}"
+            f"e.g. {max(GEMM_TILE, (k // GEMM_TILE) * GEMM_TILE)}"
         )
     return k
 
 
-def _plan(Z: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, str, int]:
+def _plan(P: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, str, int]:
     """The task list ``[(key, func, args)]`` in topological order, the final key, #tiles.
 
     Arguments that are keys of earlier entries stand for their results (``"z-i"`` entries are
     data: the blocks, scattered to a cluster's workers).
     """
-    n = Z.shape[1]
+    n = const.shape[0]
     starts = list(range(0, n, k))
+    per = k // GEMM_TILE
     plan: list[tuple[str, Any, tuple]] = []
     for i, s in enumerate(starts):
-        plan.append((f"z-{i}", None, (np.ascontiguousarray(Z[:, s : s + k]),)))
+        plan.append((f"z-{i}", None, (P[i * per : (i + 1) * per],)))
         plan.append((f"c-{i}", None, (np.ascontiguousarray(const[s : s + k]),)))
     for i, s in enumerate(starts):
         plan.append((f"tree-{i}", diag_task, (f"z-{i}", f"c-{i}", s, code)))
@@ -278,15 +280,17 @@ def correlation_persistence(
     with torch.no_grad():
         Zt, _, const_t, _ = _prepare(A, constant)
     n = Zt.shape[1]
-    Z = Zt.numpy()
-    if not (np.isfinite(Z.max(axis=0)).all() and np.isfinite(Z.min(axis=0)).all()):
-        bad = np.flatnonzero(~np.isfinite(Z).all(axis=0))
+    finite = torch.isfinite(Zt.amax(dim=0)) & torch.isfinite(Zt.amin(dim=0))
+    if not bool(finite.all()):
+        bad = np.flatnonzero(~finite.numpy())
         raise ValueError(
             f"activations overflow when normalised (neuron(s) {bad[:10].tolist()}: values too "
             "large for their dtype to compute a norm); rescale them"
         )
     const = const_t.numpy().astype(bool)
-    plan, final, n_tiles = _plan(Z, const, k, _CODES[kind])
+    P = gemm_panels(Zt).numpy()
+    del Zt
+    plan, final, n_tiles = _plan(P, const, k, _CODES[kind])
     a, b, w = run_plan(plan, final, scheduler, progress=progress, n_tiles=n_tiles)
     if a.shape[0] != n - 1:
         raise RuntimeError(f"the tiled engine returned {a.shape[0]} edges for {n} neurons")
