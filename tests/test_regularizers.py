@@ -509,3 +509,24 @@ def test_cuda_losses_equal_the_cpu_ones_and_stay_on_the_device(dtype):
     B = B.to(dtype)
     torch.testing.assert_close(t1_gpu(B.cuda()).cpu(), t1_cpu(B), **tol)
     assert t1_gpu._edges.device.type == "cuda"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_given_edges_equal_the_searched_tree_with_dead_neurons(dtype):
+    """The fused CPU path for known edges against the path that searches them (value, grad)."""
+    A0 = torch.from_numpy(correlated(48, 20, 8))
+    A0[:, 4] = 0.0  # dead neurons
+    A0[:, 11] = 3.0
+    A = A0.to(dtype).requires_grad_()
+    d_search, edges = edge_deaths(A, "sqrt")
+    d_given, same = edge_deaths(A, "sqrt", edges=edges)
+    assert torch.equal(same, edges) and d_given.dtype == dtype
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 0}
+    torch.testing.assert_close(d_given, d_search, **tol)
+    touches = (edges == 4).any(dim=1) | (edges == 11).any(dim=1)
+    assert touches.any() and (d_given[touches] == 1.0).all()
+    w = torch.linspace(0.5, 2.0, len(edges), dtype=dtype)
+    g_search = torch.autograd.grad((w * d_search).sum(), A)[0]
+    g_given = torch.autograd.grad((w * d_given).sum(), A)[0]
+    torch.testing.assert_close(g_given, g_search, **(tol if dtype == torch.float32 else {}))
+    assert (g_given[:, [4, 11]] == 0).all()

@@ -39,6 +39,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ._edges import EdgeCorrelationCPU
 from ._memory import check_square_fits
 from .correlation import check_kind, dissimilarity_from_correlation, normalized_activations
 from .distributed import gather_activations, use_distributed
@@ -194,6 +195,10 @@ def _edge_deaths(
     A: torch.Tensor, kind: Kind, backend: str, edges: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`edge_deaths` on validated input (``edges``: validated, on ``A``'s device)."""
+    if edges is not None and A.device.type == "cpu":
+        # Known edges on the CPU: one fused sweep over A, no normalised or transposed copy.
+        rho = EdgeCorrelationCPU.apply(A, edges[:, 0], edges[:, 1])
+        return dissimilarity_from_correlation(rho, kind), edges
     Zt, norm, const = _normalized_rows(A.detach())
     if edges is None:
         edges = mst_edges(_ranking_matrix(Zt), backend=backend)
