@@ -106,8 +106,8 @@ def train(weight: float, steps: int = 100) -> tuple[float, float]:
 def test_t1_regularisation_lowers_t1_on_real_data():
     t1_plain, acc_plain = train(0.0)
     t1_reg, acc_reg = train(0.3)
-    # Measured: T1 0.86 → 0.71 at unchanged accuracy (0.90); a large weight (≥ 1) would
-    # decorrelate further but stop the task from being learnt.
+    # Measured (post-ReLU neurons): T1 0.82 → 0.52, accuracy 0.90 → 0.88; a large weight (≥ 1)
+    # would decorrelate further but stop the task from being learnt.
     assert t1_reg < 0.9 * t1_plain, (t1_reg, t1_plain)
     assert acc_plain > 0.85 and acc_reg > 0.85, (acc_plain, acc_reg)
     assert np.isfinite([t1_plain, t1_reg]).all()
