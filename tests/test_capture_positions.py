@@ -172,8 +172,13 @@ def test_untraceable_forward_falls_back_to_the_layer_output_and_warns_once_namin
     torch.manual_seed(0)
     model = Untraceable()
     x = _x(20, 4)
-    with pytest.warns(UserWarning, match=r"cannot see which activation follows layer 'fc'"):
+    with pytest.warns(UserWarning) as caught:
         rec = tn.ActivationRecorder(model)
+    assert len(caught) == 1  # one warning naming every such layer
+    assert "cannot see which activation follows layers 'fc' (Linear), 'out' (Linear)" in str(
+        caught[0].message
+    )
+    assert "torch.fx cannot trace (model) (Untraceable)" in str(caught[0].message)
     with rec:
         model(x)
     torch.testing.assert_close(rec.per_layer()["fc"], model.fc(x))

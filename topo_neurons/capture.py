@@ -965,13 +965,14 @@ class ActivationRecorder:
             chosen = self._named_layers(model, named, layers)
             resolver = _PostResolver(model, [m for _, m in chosen])
         targets = []
+        unseen: list[tuple[str, nn.Module, str]] = []
         for name, mod in chosen:
             t = _Target(name, mod, name, mod, channels=isinstance(mod, _CHANNEL_TYPES))
             t.source = f"{_display(name)} ({type(mod).__name__})"
             if point == "post" and _is_neuron_layer(mod):
                 found = resolver.resolve(name)
                 if isinstance(found, _Unknown):
-                    self._warn_fallback(model, name, mod, found.reason)
+                    unseen.append((name, mod, found.reason))
                 elif found is not None:
                     hook_name, fn = found
                     t.hook_name, t.hook, t.fn = hook_name, named[hook_name], fn
@@ -982,19 +983,24 @@ class ActivationRecorder:
                         fname = getattr(fn, "__name__", type(fn).__name__)
                         t.source = f"{_display(hook_name)} ({what}) → {fname}"
             targets.append(t)
+        self._warn_fallback(model, unseen)
         return targets
 
     @staticmethod
-    def _warn_fallback(model: nn.Module, name: str, mod: nn.Module, reason: str) -> None:
+    def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -> None:
+        """One warning naming every layer recorded before its activation (once per layer)."""
         seen = _WARNED.setdefault(model, set())
-        if name in seen:
+        new = [(n, m, r) for n, m, r in unseen if n not in seen]
+        if not new:
             return
-        seen.add(name)
+        seen.update(n for n, _, _ in new)
+        names = ", ".join(f"{_display(n)!r} ({type(m).__name__})" for n, m, _ in new)
+        reasons = "; ".join(dict.fromkeys(r for _, _, r in new))
+        which = "layer" if len(new) == 1 else "layers"
         warnings.warn(
-            f"point='post': cannot see which activation follows layer {_display(name)!r} "
-            f"({type(mod).__name__}) because {reason}; recording its output before any "
-            "activation. Name the activation module in layers=, or pass point='pre' to record "
-            "pre-activations on purpose.",
+            f"point='post': cannot see which activation follows {which} {names} because "
+            f"{reasons}; recording the layer output before any activation. Name the activation "
+            "modules in layers=, or pass point='pre' to record pre-activations on purpose.",
             UserWarning,
             stacklevel=4,
         )
