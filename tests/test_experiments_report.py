@@ -10,7 +10,7 @@ from topo_neurons.experiments import reproduction as R
 from topo_neurons.experiments.stats import critical_difference, friedman_test
 
 
-def _row(reg, weight, seed, val, test, loss=0.5, status="ok", model="trapezium"):
+def _row(reg, weight, seed, val, test, loss=0.5, status="ok", model="trapezium", stage="select"):
     ok = status == "ok"
     return {
         "task": "digits",
@@ -18,6 +18,7 @@ def _row(reg, weight, seed, val, test, loss=0.5, status="ok", model="trapezium")
         "regularizer": reg,
         "weight": str(weight),
         "seed": str(seed),
+        "stage": stage,
         "config_hash": "abc",
         "status": status,
         "metric": "accuracy",
@@ -43,21 +44,21 @@ def _rows():
         # l2: 1e-3 wins on validation; 1e-2 has a lower loss but a lower metric
         rows.append(_row("l2", 0.001, seed, 0.95, t_l2, loss=0.6))
         rows.append(_row("l2", 0.01, seed, 0.94, 0.99, loss=0.1))
-        # t1: a tie on validation metric, broken by the lower validation loss (1e-2);
-        # 1 diverged (never chosen, even though listed first)
+        # t1: a tie on validation metric goes to the smaller weight (1e-3, the paper's rule),
+        # not to the lower validation loss (1e-2); 1 diverged (never chosen, though first)
         rows.append(_row("t1", 1, seed, 0, 0, status="diverged"))
-        rows.append(_row("t1", 0.001, seed, 0.96, 0.50, loss=0.40))
-        rows.append(_row("t1", 0.01, seed, 0.96, t_t1, loss=0.30))
+        rows.append(_row("t1", 0.01, seed, 0.96, 0.50, loss=0.30))
+        rows.append(_row("t1", 0.001, seed, 0.96, t_t1, loss=0.40))
     return rows, tests
 
 
-def test_select_best_by_validation_metric_then_loss():
+def test_select_best_by_validation_metric_then_smaller_weight():
     rows, _ = _rows()
     best = R.select_best(rows)
     assert sorted(best) == [("digits", "trapezium", s) for s in range(3)]
     for net in best:
         assert best[net]["l2"]["weight"] == "0.001"
-        assert best[net]["t1"]["weight"] == "0.01"
+        assert best[net]["t1"]["weight"] == "0.001"
         assert best[net]["none"]["weight"] == "0"
 
 
@@ -105,12 +106,13 @@ def test_markdown_report_numbers():
         assert cell.strip() == f"{col.mean():.4f} ± {col.std():.4f}"
     ranks = next(ln for ln in lines if ln.startswith("| average rank"))
     assert "**1.00**" in ranks  # T1 best
-    assert "| digits / trapezium | 1e-3 (3) | 1e-2 (3) |" in text
+    assert "| digits / trapezium | 1e-3 (3) | 1e-3 (3) |" in text
     assert "Friedman test over N = 3 networks and k = 3 regularisers" in text
     # every-weight table: t1 at λ = 1 diverged on all 3 seeds
     t1_line = next(ln for ln in lines if ln.startswith("| T1 |"))
     assert "div 3/3" in t1_line
-    assert "Runs: 18 (3 diverged)." in text
+    assert "Runs: 18 in the sweep (3 diverged), 0 refit(s)." in text
+    assert "Selection-free estimate" not in text  # no refits, no such table
 
 
 def test_summarize_refuses_mixed_configurations_and_empty_input():
@@ -132,12 +134,17 @@ def test_report_with_a_classification_and_a_regression_task():
     assert "| diabetes / trapezium | 3 |" in text and "| digits / trapezium | 3 |" in text
 
 
-def test_barcode_comparison_draws_the_deaths_of_the_retrained_networks():
+def test_barcodes_png_panels_share_the_death_axis_and_draw_sorted_profiles():
+    """Issue 11: reproduce's barcodes.png had panels with different x ranges (0.5, 0.85, 0.45)
+    and ~1000 interleaved bars unreadable at print size, labelled ``net.fc1``. Now the panels
+    share the death axis, each draws its bars sorted by death as a filled profile, and the
+    legend uses the names a reader knows (``hidden 1 (450)`` … ``logits (2)``)."""
     import matplotlib.pyplot as plt
     import torch
 
     import topo_neurons as tn
     from topo_neurons.experiments.data import load_task
+    from topo_neurons.experiments.models import neuron_layers
     from topo_neurons.experiments.protocol import RunSpec, TrainConfig, train_network
 
     cfg = TrainConfig(max_epochs=1)
@@ -145,19 +152,68 @@ def test_barcode_comparison_draws_the_deaths_of_the_retrained_networks():
     spec = RunSpec("breast_cancer", "trapezium", "none", 0.0, 0)
     fig = R.plot_barcode_comparison(spec, {"t1": 1e-3, "t2": 0.1}, cfg, dataset=ds)
     axes = fig.axes
-    assert len(axes) >= 4
-    titles = [ax.get_title() for ax in axes[:4]]
-    assert titles[0].startswith("none") and titles[1].startswith("T1 (λ = 1e-3)")
-    assert titles[2].startswith("T2 (λ = 1e-1)")
-    ecdf = {ln.get_label(): ln for ln in axes[3].get_lines()}
-    assert set(ecdf) == {"none", "T1 (λ = 1e-3)", "T2 (λ = 1e-1)"}
-    # the "none" curve holds the deaths of the same network, retrained independently here
+    assert len(axes) == 4
+    titles = [ax.get_title() for ax in axes]
+    assert titles[0].startswith("none: test accuracy")
+    assert titles[1].startswith("T1 (λ = 1e-3)") and titles[2].startswith("T2 (λ = 1e-1)")
+    # one shared death axis, from 0 to just above the longest bar of the three networks
+    limits = {ax.get_xlim() for ax in axes}
+    assert len(limits) == 1
+    widths = [np.array([p.get_width() for p in ax.patches]) for ax in axes[:3]]
+    x0, x1 = limits.pop()
+    assert x0 == 0 and max(w.max() for w in widths) <= x1 <= 1.05 * max(w.max() for w in widths)
+    # the "none" panel holds the deaths of the same network, retrained independently here,
+    # as bars sorted by death, one per row with no gap (a filled profile)
     model, row = train_network(spec, cfg, ds)
     assert f"{float(row['test_metric']):.3f}" in titles[0]
-    with tn.ActivationRecorder(model, detach=True) as rec, torch.no_grad():
-        model(torch.from_numpy(ds.X_test))
-    deaths = tn.zero_persistence(tn.correlation_dissimilarity(rec.activations().double())).deaths
-    x = np.asarray(ecdf["none"].get_xdata())[1:]
-    np.testing.assert_allclose(np.sort(x), np.sort(deaths), rtol=1e-6)
-    assert len(deaths) == 450 + 350 + 200 + 2 - 1  # every Linear output, 2 classes
+    with tn.ActivationRecorder(model, layers=neuron_layers(model), detach=True) as rec:
+        with torch.no_grad():
+            model(torch.from_numpy(ds.X_train))
+    A = rec.activations().double()
+    assert A.shape[1] == 450 + 350 + 200 + 2  # hidden layers after ReLU, and the 2 logits
+    assert (A[:, :1000] >= 0).all()
+    deaths = tn.zero_persistence(tn.correlation_dissimilarity(A)).deaths
+    np.testing.assert_allclose(widths[0], np.sort(deaths), rtol=1e-6)
+    ys = np.array([p.get_y() for p in axes[0].patches])
+    heights = {p.get_height() for p in axes[0].patches}
+    assert heights == {1.0} and np.allclose(np.diff(ys), 1.0)
+    ecdf = {ln.get_label(): ln for ln in axes[3].get_lines()}
+    assert set(ecdf) == {"none", "T1 (λ = 1e-3)", "T2 (λ = 1e-1)"}
+    np.testing.assert_allclose(ecdf["none"].get_xdata(), np.sort(deaths), rtol=1e-6)
+    legend = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert legend == [
+        "hidden 1 (450)", "hidden 2 (350)", "hidden 3 (200)", "logits (2)", "between layers"
+    ]  # fmt: skip
     plt.close(fig)
+
+
+def test_refits_give_a_selection_free_estimate_beside_the_paper_selection():
+    rows, tests = _rows()
+    specs = R.refit_specs(rows, refits=2)
+    # every network × regulariser at its chosen weight, from seeds s + 1000 and s + 2000
+    assert len(specs) == 3 * 3 * 2 and {s.stage for s in specs} == {"refit"}
+    chosen = {(s.regularizer, s.weight) for s in specs}
+    assert chosen == {("none", 0.0), ("l2", 0.001), ("t1", 0.001)}
+    assert sorted({s.seed for s in specs}) == [1000, 1001, 1002, 2000, 2001, 2002]
+    fresh = {"none": 0.90, "l2": 0.89, "t1": 0.91}
+    for sp in specs:
+        rows.append(_row(sp.regularizer, sp.weight, sp.seed, 0.9, fresh[sp.regularizer],
+                         stage="refit"))  # fmt: skip
+    # a refit of a weight that is no longer the chosen one does not count
+    rows.append(_row("t1", 0.01, 1000, 0.9, 0.0, stage="refit"))
+    s = R.summarize(rows)
+    assert s.refit_complete == s.complete
+    np.testing.assert_allclose(s.refit_scores, [[0.90, 0.89, 0.91]] * 3)
+    assert s.refit[("digits", "trapezium", 0)]["t1"] == [0.91, 0.91]
+    # refit rows never enter the selection
+    np.testing.assert_allclose(s.scores, np.array([tests[k] for k in range(3)]))
+    text = R.markdown_report(rows, s)
+    assert "Selection-free estimate" in text
+    sel = np.array([tests[k] for k in range(3)])
+    d_sel = (sel - sel[:, [0]]).mean(axis=0)
+    line = next(ln for ln in text.splitlines() if ln.startswith("| difference to none, sel"))
+    assert line.split("|")[3].strip() == f"{d_sel[1]:+.4f}"
+    # on average L2 ties none after selection (+0.0000) and loses with fresh seeds
+    assert f"T1 agree ({d_sel[2]:+.4f} vs +0.0100)" in text
+    assert f"L2 DISAGREE ({d_sel[1]:+.4f} vs -0.0100)" in text
+    assert "Runs: 18 in the sweep (3 diverged), 19 refit(s)." in text

@@ -43,6 +43,7 @@ from .protocol import (
     REGULARIZERS,
     RunSpec,
     TrainConfig,
+    _dataset_for,
     format_weight,
     plan_runs,
     read_results,
@@ -891,6 +892,8 @@ def reproduce(
     if not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"jobs must be a positive int; got {jobs!r}")
     specs = plan_runs(tasks, models, regularizers, grid, seeds)  # checks every name first
+    for task in dict.fromkeys(tasks):  # missing data files or packages, before any output
+        _dataset_for(task, config)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a directory")
