@@ -378,6 +378,24 @@ def test_hugging_face_bert_can_be_analysed_and_regularised():
     assert bert.encoder.layer[0].attention.self.query.weight.grad is not None  # upstream too
 
 
+def test_analyse_takes_hugging_face_style_batches_and_their_attention_mask():
+    bert = _tiny_bert()
+    gen = torch.Generator().manual_seed(3)
+    batches = []
+    for _ in range(3):
+        keep = torch.ones(8, 10, dtype=torch.long)
+        keep[:, 6 + int(torch.randint(0, 4, (), generator=gen)) :] = 0
+        batches.append({"input_ids": torch.randint(0, 100, (8, 10), generator=gen),
+                        "attention_mask": keep})  # fmt: skip
+    report = tn.analyse(bert, batches, mask="attention_mask")
+    assert report.n_examples == sum(int(b["attention_mask"].sum()) for b in batches)
+    with torch.no_grad(), tn.ActivationRecorder(bert, mask="attention_mask", detach=True) as rec:
+        for b in batches:
+            bert(**b)
+    ref = tn.zero_persistence(tn.correlation_dissimilarity(rec.activations().double()))
+    np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_cli_analyse_point_and_positions(tmp_path):
     from demo_models import digits_mlp, digits_standardized

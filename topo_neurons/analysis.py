@@ -727,7 +727,8 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[torch.Tensor]:
 
     ``data`` is a torch tensor or numpy array (split along its first axis into ``batch_size``
     rows), or any iterable of batches such as a ``DataLoader``; a tuple/list batch contributes
-    its first element (the inputs).
+    its first element (the inputs); a mapping batch (e.g. a Hugging Face tokenizer's
+    ``{"input_ids": …, "attention_mask": …}``) is passed whole, as keyword arguments.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an int; got {type(batch_size).__name__}")
@@ -752,10 +753,17 @@ def _slices(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
         yield data[start : start + batch_size]
 
 
+def _cast(x: torch.Tensor, dtype: Any, device: Any) -> torch.Tensor:
+    if x.is_floating_point() and dtype is not None:
+        x = x.to(dtype)
+    return x.to(device) if device is not None else x
+
+
 def _mask_batches(mask: Any, data: Any, batch_size: int) -> Iterator[torch.Tensor | None]:
-    """The padding mask sliced like the data's batches (``None`` forever when no mask)."""
-    if mask is None:
-        return itertools.repeat(None)
+    """The padding mask sliced like the data's batches (``None`` forever when no mask; the
+    name of a model keyword argument, read by the recorder at each call, forever)."""
+    if mask is None or isinstance(mask, str):
+        return itertools.repeat(mask)
     if not isinstance(data, (np.ndarray, torch.Tensor)):
         raise TypeError(
             "mask= needs data as one tensor or array (the mask's rows are aligned with its "
@@ -773,6 +781,12 @@ def _mask_batches(mask: Any, data: Any, batch_size: int) -> Iterator[torch.Tenso
 
 def _first_elements(data: Iterable[Any]) -> Iterator[torch.Tensor]:
     for k, batch in enumerate(data):
+        if isinstance(batch, Mapping):  # keyword arguments of the model (Hugging Face style)
+            yield {
+                key: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+                for key, v in batch.items()
+            }
+            continue
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(np.ascontiguousarray(x))
@@ -820,6 +834,17 @@ def _check_device(device: torch.device | str | None) -> torch.device | None:
 
 
 def _run(model: torch.nn.Module, x: torch.Tensor, dtype: Any, device: Any) -> None:
+    if isinstance(x, Mapping):
+        kwargs = {
+            k: _cast(v, dtype, device) if isinstance(v, torch.Tensor) else v for k, v in x.items()
+        }
+        try:
+            model(**kwargs)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            shapes = {k: tuple(v.shape) for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+            raise ValueError(f"the model failed on a batch of shapes {shapes}: {first}") from exc
+        return
     if x.is_floating_point() and dtype is not None:
         x = x.to(dtype)
     if device is not None:
@@ -848,7 +873,7 @@ def analyse(
     point: str = "post",
     positions: str = "auto",
     batch_dim: int | dict[str, int] | None = None,
-    mask: torch.Tensor | np.ndarray | None = None,
+    mask: torch.Tensor | np.ndarray | str | None = None,
 ) -> RedundancyReport:
     """Analyse how redundant a model's neurons are over a whole data set.
 
@@ -880,8 +905,9 @@ def analyse(
     model : torch.nn.Module
     data : torch.Tensor, numpy.ndarray or iterable of batches
         Inputs, first axis = examples (any number ≥ 2), or a ``DataLoader``/iterable whose
-        batches are tensors or tuples/lists starting with the input tensor. Floating inputs are
-        cast to the dtype and device of the model's parameters.
+        batches are tensors, tuples/lists starting with the input tensor, or mappings of the
+        model's keyword arguments (``model(**batch)``). Floating inputs are cast to the dtype
+        and device of the model's parameters.
     layers : sequence of str or modules, optional
         Layers to analyse (default: every leaf module with parameters, in forward order). An
         unknown name raises ``ValueError`` listing the valid ones.
@@ -915,9 +941,11 @@ def analyse(
     batch_dim : int or dict of str to int, optional
         Batch axis of the layers' outputs (needed inside torch transformers built with
         ``batch_first=False``: ``batch_dim=1``).
-    mask : bool tensor or array of shape (n_examples, positions...), optional
+    mask : bool tensor or array of shape (n_examples, positions...), or str, optional
         Padding mask aligned with ``data`` (tensor or array data only), ``True`` = keep: padded
-        tokens are not examples. The model itself is called as ``model(x)``.
+        tokens are not examples (the model itself is called as ``model(x)``). A string names the
+        keyword argument of the model that holds the mask, e.g. ``"attention_mask"`` with
+        batches that are mappings (``model(**batch)``, Hugging Face style).
 
     Returns
     -------

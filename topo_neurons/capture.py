@@ -1154,10 +1154,10 @@ class ActivationRecorder:
         try:
             for t in self._targets:
                 self._handles.append(t.hook.register_forward_hook(self._hook(t)))
-            if isinstance(self._mask, str):
-                self._handles.append(
-                    self.model.register_forward_pre_hook(self._model_mask_hook, with_kwargs=True)
-                )
+            # Always installed: rec.mask may become a keyword name inside the block.
+            self._handles.append(
+                self.model.register_forward_pre_hook(self._model_mask_hook, with_kwargs=True)
+            )
             if any(isinstance(m, _SEQ_FIRST_TYPES) for m in self.model.modules()):
                 self._fastpath = torch.backends.mha.get_fastpath_enabled()
                 torch.backends.mha.set_fastpath_enabled(False)
