@@ -322,6 +322,23 @@ def test_batch_first_false_needs_an_explicit_batch_axis():
     torch.testing.assert_close(rec.activations(), ref.activations())  # same rows, same order
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_recording_on_cuda_keeps_the_device_and_takes_a_host_mask():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(32, 2, 48, dropout=0.0, batch_first=True).eval()
+    src = torch.randn(16, 10, 32)
+    keep = torch.ones(16, 10, dtype=torch.bool)
+    keep[:, -3:] = False
+    with torch.no_grad(), tn.ActivationRecorder(layer, mask=keep) as ref:
+        layer(src)
+    gpu = layer.to("cuda")
+    with torch.no_grad(), tn.ActivationRecorder(gpu, mask=keep) as rec:  # mask stays on host
+        gpu(src.cuda())
+    A = rec.activations()
+    assert A.device.type == "cuda" and A.shape == (112, 48)
+    torch.testing.assert_close(A.cpu(), ref.activations(), rtol=1e-4, atol=1e-4)
+
+
 def _tiny_bert():
     from transformers import BertConfig, BertModel
 
