@@ -405,6 +405,14 @@ def test_out_is_a_directory_for_every_subcommand(tmp_path, rng, capsys):
     assert main(["compare", str(out / "acts.npz"), "--out", str(out), "--quiet"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["acts.npz", "acts.png", "compare.png"]
     assert capsys.readouterr().err == ""
+    # A directory name with a dot is a directory; a file-like name is refused before any work.
+    assert main(["barcode", str(tmp_path / "acts.npy"), "--out", str(tmp_path / "run_1.5"),
+                 "--quiet"]) == 0  # fmt: skip
+    assert (tmp_path / "run_1.5" / "acts.npz").is_file()
+    code = main(["analyse", "--model", FACTORY, "--data", "digits", "--quiet",
+                 "--out", str(tmp_path / "report.json")])  # fmt: skip
+    _assert_user_error(code, capsys.readouterr().err, "analyse", "looks like a file name")
+    assert not (tmp_path / "report.json").exists()
     # --help of each names --out DIR.
     from topo_neurons.cli import build_parser
 

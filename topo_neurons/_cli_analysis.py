@@ -100,6 +100,13 @@ def _note(command: str, text: str) -> None:
     print(f"topo-neurons {command}: {text}", file=sys.stderr)
 
 
+#: Suffixes that make ``--out`` look like a file name (a directory ``run_1.5`` is still fine).
+_FILE_SUFFIXES = frozenset(
+    ".npz .npy .png .pdf .svg .eps .ps .jpg .jpeg .gif .tif .tiff .txt .json .md .csv .pt .pth "
+    ".pkl .zip".split()
+)
+
+
 def _output_dir(text: str, command: str, old_suffixes: Sequence[str] = ()) -> tuple[Path, bool]:
     """Check ``--out`` before any work: ``(directory, False)`` or ``(file, True)`` (old form).
 
@@ -109,7 +116,7 @@ def _output_dir(text: str, command: str, old_suffixes: Sequence[str] = ()) -> tu
     """
     out = Path(text)
     suffix = out.suffix.lower()
-    if suffix and not out.is_dir():
+    if suffix in _FILE_SUFFIXES and not out.is_dir():
         if suffix in old_suffixes:
             _note(
                 command,
