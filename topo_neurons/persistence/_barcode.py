@@ -255,7 +255,17 @@ class Barcode:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Barcode:
-        """Read a barcode written by :meth:`save` (no pickles are loaded)."""
+        """Read a barcode written by :meth:`save` (no pickles are loaded).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            The file is not a barcode file: not a readable ``.npz`` (corrupt or truncated), a
+            single array (a ``.npy`` of activations), missing or invalid arrays. The message
+            names the file.
+        """
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no barcode file at {str(target)!r}")
