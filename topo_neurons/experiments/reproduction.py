@@ -842,9 +842,9 @@ def reproduce(
 ) -> ReproduceResult:
     """Run (or resume) the paper's protocol and write the results, table and figures.
 
-    Every option is checked before anything is created or trained. The runs go seed by seed:
-    the sweep of a seed's networks, then the refits of the weights chosen on them, so that an
-    interrupted run leaves whole seeds behind.
+    Every option is checked before anything is created or trained. The sweep goes seed by seed,
+    then the refits of the weights chosen on each seed's networks, so that an interrupted run
+    leaves whole seeds behind.
 
     Parameters
     ----------
@@ -900,7 +900,8 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.csv"
     ran = skipped = 0
-    for seed in seeds:
+    chosen_from: dict[int, list] = {}
+    for seed in seeds:  # the sweep seed by seed, then the refits: whole seeds come first
         sweep = run_sweep(
             [s for s in specs if s.seed == seed],
             config,
@@ -909,10 +910,11 @@ def reproduce(
             progress=progress,
         )
         ran, skipped = ran + sweep.ran, skipped + sweep.skipped
-        if refits:
-            fresh = refit_specs(sweep.rows, refits)
-            sweep = run_sweep(fresh, config, results_path, jobs=jobs, progress=progress)
-            ran, skipped = ran + sweep.ran, skipped + sweep.skipped
+        chosen_from[seed] = sweep.rows
+    for seed in seeds if refits else []:
+        fresh = refit_specs(chosen_from[seed], refits)
+        sweep = run_sweep(fresh, config, results_path, jobs=jobs, progress=progress)
+        ran, skipped = ran + sweep.ran, skipped + sweep.skipped
     chash = config.config_hash()
     wanted = {s.key(chash) for s in specs}
 
