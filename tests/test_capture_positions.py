@@ -413,6 +413,28 @@ def test_analyse_takes_hugging_face_style_batches_and_their_attention_mask():
     np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-6)
 
 
+def test_hugging_face_gpt2_records_the_mlp_activation():
+    from transformers import GPT2Config, GPT2Model
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_inner=64, vocab_size=100,
+                        n_positions=16, eos_token_id=0, bos_token_id=0)  # fmt: skip
+    gpt = GPT2Model(config).eval()
+    rec = tn.ActivationRecorder(gpt, detach=True)
+    assert rec.record_points == {
+        f"h.{i}.mlp.c_fc": f"h.{i}.mlp.act (NewGELUActivation)" for i in range(2)
+    }
+    seen = []
+    hook = gpt.h[1].mlp.act.register_forward_hook(lambda m, i, o: seen.append(o))
+    try:
+        with torch.no_grad(), rec:
+            gpt(torch.randint(0, 100, (12, 10), generator=torch.Generator().manual_seed(0)))
+    finally:
+        hook.remove()
+    assert rec.activations().shape == (120, 128)
+    torch.testing.assert_close(rec.per_layer()["h.1.mlp.c_fc"], seen[0].reshape(120, 64))
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_cli_analyse_point_and_positions(tmp_path):
     from demo_models import digits_mlp, digits_standardized
