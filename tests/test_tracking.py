@@ -215,3 +215,15 @@ def test_tracker_on_a_gpu_model_gives_the_cpu_barcodes():
     gpu = tn.BarcodeTracker(model.cuda(), layers=["act", "out"]).record(probe.cuda())
     for name in ("act", "out"):
         np.testing.assert_allclose(gpu[name].deaths, cpu[name].deaths, atol=1e-5)
+
+
+def test_tracker_passes_recorder_options():
+    model = _model()
+    probe = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    pre = tn.BarcodeTracker(model, layers=["fc1"], point="pre").record(probe)["fc1"]
+    with torch.no_grad():
+        model.eval()
+        h = model.fc1(probe)
+    np.testing.assert_allclose(pre.deaths, _mst_deaths(h.numpy()), atol=1e-5)
+    with pytest.raises(ValueError, match="detached"):
+        tn.BarcodeTracker(model, detach=False)

@@ -293,6 +293,8 @@ class BarcodeTracker:
         Prefix of the TensorBoard tags.
     figures : bool, default True
         Whether to log the barcode figures to ``writer`` (drawing costs ~0.1 s per layer).
+    **recorder_options
+        Passed to :class:`~topo_neurons.ActivationRecorder` (``point=``, ``positions=``, …).
 
     Attributes
     ----------
@@ -324,6 +326,7 @@ class BarcodeTracker:
         writer: Any = None,
         tag: str = "barcodes",
         figures: bool = True,
+        **recorder_options: Any,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -343,8 +346,10 @@ class BarcodeTracker:
             raise ValueError(f"tag must be a non-empty str; got {tag!r}")
         self.writer, self.tag, self.figures = writer, tag, bool(figures)
         # Resolves the layer names now: an unknown layer fails here, not mid-training.
+        if "detach" in recorder_options:
+            raise ValueError("BarcodeTracker always records detached activations; drop detach=")
         self._recorder = ActivationRecorder(
-            model, layers=layers, sampling=self.sampling, detach=True
+            model, layers=layers, sampling=self.sampling, detach=True, **recorder_options
         )
         self.history = BarcodeHistory()
         self._calls = 0

@@ -239,6 +239,8 @@ class BarcodeLogger(Callback):
     tag : str, default "barcodes"
     figures : bool, default True
         Log the barcode figures to TensorBoard.
+    **recorder_options
+        Passed to :class:`~topo_neurons.ActivationRecorder` (``point=``, ``positions=``, …).
 
     Attributes
     ----------
@@ -257,6 +259,7 @@ class BarcodeLogger(Callback):
         network: bool = False,
         tag: str = "barcodes",
         figures: bool = True,
+        **recorder_options: Any,
     ) -> None:
         super().__init__()
         if not isinstance(probe, torch.Tensor):
@@ -275,6 +278,7 @@ class BarcodeLogger(Callback):
         self.network = bool(network)
         self.tag = tag
         self.figures = bool(figures)
+        self.recorder_options = dict(recorder_options)
         self.history = BarcodeHistory()
         self._tracker: BarcodeTracker | None = None
 
@@ -286,6 +290,7 @@ class BarcodeLogger(Callback):
                 kind=self.kind,
                 sampling=self.sampling,
                 network=self.network,
+                **self.recorder_options,
             )
             tracker.history = self.history
             self._tracker = tracker
