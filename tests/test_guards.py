@@ -51,6 +51,27 @@ def test_check_square_fits_counts_the_bytes(monkeypatch):
     assert format_bytes(34 * 1024**3) == "34.0 GiB"
 
 
+def test_small_requests_do_not_query_the_system(monkeypatch):
+    import psutil
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    calls = []
+
+    class OneByte:
+        available = 1
+
+    def counted():
+        calls.append(1)
+        return OneByte()
+
+    monkeypatch.setattr(psutil, "virtual_memory", counted)
+    assert check_square_fits(1000, 8) == 8_000_000  # 7.6 MiB: no query (hot in training steps)
+    assert calls == []
+    with pytest.raises(MemoryError, match="only 1 B is available"):
+        check_square_fits(4000, 8)  # 122 MiB: queried
+    assert calls == [1]
+
+
 def test_memory_guard_before_correlation_dissimilarity_of_too_many_neurons(monkeypatch, rng):
     A = rng.standard_normal((8, 3000)).astype(np.float32)
     monkeypatch.setenv(ENV_VAR, "16M")  # the (3000, 3000) float32 output needs 34.3 MiB
