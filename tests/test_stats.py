@@ -218,3 +218,12 @@ def test_cd_diagram_new_figure_left_right_halves():
     left = {n for n, t in label.items() if t.get_ha() == "right"}
     assert left == {"none", "L1", "L2", "Corr"}
     plt.close(ax.figure)
+
+
+def test_friedman_test_on_one_network_refuses():
+    """Issue 11: ``tn.friedman_test`` on one network returned f=inf, p=0; N < 2 is refused."""
+    with pytest.raises(ValueError, match=r"at least 2 data sets \(networks\).*got N = 1"):
+        S.friedman_test([[0.9, 0.8, 0.7]])
+    with pytest.raises(ValueError, match=r"got N = 1"):
+        S.friedman_from_ranks([1.0, 2.0, 3.0], 1)
+    assert S.friedman_test([[0.9, 0.8, 0.7], [0.7, 0.8, 0.9]]).chi2 == 0.0

@@ -116,14 +116,14 @@ FULL = Preset(
     patience=20,
 )
 #: ``--quick``: the paper's protocol on mnist5k, one MLP, 2 seeds, three weights, at most
-#: 30 epochs (2 × 19 = 38 runs + 14 refits); minutes, not a result.
+#: 20 epochs (2 × 19 = 38 runs + 14 refits); a smoke test of minutes, not a result.
 QUICK = Preset(
     tasks=("mnist5k",),
     models=("trapezium",),
     regularizers=REGULARIZERS,
     seeds=2,
     grid=(1e-4, 1e-2, 1.0),
-    max_epochs=30,
+    max_epochs=20,
     patience=20,
 )
 #: ``--protocol adam``: the package's earlier recipe on scikit-learn's digits (825 runs).
