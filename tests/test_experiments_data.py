@@ -112,7 +112,11 @@ def test_regression_targets_standardised_on_train():
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"name": "imagenet"}, ValueError, r"unknown task 'imagenet'; valid tasks are mnist5k, digits"),
+        (
+            {"name": "imagenet"},
+            ValueError,
+            r"unknown task 'imagenet'; valid tasks are mnist5k, digits",
+        ),
         ({"name": "mnist"}, ValueError, r"task 'mnist' reads files you already have"),
         ({"name": "cifar10", "data_dir": "/nonexistent/x"}, FileNotFoundError, r"does not exist"),
         ({"name": "digits", "fractions": (0.5, 0.2, 0.2)}, ValueError, r"must sum to 1"),
