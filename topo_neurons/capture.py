@@ -1321,11 +1321,12 @@ class ActivationRecorder:
         if m <= n and n > 1 and self._warn_few_examples and not self._warned_few:
             self._warned_few = True
             warnings.warn(
-                f"{m} examples for {n} neurons: with as many or more neurons than examples "
-                "(m ≤ n) the correlations are degenerate (rank < n), the deaths are all near 0 "
-                "and T1 near its maximum. Record more examples than neurons: a larger batch, "
-                "fewer or sampled neurons, positions='examples'; in a training loop "
-                "DataLoader(..., drop_last=True) avoids a short last batch.",
+                f"{m} examples for {n} neurons (m ≤ n): the {n} columns span at most m − 1 = "
+                f"{m - 1} dimensions, so their correlations are degenerate and the deaths biased "
+                "towards 0 (all near 0, and T1 near its maximum, when m ≪ n). Record more "
+                "examples than neurons: a larger batch, fewer or sampled neurons, "
+                "positions='examples'; in a training loop DataLoader(..., drop_last=True) "
+                "avoids a short last batch.",
                 UserWarning,
                 stacklevel=2,
             )
