@@ -336,6 +336,16 @@ def test_model_module_relative_to_working_directory_imports(tmp_path, monkeypatc
     assert str(tmp_path) not in sys.path  # the working directory was added only for the import
 
 
+def test_barcode_of_no_more_examples_than_neurons_warns(tmp_path, rng, capsys):
+    np.save(tmp_path / "few.npy", rng.standard_normal((6, 10)))
+    assert main(["barcode", str(tmp_path / "few.npy"), "--out", str(tmp_path), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: m = 6 examples for n = 10 neurons (m ≤ n)" in err
+    np.save(tmp_path / "many.npy", rng.standard_normal((11, 10)))
+    assert main(["barcode", str(tmp_path / "many.npy"), "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_analyse_without_weights_warns_random_initialisation(tmp_path, capsys):
     code = main(["analyse", "--model", FACTORY, "--data", "digits", "--limit", "300", "--quiet",
                  "--out", str(tmp_path / "r")])  # fmt: skip

@@ -612,6 +612,12 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
                 f"activations must have shape (m examples, n neurons); {args.input!r} has "
                 f"shape {X.shape} (use --input-kind distance for a distance matrix)"
             )
+        if X.shape[0] <= X.shape[1]:
+            _note(
+                "barcode",
+                f"warning: m = {X.shape[0]} examples for n = {X.shape[1]} neurons (m ≤ n): the "
+                f"correlations span at most m − 1 dimensions and the deaths are biased towards 0",
+            )
         with _library_user_errors():
             D = correlation_dissimilarity(np.asarray(X, dtype=np.float64), kind=args.kind)
         what = f"{X.shape[1]} neurons, {X.shape[0]} examples, d = {_KIND_TEXT[args.kind]}"
