@@ -75,17 +75,25 @@ def _backward(A, mu, norm, const, i, j, rho, g):  # pragma: no cover - compiled
     inv = np.empty(n, dtype=A.dtype)
     for c in range(n):
         inv[c] = 0.0 if const[c] else 1.0 / norm[c]
+    sc = s * inv
+    wa = np.empty(i.size, dtype=A.dtype)
+    wb = np.empty(i.size, dtype=A.dtype)
+    for k in range(i.size):
+        wa[k] = w[k] * inv[i[k]]
+        wb[k] = w[k] * inv[j[k]]
     out = np.empty((m, n), dtype=A.dtype)
     z = np.empty(n, dtype=A.dtype)
     for r in range(m):
+        o = out[r]
+        ar = A[r]
         for c in range(n):
-            zc = (A[r, c] - mu[c]) * inv[c]
+            zc = (ar[c] - mu[c]) * inv[c]
             z[c] = zc
-            out[r, c] = -zc * s[c] * inv[c]
+            o[c] = -zc * sc[c]
         for k in range(i.size):
             a, b = i[k], j[k]
-            out[r, a] += w[k] * z[b] * inv[a]
-            out[r, b] += w[k] * z[a] * inv[b]
+            o[a] += wa[k] * z[b]
+            o[b] += wb[k] * z[a]
     return out
 
 
