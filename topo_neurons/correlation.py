@@ -16,6 +16,11 @@ a numpy array (computed through a zero-copy torch view, so both share one implem
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, overload
 
 import numba
@@ -286,6 +291,62 @@ def _map_into(src, dst, code):  # pragma: no cover - compiled
             dst[k] = y
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = 1
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[int]:
+    """Run the block with one torch/MKL thread; yield the thread count to use for tiles.
+
+    Small GEMMs (one tile) lose to MKL's own threading (measured 3–5× slower with two MKL
+    threads than with one on this 2-core machine under load); the tiles are spread over
+    threads instead. Re-entrant across threads: the first caller saves the count and the last
+    one restores it.
+    """
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = torch.get_num_threads()
+        _blas_users += 1
+        workers = _blas_saved
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and torch.get_num_threads() != _blas_saved:
+                torch.set_num_threads(_blas_saved)
+
+
+def run_on_tile_threads(job: Callable[[Sequence[int]], None], items: Sequence[int]) -> None:
+    """``job(chunk)`` over ``items`` dealt round-robin to ``torch.get_num_threads()`` threads.
+
+    Each chunk runs in a thread of a shared pool with one MKL thread (:func:`one_blas_thread`);
+    the compiled tile kernels release the GIL. One chunk runs in the calling thread.
+    """
+    global _pool
+    with one_blas_thread() as workers:
+        workers = max(1, min(workers, len(items)))
+        chunks = [items[w::workers] for w in range(workers)]
+        if workers == 1:
+            job(chunks[0])
+            return
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+            pool = _pool
+        futures = [pool.submit(job, c) for c in chunks[1:]]
+        job(chunks[0])
+        for f in futures:
+            f.result()
+
+
 #: Side of every GEMM call of ``ZᵀZ`` on the CPU. MKL's value for an entry of a GEMM depends on
 #: the shape of the call (measured: float64 kernels change with the number of output columns;
 #: calls with fewer than 16 rows use other kernels; the last columns of a panel can differ with
@@ -321,11 +382,12 @@ def gemm_panels(Z: torch.Tensor) -> torch.Tensor:
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _store_tile(tmp, dst, r0, c0, nr, nc, code, mirror, diag_tile, diag):  # pragma: no cover
-    """Map ``tmp[:nr, :nc]`` (a GEMM tile) and store it at ``dst[r0:, c0:]``.
+def _store_tile(tmp, dst, r0, c0, nr, nc, code, mirror, diag_tile, diag, dstT):  # pragma: no cover
+    """Map ``tmp[:nr, :nc]`` (a GEMM tile, in place) and store it at ``dst[r0:, c0:]``.
 
     ``diag_tile``: only the strict upper triangle is mapped and stored (the diagonal gets
-    ``diag``). ``mirror``: also store the transpose at ``dst[c0:, r0:]`` (bitwise symmetric).
+    ``diag``). ``mirror``: also store the transpose at ``dstT[c0:, r0:]`` (``dstT`` is ``dst``
+    for the dense matrix, bitwise symmetric).
     """
     for i in range(nr):
         j0 = i + 1 if diag_tile else 0
@@ -337,8 +399,12 @@ def _store_tile(tmp, dst, r0, c0, nr, nc, code, mirror, diag_tile, diag):  # pra
     if mirror:
         for j in range(nc):
             i1 = min(j, nr) if diag_tile else nr
+            out = dstT[c0 + j]
             for i in range(i1):
-                dst[c0 + j, r0 + i] = dst[r0 + i, c0 + j]
+                out[r0 + i] = tmp[i, j]
+        if diag_tile:
+            for i in range(nr):
+                dstT[c0 + i, r0 + i] = diag
 
 
 def gram_tile(
@@ -354,6 +420,7 @@ def gram_tile(
     mirror: bool = False,
     diag: float = 0.0,
     Pb: torch.Tensor | None = None,
+    dstT: np.ndarray | None = None,
 ) -> None:
     """One canonical GEMM tile ``P[a]ᵀ P[b]``, mapped by ``code`` into ``dst[r0:, c0:]``.
 
@@ -372,18 +439,21 @@ def gram_tile(
     code : int
         0 clamp to [−1, 1], 1 ``1 − |ρ|``, 2 ``sqrt(1 − ρ²)``, 3 unchanged.
     mirror : bool
-        Also write the transpose (the dense matrix).
+        Also write the transpose: into ``dst`` (the dense matrix) or into ``dstT``.
     diag : float
         Diagonal value of a diagonal tile.
     Pb : torch.Tensor, optional
         Panels holding tile ``b`` when they are not ``P`` (blocks on a Dask worker).
+    dstT : numpy.ndarray, optional
+        Destination of the transpose (at ``dstT[c0:, r0:]``); default ``dst``.
     """
     Q = P if Pb is None else Pb
     torch.mm(P[a].T, Q[b], out=tmp)
     nr = min(GEMM_TILE, dst.shape[0] - r0)
     nc = min(GEMM_TILE, dst.shape[1] - c0)
     diag_tile = Pb is None and a == b
-    _store_tile(tmp.numpy(), dst, r0, c0, nr, nc, code, mirror, diag_tile, diag)
+    T = dst if dstT is None else dstT
+    _store_tile(tmp.numpy(), dst, r0, c0, nr, nc, code, mirror, diag_tile, diag, T)
 
 
 @torch.no_grad()
@@ -402,16 +472,21 @@ def _fill_blocked(
     n = Z.shape[1]
     if out.device.type == "cpu" and out.is_contiguous():
         P = gemm_panels(Z)
-        tmp = torch.empty((GEMM_TILE, GEMM_TILE), dtype=Z.dtype)
         dst = out.numpy()
         code = _TRANSFORMS[transform]
         diag = 1.0 if transform in ("corr", "gram") else 0.0
         nb = P.shape[0]
-        for a in range(nb):
-            for b in range(a, nb):
-                gram_tile(
-                    P, a, b, tmp, dst, a * GEMM_TILE, b * GEMM_TILE, code, mirror=True, diag=diag
-                )
+
+        def rows(chunk: Sequence[int]) -> None:
+            tmp = torch.empty((GEMM_TILE, GEMM_TILE), dtype=Z.dtype)
+            for a in chunk:
+                for b in range(a, nb):
+                    r0, c0 = a * GEMM_TILE, b * GEMM_TILE
+                    gram_tile(P, a, b, tmp, dst, r0, c0, code, mirror=True, diag=diag)
+
+        # Row a holds nb − a tiles: deal rows as a, nb−1−a, … so the chunks carry equal work.
+        order = [r for k in range((nb + 1) // 2) for r in dict.fromkeys((k, nb - 1 - k))]
+        run_on_tile_threads(rows, order)
         return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)

@@ -6,7 +6,8 @@ earlier entry and stands for its result (no other argument is a string). The sam
 
 * ``"sync"``: one task after another in the calling thread;
 * ``None``/``"threads"``: Dask's threaded scheduler when Dask is installed, else a
-  ``ThreadPoolExecutor``; ``torch.get_num_threads()`` threads (the kernels release the GIL);
+  ``ThreadPoolExecutor``; ``torch.get_num_threads()`` threads, each task's GEMMs on one MKL
+  thread (the kernels release the GIL); torch's thread count is restored afterwards;
 * a ``dask.distributed.Client``: the blocks are scattered (each lands on one worker; a task
   fetches only the blocks it reads), then every task is submitted with futures as arguments.
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import torch
+from ..correlation import one_blas_thread
 
 __all__ = ["SCHEDULERS", "run_plan"]
 
@@ -170,15 +171,16 @@ def run_plan(
         )
     prog = _Progress(progress, n_tiles)
     try:
-        if scheduler == "sync":
-            return _run_sync(plan, final, prog)
-        if scheduler is None or scheduler == "threads":
-            workers = max(1, torch.get_num_threads())
+        if _is_client(scheduler):
+            return _run_client(plan, final, prog, scheduler)
+        # Local: each task's GEMMs on one MKL thread, the tasks spread over the threads.
+        with one_blas_thread() as workers:
+            if scheduler == "sync":
+                return _run_sync(plan, final, prog)
             try:
                 import dask.threaded  # noqa: F401
             except ImportError:  # pragma: no cover - dask is installed in CI
                 return _run_pool(plan, final, prog, workers)
             return _run_dask_threads(plan, final, prog, workers)
-        return _run_client(plan, final, prog, scheduler)
     finally:
         prog.close()

@@ -66,9 +66,12 @@ def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     return arr[: shape[0] * shape[1]].reshape(shape)
 
 
-def _tiles(PI: np.ndarray, PJ: np.ndarray | None, out: np.ndarray, code: int) -> None:
-    """Map ``ZIᵀ ZJ`` (``PJ is None``: the strict upper triangle of ``ZIᵀ ZI``) into ``out``,
-    tile by tile, with exactly the dense path's GEMM calls (:func:`gram_tile`)."""
+def _tiles(
+    PI: np.ndarray, PJ: np.ndarray | None, out: np.ndarray, outT: np.ndarray, code: int
+) -> None:
+    """Map ``ZIᵀ ZJ`` into ``out`` and its transpose into ``outT`` (``PJ is None``: the
+    symmetric ``ZIᵀ ZI``, ``outT`` is ``out``), tile by tile, with exactly the dense path's
+    GEMM calls and mapping (:func:`gram_tile`)."""
     ti = torch.from_numpy(PI)
     tj = None if PJ is None else torch.from_numpy(PJ)
     tmp = torch.from_numpy(_buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype))
@@ -76,7 +79,8 @@ def _tiles(PI: np.ndarray, PJ: np.ndarray | None, out: np.ndarray, code: int) ->
     with torch.no_grad():
         for a in range(ti.shape[0]):
             for b in range(a if tj is None else 0, nj):
-                gram_tile(ti, a, b, tmp, out, a * GEMM_TILE, b * GEMM_TILE, code, Pb=tj)
+                r0, c0 = a * GEMM_TILE, b * GEMM_TILE
+                gram_tile(ti, a, b, tmp, out, r0, c0, code, mirror=True, Pb=tj, dstT=outT)
 
 
 def diag_task(
@@ -98,7 +102,7 @@ def diag_task(
     """
     k = const.shape[0]
     T = _buffer("diag", (k, k), PI.dtype)
-    _tiles(PI, None, T, code)
+    _tiles(PI, None, T, T, code)
     if const.any():
         idx = np.flatnonzero(const)
         T[idx, :] = 1.0
@@ -121,13 +125,14 @@ def pair_task(
     ka = const_i.shape[0]
     kb = const_j.shape[0]
     X = _buffer("cross", (ka, kb), PI.dtype)
-    _tiles(PI, PJ, X, code)
+    XT = _buffer("crossT", (kb, ka), PI.dtype)
+    _tiles(PI, PJ, X, XT, code)
     if const_i.any():
         X[np.flatnonzero(const_i), :] = 1.0
+        XT[:, np.flatnonzero(const_i)] = 1.0
     if const_j.any():
         X[:, np.flatnonzero(const_j)] = 1.0
-    XT = _buffer("crossT", (kb, ka), PI.dtype)
-    XT[...] = X.T
+        XT[np.flatnonzero(const_j), :] = 1.0
     return pair_tree(X, XT, ka, kb, gi, gj, tree_i, tree_j)
 
 

@@ -13,33 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..correlation import _map_into
-
-__all__ = [
-    "block_tree",
-    "kruskal_forest",
-    "map_tile",
-    "pair_tree",
-]
-
-
-@numba.njit(nogil=True, boundscheck=False, cache=True)
-def _map_rows(T, nrows, ncols, code, upper):  # pragma: no cover - compiled
-    for i in range(nrows):
-        j0 = i + 1 if upper else 0
-        if j0 < ncols:
-            row = T[i, j0:ncols]
-            _map_into(row, row, code)
-
-
-def map_tile(T: np.ndarray, nrows: int, ncols: int, code: int, upper: bool) -> None:
-    """Map correlations to dissimilarities in place, exactly as the dense path does.
-
-    ``code`` 1: ``1 − |ρ|``, 2: ``sqrt(1 − ρ²)`` (float64 arithmetic, one rounding to the tile's
-    dtype: :func:`topo_neurons.correlation._map_into`, shared with the dense path). ``upper``
-    maps only the strict upper triangle (a diagonal tile).
-    """
-    _map_rows(T, nrows, ncols, code, upper)
+__all__ = ["block_tree", "kruskal_forest", "pair_tree"]
 
 
 @numba.njit(inline="always")
@@ -52,49 +26,96 @@ def _less(w1, a1, b1, w2, a2, b2):  # pragma: no cover - compiled
     return b1 < b2
 
 
+@numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
+def _relax(row, dist, par, u, lo, hi):  # pragma: no cover - compiled
+    """``dist[v] = min(dist[v], row[v − lo])`` for ``v`` in ``[lo, hi)``; count equal entries.
+
+    A straight vectorisable pass (tree vertices hold ``−big``, which no weight beats); strict
+    improvements take ``u`` as parent, equalities are left to :func:`_fix_ties`.
+    """
+    nt = 0
+    for v in range(lo, hi):
+        w = row[v - lo]
+        d = dist[v]
+        c = w < d
+        nt += w == d
+        dist[v] = w if c else d
+        par[v] = u if c else par[v]
+    return nt
+
+
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _block_tree(T, k, g0):  # pragma: no cover - compiled
-    """Prim on a symmetric ``k × k`` block (only the strict upper triangle is read)."""
-    dist = np.empty(k, T.dtype)
-    par = np.zeros(k, np.int64)
-    rem = np.arange(1, k)  # vertices outside the tree, compacted as they join
-    nrem = k - 1
-    ea = np.empty(max(k - 1, 0), np.int64)
-    eb = np.empty(max(k - 1, 0), np.int64)
-    ew = np.empty(max(k - 1, 0), T.dtype)
-    for v in range(1, k):
-        dist[v] = T[0, v]
-    for step in range(k - 1):
-        # Select the smallest crossing edge under (w, i, j); par[v] < v or > v: normalise.
-        bt = 0
-        bv = rem[0]
-        bw = dist[bv]
-        ba = min(par[bv], bv)
-        bb = max(par[bv], bv)
-        for t in range(1, nrem):
-            v = rem[t]
-            a = min(par[v], v)
-            b = max(par[v], v)
-            if _less(dist[v], a, b, bw, ba, bb):
-                bt = t
-                bv = v
-                bw = dist[v]
+def _fix_ties(row, dist, par, glob, u, lo, hi):  # pragma: no cover - compiled
+    """Where ``row`` equals the current distance, keep the smaller edge under ``(d, i, j)``."""
+    gu = glob[u]
+    for v in range(lo, hi):
+        p = par[v]
+        if row[v - lo] == dist[v] and p != u:
+            gv = glob[v]
+            gp = glob[p]
+            if _less(0, min(gu, gv), max(gu, gv), 0, min(gp, gv), max(gp, gv)):
+                par[v] = u
+
+
+@numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
+def _abs_min(x, big):  # pragma: no cover - compiled
+    """min |x| with four independent accumulators (a single chain is latency bound)."""
+    n = x.shape[0]
+    a0 = a1 = a2 = a3 = big
+    n4 = n - n % 4
+    for v in range(0, n4, 4):
+        a0 = min(a0, abs(x[v]))
+        a1 = min(a1, abs(x[v + 1]))
+        a2 = min(a2, abs(x[v + 2]))
+        a3 = min(a3, abs(x[v + 3]))
+    mn = min(min(a0, a1), min(a2, a3))
+    for v in range(n4, n):
+        mn = min(mn, abs(x[v]))
+    return mn
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _select(dist, par, glob, big):  # pragma: no cover - compiled
+    """The outside vertex whose edge to the tree is smallest under ``(d, i, j)``."""
+    mn = _abs_min(dist, big)
+    best = -1
+    ba = 0
+    bb = 0
+    for v in range(dist.shape[0]):
+        if dist[v] == mn:
+            gv = glob[v]
+            gp = glob[par[v]]
+            a = min(gp, gv)
+            b = max(gp, gv)
+            if best < 0 or _less(0, a, b, 0, ba, bb):
+                best = v
                 ba = a
                 bb = b
-        ea[step] = g0 + ba
-        eb[step] = g0 + bb
-        ew[step] = bw
-        nrem -= 1
-        rem[bt] = rem[nrem]
-        u = bv
-        for t in range(nrem):
-            v = rem[t]
-            w = T[u, v] if u < v else T[v, u]
-            a = min(u, v)
-            b = max(u, v)
-            if _less(w, a, b, dist[v], min(par[v], v), max(par[v], v)):
-                dist[v] = w
-                par[v] = u
+    return best, ba, bb
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _block_tree(T, k, g0):  # pragma: no cover - compiled
+    """Prim on a symmetric ``k × k`` block (full rows are read)."""
+    big = np.finfo(T.dtype).max
+    dist = np.full(k, big, T.dtype)
+    par = np.zeros(k, np.int64)
+    glob = np.arange(g0, g0 + k)
+    m = max(k - 1, 0)
+    ea = np.empty(m, np.int64)
+    eb = np.empty(m, np.int64)
+    ew = np.empty(m, T.dtype)
+    u = 0
+    for step in range(m):
+        dist[u] = -big
+        row = T[u, :k]
+        if _relax(row, dist, par, u, 0, k):
+            _fix_ties(row, dist, par, glob, u, 0, k)
+        v, a, b = _select(dist, par, glob, big)
+        ea[step] = a
+        eb[step] = b
+        ew[step] = dist[v]
+        u = v
     return ea, eb, ew
 
 
@@ -104,7 +125,7 @@ def block_tree(T: np.ndarray, k: int, g0: int) -> tuple[np.ndarray, np.ndarray, 
     Parameters
     ----------
     T : numpy.ndarray, shape (≥ k, ≥ k)
-        Dissimilarities; the strict upper triangle of ``T[:k, :k]`` is read.
+        Symmetric dissimilarities of the block (``T[:k, :k]``, weights in [0, 1]).
     k : int
         Number of neurons of the block.
     g0 : int
@@ -125,149 +146,57 @@ def _pair_tree(X, XT, ka, kb, gi, gj, indptr, nbr, nbw):  # pragma: no cover - c
     """Prim on ``T_i ∪ T_j ∪ E(V_i, V_j)``; returns the cross edges of its MST.
 
     Local vertices ``0 … ka − 1`` are block ``i`` (global ``gi + v``), ``ka … ka + kb − 1``
-    block ``j`` (global ``gj + v − ka``), ``gi + ka ≤ gj``. ``X[u, v]`` is the cross weight of
-    ``u`` in block ``i`` and ``v`` in block ``j``, ``XT`` its transpose. The block trees are
-    the adjacency ``indptr/nbr/nbw`` over local vertices.
+    block ``j`` (global ``gj + v − ka``). ``X[u, v]`` is the cross weight of ``u`` in block
+    ``i`` and ``v`` in block ``j``, ``XT`` its transpose. The block trees are the adjacency
+    ``indptr/nbr/nbw`` over local vertices.
     """
     n2 = ka + kb
-    big = np.inf
+    big = np.finfo(X.dtype).max
     dist = np.full(n2, big, X.dtype)
-    par = np.full(n2, -1, np.int64)
+    par = np.zeros(n2, np.int64)
     glob = np.empty(n2, np.int64)
     for v in range(ka):
         glob[v] = gi + v
     for v in range(kb):
         glob[ka + v] = gj + v
-    remi = np.arange(0, ka)
-    remj = np.arange(ka, n2)
-    ni = ka
-    nj = kb
     ea = np.empty(n2 - 1, np.int64)
     eb = np.empty(n2 - 1, np.int64)
     ew = np.empty(n2 - 1, X.dtype)
     ne = 0
-    # vertex 0 joins first: remove it from remi.
     u = 0
-    remi[0] = remi[ni - 1]
-    ni -= 1
     for _step in range(n2 - 1):
-        dist[u] = -1.0  # in the tree (valid weights are ≥ 0)
+        dist[u] = -big
         gu = glob[u]
-        # Relax the tree neighbours of u (same block).
+        # The tree neighbours of u (same block): a few sparse edges.
         for e in range(indptr[u], indptr[u + 1]):
             v = nbr[e]
-            if dist[v] < 0:
-                continue
             w = nbw[e]
-            gv = glob[v]
-            p = par[v]
-            if p < 0:
+            d = dist[v]
+            if d < 0.0 or w > d:
+                continue
+            if w < d:
                 dist[v] = w
                 par[v] = u
             else:
-                gp = glob[p]
-                if _less(w, min(gu, gv), max(gu, gv), dist[v], min(gp, gv), max(gp, gv)):
-                    dist[v] = w
+                gv = glob[v]
+                gp = glob[par[v]]
+                if _less(0, min(gu, gv), max(gu, gv), 0, min(gp, gv), max(gp, gv)):
                     par[v] = u
-        # Relax the other block with u's dense cross row, selecting the best at the same time.
-        bw = big
-        ba = -1
-        bb = -1
-        bside = -1
-        bt = -1
+        # The other block, by u's dense cross row.
         if u < ka:
-            row = X[u]
-            for t in range(nj):
-                v = remj[t]
-                w = row[v - ka]
-                p = par[v]
-                gv = glob[v]
-                if p < 0:
-                    dist[v] = w
-                    par[v] = u
-                else:
-                    gp = glob[p]
-                    # gu < gv here (block i precedes block j)
-                    if _less(w, gu, gv, dist[v], min(gp, gv), max(gp, gv)):
-                        dist[v] = w
-                        par[v] = u
-                gp = glob[par[v]]
-                a = min(gp, gv)
-                b = max(gp, gv)
-                if bt < 0 or _less(dist[v], a, b, bw, ba, bb):
-                    bw = dist[v]
-                    ba = a
-                    bb = b
-                    bside = 1
-                    bt = t
-            for t in range(ni):
-                v = remi[t]
-                p = par[v]
-                if p < 0:
-                    continue
-                gv = glob[v]
-                gp = glob[p]
-                a = min(gp, gv)
-                b = max(gp, gv)
-                if bt < 0 or _less(dist[v], a, b, bw, ba, bb):
-                    bw = dist[v]
-                    ba = a
-                    bb = b
-                    bside = 0
-                    bt = t
+            row = X[u, :kb]
+            if _relax(row, dist, par, u, ka, n2):
+                _fix_ties(row, dist, par, glob, u, ka, n2)
         else:
-            row = XT[u - ka]
-            for t in range(ni):
-                v = remi[t]
-                w = row[v]
-                p = par[v]
-                gv = glob[v]
-                if p < 0:
-                    dist[v] = w
-                    par[v] = u
-                else:
-                    gp = glob[p]
-                    # gv < gu here
-                    if _less(w, gv, gu, dist[v], min(gp, gv), max(gp, gv)):
-                        dist[v] = w
-                        par[v] = u
-                gp = glob[par[v]]
-                a = min(gp, gv)
-                b = max(gp, gv)
-                if bt < 0 or _less(dist[v], a, b, bw, ba, bb):
-                    bw = dist[v]
-                    ba = a
-                    bb = b
-                    bside = 0
-                    bt = t
-            for t in range(nj):
-                v = remj[t]
-                p = par[v]
-                if p < 0:
-                    continue
-                gv = glob[v]
-                gp = glob[p]
-                a = min(gp, gv)
-                b = max(gp, gv)
-                if bt < 0 or _less(dist[v], a, b, bw, ba, bb):
-                    bw = dist[v]
-                    ba = a
-                    bb = b
-                    bside = 1
-                    bt = t
-        if bside == 0:
-            v = remi[bt]
-            ni -= 1
-            remi[bt] = remi[ni]
-        else:
-            v = remj[bt]
-            nj -= 1
-            remj[bt] = remj[nj]
+            row = XT[u - ka, :ka]
+            if _relax(row, dist, par, u, 0, ka):
+                _fix_ties(row, dist, par, glob, u, 0, ka)
+        v, a, b = _select(dist, par, glob, big)
         # Keep only the cross edges: the others are edges of T_i or T_j already.
         if (v < ka) != (par[v] < ka):
-            ea[ne] = ba
-            eb[ne] = bb
-            ew[ne] = bw
+            ea[ne] = a
+            eb[ne] = b
+            ew[ne] = dist[v]
             ne += 1
         u = v
     return ea[:ne].copy(), eb[:ne].copy(), ew[:ne].copy()
