@@ -1,10 +1,15 @@
 """Capture the activations of a torch model's neurons with forward hooks, and sample them.
 
 An :class:`ActivationRecorder` hooks a model's layers while it is used as a context manager and
-turns what they output into an activation matrix ``A`` of shape ``(m examples, n neurons)``:
-every output is flattened per example (``reshape(m, -1)``), so a ``Linear`` layer's neurons are
-its output features and a convolution's neurons are its ``(channel, position)`` units in
-row-major order. A sampling strategy picks which neurons of each layer become columns of ``A``:
+turns what they output into an activation matrix ``A`` of shape ``(m examples, n neurons)``.
+A layer's neurons are, by default, its values after its activation (``point="post"``: the
+activation module or function that follows it is found by tracing the forward with
+``torch.fx``). A ``Linear`` layer's neurons are its output features; a convolution's are its
+``(channel, position)`` units in row-major order, or its channels with every pixel an example
+(``positions="examples"``); a sequence layer's ``(batch, seq, features)`` output gives one
+example per token (padded tokens dropped with ``mask=``). In models with attention blocks the
+default layers are each block's MLP hidden layer. A sampling strategy picks which neurons of
+each layer become columns of ``A``:
 
 * :class:`AllNeurons` — every neuron;
 * :class:`ImportanceSampling` — the paper's: per hidden layer the ``⌊p·n_layer⌋`` neurons of
