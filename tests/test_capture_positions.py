@@ -300,6 +300,23 @@ def test_transformer_encoder_layer_tokens_are_examples_and_padding_is_dropped():
     torch.testing.assert_close(A, ref)
 
 
+def test_transformer_encoder_layer_is_regularised_on_its_mlp_tokens():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, 24, dropout=0.0, batch_first=True).double()
+    src = torch.randn(6, 9, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    reg = tn.Regularized(layer, tn.TopologicalRedundancy(reduction="mean"), weight=0.5)
+    _, penalty = reg(src)
+    (g,) = torch.autograd.grad(penalty, layer.linear1.weight)
+    # Independent: the MLP's hidden tokens built from the layer's pieces, then the loss.
+    expected = 0.5 * tn.TopologicalRedundancy(reduction="mean")(
+        _ff_reference(layer, src).reshape(54, 24)
+    )
+    (g_ref,) = torch.autograd.grad(expected, layer.linear1.weight)
+    torch.testing.assert_close(penalty, expected)
+    torch.testing.assert_close(g, g_ref)
+    assert float(g.abs().sum()) > 0
+
+
 def test_batch_first_false_needs_an_explicit_batch_axis():
     torch.manual_seed(0)
     seq_first = nn.TransformerEncoder(
