@@ -404,3 +404,52 @@ def test_conv_channels_as_neurons_in_analyse_equal_corrcoef_over_pixels(rng):
     A = A.permute(0, 2, 3, 1).reshape(-1, 8).numpy()
     ref = tn.zero_persistence(_abs_dissimilarity(A), backend="giotto")
     np.testing.assert_allclose(report.barcode.deaths, ref.deaths, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- tiled path
+def _mlp_and_data(seed: int = 0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(12, 300), torch.nn.ReLU(), torch.nn.Linear(300, 280), torch.nn.Tanh()
+    )
+    with torch.no_grad():
+        model[0].bias[:4] = -100.0  # four dead ReLUs: constant neurons
+    return model, torch.randn(900, 12)
+
+
+def test_tiled_path_matches_the_dense_path():
+    model, x = _mlp_and_data()
+    dense = tn.analyse(model, x, path="dense", batch_size=200)
+    tiled = tn.analyse(model, x, path="tiled", batch_size=200, scheduler="sync")
+    assert dense.meta["path"] == "dense" and tiled.meta["path"] == "tiled"
+    assert "tiled engine" in tiled.to_markdown() and "tiled engine" not in dense.to_markdown()
+    for a, b in [
+        (dense.network, tiled.network),
+        *zip(dense.layers.values(), tiled.layers.values()),
+    ]:
+        # Streaming float64 sums against float64 activations: equal to rounding.
+        np.testing.assert_allclose(a.barcode.deaths, b.barcode.deaths, rtol=0, atol=1e-10)
+        assert a.effective_neurons == b.effective_neurons and a.n_clusters == b.n_clusters
+        assert a.constant_neurons == b.constant_neurons
+        assert [(p.a, p.b) for p in a.redundant_pairs] == [(p.a, p.b) for p in b.redundant_pairs]
+        np.testing.assert_allclose(
+            [p.rho for p in a.redundant_pairs], [p.rho for p in b.redundant_pairs], atol=1e-10
+        )
+    assert len(tiled.network.constant_neurons) == 4
+    assert tn.RedundancyReport.from_dict(tiled.to_dict()) == tiled
+
+
+def test_auto_path_keeps_activations_when_the_matrices_would_be_too_large(monkeypatch):
+    import topo_neurons.analysis as analysis_mod
+
+    model, x = _mlp_and_data(1)
+    assert tn.analyse(model, x[:400]).meta["path"] == "dense"
+    # 580 neurons: 7 float64 580² arrays are 18.8 MB; a 10 MB budget sends it to the tiled path.
+    monkeypatch.setattr(analysis_mod, "DENSE_ANALYSE_BYTES", 10 * 1024**2)
+    assert tn.analyse(model, x[:400]).meta["path"] == "tiled"
+
+
+def test_unknown_path_lists_the_valid_ones():
+    model, x = _mlp_and_data()
+    with pytest.raises(ValueError, match=r"path='matrix' is not valid; valid paths are"):
+        tn.analyse(model, x, path="matrix")

@@ -473,7 +473,12 @@ class RedundancyReport:
             "",
             f"{self.network.n_neurons} neurons ({self.sampling}) in {len(self.layers)} layer(s), "
             f"correlations over {self.n_examples} examples, dissimilarity "
-            f"`{_KIND_FORMULA[self.kind]}`.",
+            f"`{_KIND_FORMULA[self.kind]}`."
+            + (
+                " Barcodes by the tiled engine (activations kept, no n × n matrix)."
+                if self.meta.get("path") == "tiled"
+                else ""
+            ),
             "",
             "| layer | neurons | constant | min death | median | mean | std | total persistence"
             + "".join(f" | effective @ {t:g}" for t in ts)
@@ -564,8 +569,8 @@ def death_summary(deaths: np.ndarray) -> dict[str, float]:
 def _entry(
     name: str,
     cols: np.ndarray,
-    D: np.ndarray,
-    C: np.ndarray,
+    D: np.ndarray | None,
+    C: np.ndarray | Any,
     const: np.ndarray,
     labels: np.ndarray,
     point_layers: np.ndarray,
@@ -576,17 +581,16 @@ def _entry(
     backend: str,
     barcode: Barcode | None = None,
 ) -> LayerRedundancy:
-    sub = np.ix_(cols, cols)
-    bc = barcode if barcode is not None else zero_persistence(D[sub], backend=backend)
+    bc = barcode if barcode is not None else zero_persistence(D[np.ix_(cols, cols)], backend)
     lab = labels[cols]
     lay = point_layers[cols]
-    Csub = C[sub]
+    rho_of = C if callable(C) else C.__getitem__  # C: the matrix, or ρ(i, j) (tiled path)
     sel = np.flatnonzero(bc.deaths <= pair_threshold)[:top_k]
     pairs = tuple(
         RedundantPair(
             a=str(lab[bc.edges[k, 0]]),
             b=str(lab[bc.edges[k, 1]]),
-            rho=float(Csub[bc.edges[k, 0], bc.edges[k, 1]]),
+            rho=float(rho_of((cols[bc.edges[k, 0]], cols[bc.edges[k, 1]]))),
             death=float(bc.deaths[k]),
         )
         for k in sel
@@ -703,6 +707,98 @@ def build_report(
         top_k=top_k,
         sampling=sampling,
     )
+
+
+def build_report_tiled(
+    A: torch.Tensor,
+    labels: Sequence[str],
+    point_layers: Sequence[str],
+    layer_names: Sequence[str],
+    layer_sizes: Mapping[str, int] | None = None,
+    *,
+    kind: str = "abs",
+    thresholds: Sequence[float] = (0.1, 0.2, 0.5),
+    top_k: int = 20,
+    pair_threshold: float | None = None,
+    sampling: str = "AllNeurons()",
+    scheduler: Any = None,
+    progress: bool = False,
+) -> RedundancyReport:
+    """:func:`build_report` from the activations themselves, with no ``n × n`` matrix.
+
+    The barcodes come from :func:`~topo_neurons.correlation_persistence` (the tiled engine for
+    the whole network, the dense path for layers small enough), the ``ρ`` of the listed pairs
+    from one dot product each. ``report.meta["path"]`` is ``"tiled"``.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (m, n), float64
+        Activations of all examples (rows) of the ``n`` analysed neurons.
+    labels, point_layers, layer_names, layer_sizes, kind, thresholds, top_k, pair_threshold,
+    sampling
+        See :func:`build_report`.
+    scheduler, progress
+        See :func:`~topo_neurons.correlation_persistence`.
+    """
+    from .correlation import constant_neurons, normalized_activations
+    from .persistence import correlation_persistence
+
+    check_kind(kind)
+    ts, pair_t, top_k = _check_options(thresholds, top_k, pair_threshold)
+    n = A.shape[1]
+    labels_arr = np.asarray(list(labels), dtype=object)
+    layers_arr = np.asarray(list(point_layers), dtype=object)
+    if labels_arr.shape != (n,) or layers_arr.shape != (n,):
+        raise ValueError(
+            f"labels and point_layers must have {n} entries; got {labels_arr.shape[0]} and "
+            f"{layers_arr.shape[0]}"
+        )
+    const = np.zeros(n, dtype=bool)
+    const[constant_neurons(A)] = True
+    Z = normalized_activations(A)[0].numpy()
+
+    def rho(ij: tuple[Any, Any]) -> float:
+        i, j = int(ij[0]), int(ij[1])
+        return 0.0 if const[i] or const[j] else float(np.clip(Z[:, i] @ Z[:, j], -1.0, 1.0))
+
+    sizes = dict(layer_sizes) if layer_sizes is not None else {}
+    common = (const, labels_arr, layers_arr)
+    entries: dict[str, LayerRedundancy] = {}
+    for name in layer_names:
+        cols = np.flatnonzero(layers_arr == name)
+        if cols.size == 0:
+            raise ValueError(f"layer {name!r} has no analysed neurons")
+        bc = correlation_persistence(A[:, cols], kind, scheduler=scheduler)
+        entries[name] = _entry(
+            name, cols, None, rho, *common, sizes.get(name, cols.size), ts, pair_t, top_k,
+            "auto", barcode=bc,
+        )  # fmt: skip
+    bc = correlation_persistence(
+        A, kind, block_size=DEFAULT_TILE_BLOCK, scheduler=scheduler, progress=progress
+    )
+    total = sum(sizes.get(name, entries[name].n_neurons) for name in layer_names)
+    network = _entry(
+        NETWORK, np.arange(n), None, rho, *common, total, ts, pair_t, top_k, "auto", barcode=bc
+    )
+    return RedundancyReport(
+        network=network,
+        layers=entries,
+        kind=kind,
+        n_examples=int(A.shape[0]),
+        thresholds=ts,
+        pair_threshold=pair_t,
+        top_k=top_k,
+        sampling=sampling,
+        meta={"path": "tiled"},
+    )
+
+
+#: Block size of the tiled engine in :func:`analyse`.
+DEFAULT_TILE_BLOCK = 2048
+#: ``analyse(path="auto")`` keeps the activations and takes the tiled engine when the dense
+#: path's float64 ``n × n`` arrays (``_ANALYSE_COPIES`` of them) would exceed this many bytes.
+DENSE_ANALYSE_BYTES = 2 * 1024**3
+ANALYSE_PATHS: tuple[str, ...] = ("auto", "dense", "tiled")
 
 
 def _check_options(
@@ -874,6 +970,8 @@ def analyse(
     positions: str = "auto",
     batch_dim: int | dict[str, int] | None = None,
     mask: torch.Tensor | np.ndarray | str | None = None,
+    path: str = "auto",
+    scheduler: Any = None,
 ) -> RedundancyReport:
     """Analyse how redundant a model's neurons are over a whole data set.
 
@@ -946,6 +1044,15 @@ def analyse(
         tokens are not examples (the model itself is called as ``model(x)``). A string names the
         keyword argument of the model that holds the mask, e.g. ``"attention_mask"`` with
         batches that are mappings (``model(**batch)``, Hugging Face style).
+    path : {"auto", "dense", "tiled"}, default "auto"
+        ``"dense"``: the streaming ``n × n`` float64 accumulator (memory ``O(n²)``, any number
+        of examples). ``"tiled"``: the activations of all examples are kept (float64, ``m × n``)
+        and the barcodes come from the tiled engine
+        (:func:`~topo_neurons.correlation_persistence`, no ``n × n`` matrix). ``"auto"``:
+        tiled when the dense path's matrices (about 7 float64 ``n × n`` arrays) would exceed
+        2 GiB (``n ≳ 6200``). ``report.meta["path"]`` says which ran.
+    scheduler : None, "threads", "sync" or dask.distributed.Client, optional
+        Where the tiled engine's tasks run (see :func:`~topo_neurons.correlation_persistence`).
 
     Returns
     -------
@@ -987,6 +1094,8 @@ def analyse(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_kind(kind)
+    if path not in ANALYSE_PATHS:
+        raise ValueError(f"path={path!r} is not valid; valid paths are {ANALYSE_PATHS}")
     _check_options(thresholds, top_k, pair_threshold)
     sampling = AllNeurons() if sampling is None else sampling
     target = _check_device(device)
@@ -997,7 +1106,8 @@ def analyse(
             return analyse(
                 model, data, layers, sampling, kind, batch_size, thresholds, top_k, progress,
                 pair_threshold=pair_threshold, backend=backend, device=None, point=point,
-                positions=positions, batch_dim=batch_dim, mask=mask,
+                positions=positions, batch_dim=batch_dim, mask=mask, path=path,
+                scheduler=scheduler,
             )  # fmt: skip
         finally:
             model.to(home)
@@ -1042,10 +1152,17 @@ def analyse(
             layer_names = list(index.layers)
             labels = index.labels()
             point_layers = [layer_names[i] for i in np.asarray(index.layer)]
-            # The accumulator, then the report's correlation, dissimilarity and per-layer
-            # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
-            check_square_fits(A.shape[1], 8, _ANALYSE_COPIES, what="analyse")
-            acc = StreamingCorrelation(A.shape[1], labels=labels, device=device)
+            n_cols = A.shape[1]
+            tiled = path == "tiled" or (
+                path == "auto" and 8.0 * _ANALYSE_COPIES * n_cols**2 > DENSE_ANALYSE_BYTES
+            )
+            if tiled:  # keep the activations: m × n float64, no n × n matrix
+                acc = _KeptActivations(n_cols)
+            else:
+                # The accumulator, then the report's correlation, dissimilarity and per-layer
+                # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
+                check_square_fits(n_cols, 8, _ANALYSE_COPIES, what="analyse")
+                acc = StreamingCorrelation(n_cols, labels=labels, device=device)
             acc.update(A)
             rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, **options)
             rec._warn_few_examples = False
@@ -1068,7 +1185,22 @@ def analyse(
             UserWarning,
             stacklevel=2,
         )
-    return build_report(
+    if isinstance(acc, _KeptActivations):
+        return build_report_tiled(
+            acc.stacked(),
+            labels,
+            point_layers,
+            layer_names,
+            index.sizes,
+            kind=kind,
+            thresholds=thresholds,
+            top_k=top_k,
+            pair_threshold=pair_threshold,
+            sampling=repr(sampling),
+            scheduler=scheduler,
+            progress=progress,
+        )
+    report = build_report(
         acc,
         labels,
         point_layers,
@@ -1081,3 +1213,26 @@ def analyse(
         backend=backend,
         sampling=repr(sampling),
     )
+    report.meta["path"] = "dense"
+    return report
+
+
+class _KeptActivations:
+    """The tiled path's stand-in for :class:`StreamingCorrelation`: keeps every batch."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.n_examples = 0
+        self._parts: list[torch.Tensor] = []
+
+    def update(self, batch: torch.Tensor) -> None:
+        x = batch.detach().to("cpu", torch.float64)
+        if x.ndim != 2 or x.shape[1] != self.n:
+            raise ValueError(f"batch of shape {tuple(x.shape)}; expected (m, {self.n})")
+        self._parts.append(x)
+        self.n_examples += int(x.shape[0])
+
+    def stacked(self) -> torch.Tensor:
+        A = torch.cat(self._parts) if len(self._parts) > 1 else self._parts[0]
+        self._parts = [A]
+        return A
