@@ -168,6 +168,39 @@ def test_functional_activation_arguments_and_shared_activation_module():
     torch.testing.assert_close(per["b"], hb)
 
 
+@pytest.mark.parametrize("functional", [False, True])
+def test_shared_in_place_activation_keeps_values_and_gradients(functional):
+    """A shared LeakyReLU(inplace=True) (its backward needs its input) after two BatchNorms."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.bn_a = nn.Linear(4, 6), nn.BatchNorm1d(6)
+            self.b, self.bn_b = nn.Linear(6, 5), nn.BatchNorm1d(5)
+            self.act = nn.LeakyReLU(0.2, inplace=True)
+            self.out = nn.Linear(5, 2)
+
+        def act_(self, h):
+            return F.leaky_relu(h, 0.2, inplace=True) if functional else self.act(h)
+
+        def forward(self, x):
+            return self.out(self.act_(self.bn_b(self.b(self.act_(self.bn_a(self.a(x)))))))
+
+    torch.manual_seed(0)
+    net = Net().double()
+    x = _x(30, 4).double()
+    with tn.ActivationRecorder(net) as rec:
+        net(x)
+    A = rec.activations()
+    ha = F.leaky_relu(net.bn_a(net.a(x)), 0.2)
+    hb = F.leaky_relu(net.bn_b(net.b(ha)), 0.2)
+    ref = torch.cat([ha, hb, net.out(hb)], dim=1)
+    torch.testing.assert_close(A, ref)
+    (g,) = torch.autograd.grad(A.square().sum(), net.a.weight)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), net.a.weight)
+    torch.testing.assert_close(g, g_ref)
+
+
 def test_untraceable_forward_falls_back_to_the_layer_output_and_warns_once_naming_the_layer():
     torch.manual_seed(0)
     model = Untraceable()

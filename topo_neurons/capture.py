@@ -565,11 +565,29 @@ def _display(name: str) -> str:
     return name if name else "(model)"
 
 
-def _out_of_place(m: nn.Module) -> nn.Module:
-    """The activation module itself, or a copy with ``inplace=False`` (to apply it to a copy)."""
+#: Out-of-place activations whose backward needs only their result, so that a later in-place
+#: change of their input (by the model's own in-place activation) does not break autograd.
+_RESULT_ONLY = (F.relu, torch.relu)
+
+
+def _on_a_copy(f: Callable[[torch.Tensor], torch.Tensor], name: str) -> Callable:
+    """``f`` applied to a clone of its input: the model's later in-place activation modifies the
+    original, which ``f``'s backward may still need."""
+
+    def apply(t: torch.Tensor) -> torch.Tensor:
+        return f(t.clone())
+
+    apply.__name__ = name
+    return apply
+
+
+def _out_of_place(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation module itself, or (for an in-place one) a copy with ``inplace=False``
+    applied to a clone of its input."""
     if getattr(m, "inplace", False):
         m = copy.copy(m)
         m.inplace = False
+        return _on_a_copy(m, type(m).__name__)
     return m
 
 
@@ -712,13 +730,17 @@ def _activation_fn(u: torch.fx.Node, src: torch.fx.Node) -> Callable | None:
         return None
     if u.op == "call_method":
         f = _ACT_METHODS.get(u.target)
-        return None if f is None or rest or kwargs else f
+        if f is None or rest or kwargs:
+            return None
+        in_place = u.target.endswith("_") and f not in _RESULT_ONLY
+        return _on_a_copy(f, f.__name__) if in_place else f
     if u.op != "call_function" or u.target not in _ACT_FUNCS:
         return None
     f = _ACT_FUNCS[u.target]
+    in_place = f is not u.target  # relu_, leaky_relu_, …
     try:
         bound = inspect.signature(f).bind_partial(None, *rest, **kwargs)
-        bound.arguments.pop("inplace", None)
+        in_place = bool(bound.arguments.pop("inplace", False)) or in_place
         rest = bound.args[1:]
         kwargs = bound.kwargs
     except (TypeError, ValueError):
@@ -727,8 +749,9 @@ def _activation_fn(u: torch.fx.Node, src: torch.fx.Node) -> Callable | None:
     def apply(t: torch.Tensor) -> torch.Tensor:
         return f(t, *rest, **kwargs)
 
-    apply.__name__ = getattr(f, "__name__", "activation")
-    return apply
+    name = getattr(f, "__name__", "activation")
+    apply.__name__ = name
+    return _on_a_copy(apply, name) if in_place and f not in _RESULT_ONLY else apply
 
 
 def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
