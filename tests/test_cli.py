@@ -530,3 +530,23 @@ def test_readme_command_line_walkthrough_runs_as_written(tmp_path):
     # Every file a command reads was made by an earlier command of the block.
     for name in ("report/report.json", "report/barcode.png", "fc2.npz", "fc2.png"):
         assert any(str(p).endswith(name) for p in created), name
+
+
+def test_analyse_tiled_path_on_a_dask_scheduler(trained, tmp_path, capsys):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    _, weights, _ = trained
+    base = ["analyse", "--model", FACTORY, "--weights", str(weights), "--data", "digits",
+            "--limit", "400", "--quiet"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "dense")]) == 0, capsys.readouterr().err
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+    ) as cluster:
+        args = ["--path", "tiled", "--scheduler", cluster.scheduler_address]
+        code = main([*base, *args, "--out", str(tmp_path / "tiled")])
+        assert code == 0, capsys.readouterr().err
+    dense = tn.RedundancyReport.from_json(tmp_path / "dense" / "report.json")
+    tiled = tn.RedundancyReport.from_json(tmp_path / "tiled" / "report.json")
+    assert dense.meta["path"] == "dense" and tiled.meta["path"] == "tiled"
+    np.testing.assert_allclose(tiled.barcode.deaths, dense.barcode.deaths, rtol=0, atol=1e-10)
+    code = main([*base, "--scheduler", "tpc://127.0.0.1:9", "--out", str(tmp_path / "x")])
+    _assert_user_error(code, capsys.readouterr().err, "analyse", "cannot connect to a Dask")

@@ -485,7 +485,7 @@ def _run_analyse(
 ) -> Any:
     from .analysis import analyse
 
-    with _library_user_errors():
+    with _dask_client(getattr(args, "scheduler", None)) as client, _library_user_errors():
         return analyse(
             net,
             X,
@@ -500,7 +500,32 @@ def _run_analyse(
             point=args.point,
             positions=args.positions,
             device=args.device,
+            path=getattr(args, "path", "auto"),
+            scheduler=client,
         )
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` connected to ``address`` (closed on exit), or ``None``."""
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UserError(
+            "--scheduler needs Dask's distributed scheduler: pip install 'topo_neurons[dask]'"
+        ) from None
+    try:
+        client = Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        msg = f"--scheduler {address!r}: cannot connect to a Dask scheduler ({exc})"
+        raise UserError(msg) from exc
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _cmd_analyse(args: argparse.Namespace) -> int:
@@ -762,6 +787,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
     p.add_argument(
         "--device", metavar="DEV", help="where the model runs: cpu, cuda, cuda:1, … (default cpu)"
+    )
+    p.add_argument(
+        "--path",
+        choices=("auto", "dense", "tiled"),
+        default="auto",
+        help="n×n accumulator (dense) or kept activations + tiled engine (default auto: tiled "
+        "when the matrices would exceed 2 GiB)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the tiled engine's tasks on a running Dask scheduler, e.g. tcp://host:8786",
     )
     p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
