@@ -302,3 +302,21 @@ def test_callbacks_on_a_gpu(tmp_path):
     ).fit(Classifier(), loader(x, y))
     assert cb.last_penalty.device.type == "cuda" and torch.isfinite(cb.last_penalty)
     assert len(bars.history) == 2
+
+
+def test_a_resumed_fit_continues_the_barcode_history_and_the_cached_tree(tmp_path):
+    x, y = fixed_batch()
+    bars = BarcodeLogger(x[:32], ["net.act2"])
+    reg = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=50), layers=LAYERS)
+    first = trainer(tmp_path, [bars, reg], max_epochs=2)
+    first.fit(Classifier(), loader(x, y))
+    ckpt = tmp_path / "two.ckpt"
+    first.save_checkpoint(ckpt)
+    bars2 = BarcodeLogger(x[:32], ["net.act2"])
+    reg2 = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=50), layers=LAYERS)
+    trainer(tmp_path, [bars2, reg2], max_epochs=3).fit(Classifier(), loader(x, y), ckpt_path=ckpt)
+    assert bars2.history.steps == [1, 2, 3]
+    for old, new in zip(bars.history.barcodes["net.act2"], bars2.history.barcodes["net.act2"]):
+        np.testing.assert_array_equal(old.deaths, new.deaths)
+    assert reg2.regularizer._age == 3  # the tree searched at step 0 was still in use at step 2
+    assert torch.equal(reg2.regularizer._edges.cpu(), reg.regularizer._edges.cpu())
