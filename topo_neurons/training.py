@@ -91,7 +91,9 @@ class Regularized(nn.Module):
     layers : see :class:`ActivationRecorder`, default None
         Layers whose neurons are regularised (default: every leaf layer with parameters).
     sampling : SamplingStrategy, optional
-        Neuron sampling (default: all neurons).
+        Neuron sampling (default: all neurons). With a regulariser that caches its tree
+        (``refresh_every > 1``), the recorder's selection is passed along, so that other
+        sampled neurons make it search a new tree.
     point, positions, batch_dim, mask : optional
         Which values are the neurons (``"post"``-activation by default, or ``"pre"``), where
         the examples are (``"auto"``: a sequence's tokens are examples), the batch axis and the
