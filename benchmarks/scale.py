@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--giotto-neurons", type=int, default=8192)
     parser.add_argument("--dense-max", type=int, default=32768)
     parser.add_argument("--cluster-neurons", type=int, default=32768)
-    parser.add_argument("--block", type=int, default=2048)
+    parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._child:

@@ -219,3 +219,12 @@ def test_dask_local_cluster_matches_the_dense_path(rng):
         assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_array_equal(bc.deaths, dense(A, "sqrt").deaths)
     assert bc.backend == "tiled"
+
+
+def test_auto_block_size_takes_the_tiled_engine_above_the_dense_limit(rng, monkeypatch):
+    monkeypatch.setattr(_tiled, "DENSE_MAX_NEURONS", 300)
+    monkeypatch.setattr(_tiled, "DEFAULT_BLOCK", 256)
+    A = rng.standard_normal((16, 700)).astype(np.float32)
+    bc = tn.correlation_persistence(A)
+    assert bc.backend == "tiled"
+    np.testing.assert_array_equal(bc.deaths, dense(A).deaths)

@@ -794,7 +794,7 @@ def build_report_tiled(
 
 
 #: Block size of the tiled engine in :func:`analyse`.
-DEFAULT_TILE_BLOCK = 2048
+DEFAULT_TILE_BLOCK = 1024
 #: ``analyse(path="auto")`` keeps the activations and takes the tiled engine when the dense
 #: path's float64 ``n × n`` arrays (``_ANALYSE_COPIES`` of them) would exceed this many bytes.
 DENSE_ANALYSE_BYTES = 2 * 1024**3

@@ -43,10 +43,10 @@ __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
 
 #: Up to this many neurons ``block_size=None`` takes the dense path (measured faster there;
 #: see ``benchmarks/scale.py``); above it, the tiled engine.
-DENSE_MAX_NEURONS = 8192
+DENSE_MAX_NEURONS = 4096
 #: Default block size of the tiled engine (a multiple of ``GEMM_TILE``): a float32 tile is
-#: 16 MiB, per-task memory about 3 tiles.
-DEFAULT_BLOCK = 2048
+#: 4 MiB, per-task memory about 3 tiles.
+DEFAULT_BLOCK = 1024
 #: Inputs merged per reduction task (Kruskal on their union).
 _FAN_IN = 8
 _CODES = {"abs": 1, "sqrt": 2}
@@ -231,7 +231,7 @@ def correlation_persistence(
         (``"drop"``: indices refer to the kept neurons).
     block_size : int, optional
         Neurons per block, a positive multiple of 256. ``None``: the dense path for
-        ``n ≤ DENSE_MAX_NEURONS`` (8192, where it is faster), else blocks of 2048. Per task the
+        ``n ≤ DENSE_MAX_NEURONS`` (4096, where it is as fast), else blocks of 1024. Per task the
         memory is about three ``block_size²`` tiles.
     scheduler : None, "threads", "sync" or dask.distributed.Client, optional
         ``None``/``"threads"``: local threads (Dask's threaded scheduler when Dask is installed,
