@@ -21,10 +21,17 @@ Printed, in one run:
    mean step time of the run (the careful step-time ratios come from
    ``benchmarks/training_overhead.py``).
 
+With ``--dynamics STEPS``, the script instead follows the first ``STEPS`` steps of seed 0
+for ``k = 1`` and each ``k`` (batches of 256 drawn with replacement) and prints, every 15
+steps, the cross-entropy, the penalty the loss used (on the cached tree between searches),
+the exact mean T1 of the same batch, and the number of constant (dead) neurons: how a cached
+tree can be gamed.
+
 Usage::
 
     python benchmarks/refresh_every.py                     # 3 seeds, 30 epochs, λ = 1
     python benchmarks/refresh_every.py --seeds 1 --epochs 2   # a quick look
+    python benchmarks/refresh_every.py --dynamics 120 --lam 1   # the first 120 steps
 """
 
 from __future__ import annotations
@@ -138,6 +145,42 @@ def train(
     }
 
 
+def dynamics(data: tuple[torch.Tensor, ...], lam: float, ks: list[int], steps: int) -> None:
+    """Print the first ``steps`` steps of seed 0: loss terms, exact T1, dead neurons."""
+    from topo_neurons.regularizers import topological_redundancy
+
+    X_tr, y_tr = data[0], data[1]
+    print(f"# dynamics: first {steps} steps of seed 0, λ = {lam} on mean T1")
+    print()
+    print("| k | step | cross-entropy | penalty used (mean T1) | exact mean T1 | dead neurons |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for k in dict.fromkeys([1, *ks]):
+        torch.manual_seed(0)
+        model = make_model("trapezium", 784, 10)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        t1 = tn.TopologicalRedundancy(reduction="mean", refresh_every=k)
+        rec = tn.ActivationRecorder(model, LAYERS)
+        gen = torch.Generator().manual_seed(0)
+        for step in range(steps):
+            idx = torch.randint(0, len(X_tr), (256,), generator=gen)
+            with rec:
+                out = model(X_tr[idx])
+            A = rec.activations()
+            penalty = t1(A)
+            ce = nn.functional.cross_entropy(out, y_tr[idx])
+            (ce + lam * penalty).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            rec.clear()
+            if step % 15 == 0 or step == steps - 1:
+                exact = topological_redundancy(A.detach(), reduction="mean").item()
+                dead = len(tn.constant_neurons(A.detach()))
+                print(
+                    f"| {k} | {step} | {ce.item():.3f} | {penalty.item():.3f} | {exact:.3f} | "
+                    f"{dead} |"
+                )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (default 3)")
@@ -145,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lam", type=float, default=1.0, help="weight of the mean T1 (default 1)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 5, 20])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument(
+        "--dynamics", type=int, default=0, metavar="STEPS", help="follow the first STEPS steps"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=r"\d+ examples for \d+ neurons")
     start = time.perf_counter()
     data = mnist5k()
+    if args.dynamics:
+        dynamics(data, args.lam, args.ks, args.dynamics)
+        return
     variants = ["plain", *(f"k={k}" for k in args.ks)]
     results: dict[str, list[dict[str, object]]] = {v: [] for v in variants}
     for seed in range(args.seeds):
