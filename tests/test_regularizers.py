@@ -530,3 +530,29 @@ def test_given_edges_equal_the_searched_tree_with_dead_neurons(dtype):
     g_given = torch.autograd.grad((w * d_given).sum(), A)[0]
     torch.testing.assert_close(g_given, g_search, **(tol if dtype == torch.float32 else {}))
     assert (g_given[:, [4, 11]] == 0).all()
+
+
+def test_a_hub_of_the_cached_tree_turning_constant_forces_a_search():
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal(60)
+    A0 = rng.standard_normal((60, 15))
+    A0[:, 1:7] = base[:, None] + 0.5 * rng.standard_normal((60, 6))
+    A0[:, 0] = base  # the closest neighbour of neurons 1..6: a hub of the tree
+    tree = reference_tree(A0)
+    assert sum(0 in e for e in tree) >= 5
+    leaf = next(v for v in range(7, 15) if sum(v in e for e in tree) == 1)
+    t1 = tn.TopologicalRedundancy(refresh_every=100)
+    t1(torch.from_numpy(A0))
+    # a leaf dies: a fresh tree would hold it by one edge too, the cache is kept
+    A1 = A0.copy()
+    A1[:, leaf] = 0.0
+    d = on_edges(A1, tree, "abs")
+    d[np.isnan(d)] = 1.0  # np.corrcoef of a constant column; our convention: d = 1
+    assert t1(torch.from_numpy(A1)).item() == pytest.approx(np.sum(1 - d), rel=1e-10)
+    assert t1._age == 2
+    # the hub dies: its edges would all read d = 1, so a new tree is searched
+    A2 = A0.copy()
+    A2[:, 0] = 3.0
+    exact = topological_redundancy(torch.from_numpy(A2)).item()
+    assert t1(torch.from_numpy(A2)).item() == pytest.approx(exact, rel=1e-12)
+    assert t1._age == 1 and t1.changed_edges >= 4

@@ -564,14 +564,36 @@ def _selection_key(selection: Selection) -> tuple:
     return (tuple(torch.as_tensor(selection).reshape(-1).tolist()),)
 
 
+#: Share of the tree's edges that may touch constant neurons beyond one edge per constant
+#: neuron before a cached tree is searched again (see ``_dead_hubs``).
+_DEAD_EDGE_SLACK = 0.01
+
+
+@torch.no_grad()
+def _dead_hubs(A: torch.Tensor, edges: torch.Tensor) -> bool:
+    """Whether constant neurons hold more edges of the cached tree than a fresh tree gives them.
+
+    A constant neuron (a dead ReLU) has ``d = 1`` with every neuron, so a minimum spanning tree
+    attaches it by a single edge. A cached tree may hold it by many: a hub of the cached tree
+    that becomes constant turns all its edges' terms to ``1 − d = 0`` at once, which training
+    can exploit (it drives hubs dead). When the edges touching constant neurons exceed one per
+    constant neuron by more than ``_DEAD_EDGE_SLACK · (n − 1)``, the tree is searched again.
+    """
+    const = A.amax(dim=0) == A.amin(dim=0)
+    touching = (const[edges[:, 0]] | const[edges[:, 1]]).sum()
+    return int(touching - const.sum()) > _DEAD_EDGE_SLACK * edges.shape[0]
+
+
 class _TreeLoss(nn.Module):
     """Shared by T1 and T2: the optional cache of the MST edges (``refresh_every``).
 
     In training mode with ``refresh_every = k > 1``, the tree is searched on the first call and
     then every ``k``-th call; the calls in between evaluate the loss on the cached edges. The
     tree is also searched again whenever the neurons change: another number of columns, or
-    another ``selection`` passed to :meth:`forward`. In eval mode the loss is always exact and
-    the cache is left alone. The cache survives ``state_dict()`` / ``load_state_dict()``.
+    another ``selection`` passed to :meth:`forward`, or constant neurons holding more edges of
+    the cached tree than a fresh tree would give them (see ``_dead_hubs``). In eval mode the
+    loss is always exact and the cache is left alone. The cache survives ``state_dict()`` /
+    ``load_state_dict()``.
     """
 
     def _loss(self, A: torch.Tensor) -> torch.Tensor:
@@ -609,10 +631,11 @@ class _TreeLoss(nn.Module):
         key = (A.shape[1], _selection_key(selection))
         cached = self._edges
         if cached is not None and key == self._key and self._age < self.refresh_every:
-            self._age += 1
             if cached.device != A.device:
                 cached = self._edges = cached.to(A.device)
-            return self._loss_on(A, cached)
+            if not _dead_hubs(A, cached):
+                self._age += 1
+                return self._loss_on(A, cached)
         d, edges = _edge_deaths(A, self.kind, self.backend, None)
         if cached is not None and key == self._key:
             n = A.shape[1]
@@ -667,8 +690,10 @@ class TopologicalRedundancy(_TreeLoss):
         In training mode, search the MST every ``refresh_every`` calls (training steps) and in
         between evaluate T1 on the cached tree's ``n − 1`` edges (``O(m·n)``: no ``n × n``
         GEMM, no tree search). 1: exact every call. A change of the neurons (number of columns,
-        or the ``selection`` passed to :meth:`forward`) searches a new tree; eval mode is always
-        exact and leaves the cache alone. See the training docs for the measured trade-off.
+        or the ``selection`` passed to :meth:`forward`) searches a new tree, and so do neurons
+        turning constant while they hold several edges of the cached tree (hubs driven dead to
+        zero their edges' terms); eval mode is always exact and leaves the cache alone. See the
+        training docs for the measured trade-off.
 
     Attributes
     ----------
