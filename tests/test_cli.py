@@ -381,7 +381,7 @@ def test_memory_guard_reaches_the_cli_as_one_line(tmp_path, capsys, monkeypatch)
 
 
 def test_main_shows_tracebacks_for_bugs(tmp_path, rng, monkeypatch):
-    import topo_neurons._cli_analysis as cli_analysis
+    import topo_neurons.cli.compare as cli_compare
 
     path = _barcode_file(rng, tmp_path / "b.npz")
     for exc in (TypeError("a bug"), KeyError("a bug")):
@@ -389,7 +389,7 @@ def test_main_shows_tracebacks_for_bugs(tmp_path, rng, monkeypatch):
         def broken(*args, exc=exc, **kwargs):
             raise exc
 
-        monkeypatch.setattr(cli_analysis, "plot_death_distribution", broken, raising=False)
+        monkeypatch.setattr(cli_compare, "plot_death_distribution", broken, raising=False)
         monkeypatch.setattr("topo_neurons.plotting.plot_death_distribution", broken)
         with pytest.raises(type(exc), match="a bug"):
             main(["compare", path, "--out", str(tmp_path / "o")])
@@ -475,17 +475,17 @@ def test_every_pdf_the_cli_writes_embeds_truetype_fonts(trained, tmp_path, rng, 
 
 
 def test_analyse_figure_titles_name_model_layers_and_data(trained, tmp_path, capsys, monkeypatch):
-    import topo_neurons._cli_analysis as cli_analysis
+    import topo_neurons.cli.analyse as cli_analyse
 
     _, weights, _ = trained
     titles = {}
-    original = cli_analysis._save_figure
+    original = cli_analyse.save_figures
 
     def spy(fig, targets):
         titles[targets[0].stem] = fig.axes[0].get_title()
         return original(fig, targets)
 
-    monkeypatch.setattr(cli_analysis, "_save_figure", spy)
+    monkeypatch.setattr(cli_analyse, "save_figures", spy)
     code = main(["analyse", "--model", FACTORY, "--weights", str(weights), "--data", "digits",
                  "--limit", "300", "--quiet", "--out", str(tmp_path)])  # fmt: skip
     assert code == 0, capsys.readouterr().err

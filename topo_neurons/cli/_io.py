@@ -1,0 +1,184 @@
+"""Files of the commands: ``--out`` checks, arrays, barcodes, figure formats and saving.
+
+Every output is written atomically (through :func:`topo_neurons.plotting.save_figure` and
+:meth:`topo_neurons.Barcode.save`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._errors import UserError, note
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..persistence import Barcode
+
+__all__ = [
+    "FIGURE_FORMATS",
+    "csv_list",
+    "existing_file",
+    "figure_formats",
+    "figure_style",
+    "floats",
+    "load_array",
+    "load_barcode",
+    "output_dir",
+    "save_figures",
+]
+
+FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
+
+#: Suffixes that make ``--out`` look like a file name (a directory ``run_1.5`` is still fine).
+_FILE_SUFFIXES = frozenset(
+    ".npz .npy .png .pdf .svg .eps .ps .jpg .jpeg .gif .tif .tiff .txt .json .md .csv .pt .pth "
+    ".pkl .zip".split()
+)
+
+
+def output_dir(text: str, command: str, old_suffixes: Sequence[str] = ()) -> tuple[Path, bool]:
+    """Check ``--out`` before any work: ``(directory, False)`` or ``(file, True)`` (old form).
+
+    ``--out`` is the output directory of every subcommand. A path ending in one of
+    ``old_suffixes`` that is not an existing directory is the old form (a file), still accepted
+    with a note on stderr; any other file-like path is refused.
+    """
+    out = Path(text)
+    suffix = out.suffix.lower()
+    if suffix in _FILE_SUFFIXES and not out.is_dir():
+        if suffix in old_suffixes:
+            note(
+                command,
+                f"note: --out {text} names a file, the old form (still written); --out is now "
+                f"the output directory of every command: --out {out.parent} --name {out.stem}",
+            )
+            _check_writable(out.parent, text)
+            return out, True
+        if not out.exists():
+            valid = ", ".join(old_suffixes) if old_suffixes else "none"
+            raise UserError(
+                f"--out {text!r} looks like a file name (suffix {out.suffix!r}); --out is the "
+                f"output directory (file suffixes still accepted for the old form: {valid})"
+            )
+    if out.exists() and not out.is_dir():
+        raise UserError(
+            f"--out {text!r} exists and is not a directory; --out is the output directory"
+        )
+    _check_writable(out, text)
+    return out, False
+
+
+def _check_writable(directory: Path, text: str) -> None:
+    probe = directory
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"--out {text!r}: {str(probe)!r} is a file, not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"--out {text!r}: no permission to write in {str(probe)!r}")
+
+
+def existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} {path!r} does not exist")
+    if not p.is_file():
+        raise UserError(f"{what} {path!r} is not a file")
+    return p
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated numbers; got {text!r}") from None
+    if not values:
+        raise UserError(f"{what} is empty")
+    return values
+
+
+def load_array(path: str, key: str | None = None, what: str = "input") -> np.ndarray:
+    """Read an array from ``.npy`` or ``.npz`` (no pickles); ``key`` picks an ``.npz`` entry."""
+    p = existing_file(path, what)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise UserError(f"{what} {path!r} must be a .npy or .npz file; got suffix {p.suffix!r}")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickles: refused
+        raise UserError(f"{what} {path!r} cannot be read without pickles: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise UserError(f"{what} {path!r} is not a valid {suffix} file: {exc}") from None
+    if suffix == ".npy":
+        if key is not None:
+            raise UserError(f"--key applies to .npz files; {path!r} is a .npy file")
+        return loaded
+    with loaded as f:
+        names = list(f.files)
+        if key is None:
+            if len(names) == 1:
+                key = names[0]
+            else:
+                raise UserError(
+                    f"{what} {path!r} holds several arrays {names}; choose one with --key"
+                )
+        if key not in names:
+            raise UserError(f"{what} {path!r} has no array {key!r}; arrays in it: {names}")
+        try:
+            return f[key]
+        except ValueError as exc:
+            raise UserError(f"array {key!r} of {path!r} cannot be read without pickles") from exc
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..plotting import paper_style
+
+    with paper_style(columns=1):
+        yield
+
+
+def save_figures(fig: Figure, targets: Sequence[Path]) -> list[Path]:
+    """Save ``fig`` to each target atomically, in the format of its suffix (TrueType fonts)."""
+    from ..plotting import save_figure
+
+    return [save_figure(fig, target) for target in targets]
+
+
+def figure_formats(text: str) -> list[str]:
+    items = csv_list(text) or []
+    bad = [f for f in items if f not in FIGURE_FORMATS]
+    if bad or not items:
+        raise UserError(
+            f"--formats {text!r}: unknown format(s) {bad}; valid formats are {FIGURE_FORMATS}"
+        )
+    return items
+
+
+def load_barcode(path: str) -> Barcode:
+    from ..persistence import Barcode
+
+    existing_file(path, "barcode file")
+    try:
+        return Barcode.load(path)
+    except ValueError as exc:  # names the file and what is wrong with it
+        raise UserError(" ".join(str(exc).split())) from None

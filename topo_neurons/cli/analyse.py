@@ -1,0 +1,262 @@
+"""Subcommand ``analyse``: a redundancy report (JSON + Markdown) and four figures of a model."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._errors import UserError, library_user_errors, note, progress_enabled
+from ._io import csv_list, figure_formats, figure_style, floats, output_dir, save_figures
+from ._load import DATASETS, SAMPLINGS, load_data, load_model, sampling_strategy
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..analysis import RedundancyReport
+    from ..capture import SamplingStrategy
+
+__all__ = ["register"]
+
+_ANALYSE_EPILOG = """\
+examples:
+  # a model factory (package.module:function or path/to/file.py:function) + a state dict
+  topo-neurons analyse --model mypkg.models:make_mlp --weights mlp.pt --data digits \\
+      --standardize --out report/
+  # a TorchScript nn.Sequential, data from a .npy file, two layers, 10% importance sampling
+  topo-neurons analyse --torchscript model.pt --data inputs.npy --layers 0,2 \\
+      --sampling importance --p 0.1 --out report/
+
+writes into --out: report.json, report.md, barcode.png, diagram.png, dendrogram.png, mst.png
+(and .pdf/.svg copies with --formats png,pdf,svg). Without --weights the model's random
+initialisation is analysed (with a warning).
+"""
+
+
+def _model_label(args: argparse.Namespace) -> str:
+    if args.torchscript is not None:
+        return Path(args.torchscript).name
+    name = str(args.model).rpartition(":")[2]
+    return name if args.weights is not None else f"{name} (untrained)"
+
+
+def _analyse_title(args: argparse.Namespace, report: RedundancyReport, what: str) -> str:
+    """What a figure shows: the kind of figure, model, layers, data (two short lines)."""
+    layers = list(report.layers)
+    shown = ", ".join(layers) if len(layers) <= 4 else f"{len(layers)} layers"
+    data = Path(args.data).name if args.data not in DATASETS else args.data
+    return (
+        f"{what} of {_model_label(args)} ({shown})\n"
+        f"{report.network.n_neurons} neurons · {data}, {report.n_examples} examples"
+    )
+
+
+def _run_analyse(
+    net: torch.nn.Module,
+    X: np.ndarray,
+    args: argparse.Namespace,
+    sampling: SamplingStrategy,
+    thresholds: tuple[float, ...],
+) -> RedundancyReport:
+    from ..analysis import analyse
+
+    with _dask_client(getattr(args, "scheduler", None)) as client, library_user_errors():
+        return analyse(
+            net,
+            X,
+            layers=csv_list(args.layers),
+            sampling=sampling,
+            kind=args.kind,
+            batch_size=args.batch_size,
+            thresholds=thresholds,
+            top_k=args.top_k,
+            progress=progress_enabled(args),
+            backend=args.backend,
+            point=args.point,
+            positions=args.positions,
+            device=args.device,
+            path=getattr(args, "path", "auto"),
+            scheduler=client,
+        )
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A ``distributed.Client`` connected to ``address`` (closed on exit), or ``None``."""
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UserError(
+            "--scheduler needs Dask's distributed scheduler: pip install 'topo_neurons[dask]'"
+        ) from None
+    try:
+        client = Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        msg = f"--scheduler {address!r}: cannot connect to a Dask scheduler ({exc})"
+        raise UserError(msg) from exc
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..plotting import plot_barcode, plot_dendrogram, plot_diagram, plot_mst
+
+    formats = figure_formats(args.formats)
+    thresholds = floats(args.thresholds, "--thresholds")
+    if args.limit is not None and args.limit < 2:
+        raise UserError(f"--limit must be ≥ 2; got {args.limit}")
+    # Outputs are checked before the analysis runs (not after minutes of work).
+    out, _ = output_dir(args.out, "analyse")
+    names = ["report.json", "report.md"] + [
+        f"{fig}.{f}" for fig in ("barcode", "diagram", "dendrogram", "mst") for f in formats
+    ]
+    blocked = [n for n in names if (out / n).exists() and not (out / n).is_file()]
+    if blocked:
+        raise UserError(f"--out {args.out!r}: {blocked[0]!r} exists and is not a file")
+    net = load_model(args.model, args.weights, args.torchscript)
+    if args.model is not None and args.weights is None:
+        note(
+            "analyse",
+            f"warning: no --weights given: analysing the random initialisation of "
+            f"{args.model}(), not a trained network",
+        )
+    X = load_data(args.data, args.key, args.standardize, args.limit)
+    sampling = sampling_strategy(args.sampling, args.p, args.seed)
+    report = _run_analyse(net, X, args, sampling, thresholds)
+    report.meta.update(
+        {
+            "model": args.model or args.torchscript,
+            "weights": args.weights,
+            "data": args.data,
+            "standardize": bool(args.standardize),
+        }
+    )
+    written = [report.to_json(out / "report.json")]
+    from .._io import atomic_write_text
+
+    written.append(atomic_write_text(out / "report.md", report.to_markdown()))
+
+    def title(what: str) -> str:
+        return _analyse_title(args, report, what)
+
+    figures = {
+        "barcode": lambda ax: plot_barcode(report, ax=ax, title=title("Barcode")),
+        "diagram": lambda ax: plot_diagram(report, ax=ax, title=title("H0 diagram")),
+        # Highlight merges below the middle threshold (0.2 by default).
+        "dendrogram": lambda ax: plot_dendrogram(
+            report,
+            ax=ax,
+            threshold=sorted(thresholds)[len(thresholds) // 2],
+            title=title("Dendrogram"),
+        ),
+        "mst": lambda ax: plot_mst(report, ax=ax, title=title("MST")),
+    }
+    with figure_style():
+        for name, draw in figures.items():
+            fig, ax = plt.subplots()
+            try:
+                draw(ax)
+                written += save_figures(fig, [out / f"{name}.{f}" for f in formats])
+            finally:
+                plt.close(fig)
+    if not args.quiet:
+        print(report.to_markdown().split("\n## ")[0].rstrip())
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``analyse`` subcommand to ``sub``."""
+    from ..correlation import KINDS
+    from ..persistence import BACKENDS
+
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "analyse",
+        help="redundancy report + figures of a trained model",
+        description="Run a model over a data set, accumulate the correlations of its neurons, "
+        "and write a redundancy report (JSON + Markdown) and figures.",
+        epilog=_ANALYSE_EPILOG,
+        formatter_class=fmt,
+    )
+    src = p.add_argument_group("model (one of)")
+    src.add_argument(
+        "--model", metavar="FACTORY", help="package.module:function or file.py:function"
+    )
+    src.add_argument(
+        "--torchscript", metavar="FILE", help="TorchScript nn.Sequential (torch.jit.save)"
+    )
+    p.add_argument(
+        "--weights", metavar="FILE", help="state dict for --model (torch.load weights_only)"
+    )
+    p.add_argument(
+        "--data", required=True, metavar="DATA", help=f"{', '.join(DATASETS)} or a .npy/.npz path"
+    )
+    p.add_argument("--key", help="array name inside an .npz data file")
+    p.add_argument("--standardize", action="store_true", help="z-score each input feature")
+    p.add_argument("--limit", type=int, metavar="M", help="use only the first M examples")
+    p.add_argument("--layers", metavar="A,B", help="comma-separated layer names (default: all)")
+    p.add_argument(
+        "--point",
+        choices=("post", "pre"),
+        default="post",
+        help="a layer's neurons after its activation (default) or before it",
+    )
+    p.add_argument(
+        "--positions",
+        choices=("auto", "neurons", "examples"),
+        default="auto",
+        help="conv pixels / sequence tokens as examples or as parts of neurons (default auto)",
+    )
+    p.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity (default abs)")
+    p.add_argument("--sampling", choices=SAMPLINGS, default="all", help="neuron sampling")
+    p.add_argument("--p", type=float, help="fraction of each hidden layer for --sampling")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sampling random")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")
+    p.add_argument("--thresholds", default="0.1,0.2,0.5", help="scales for effective neurons")
+    p.add_argument("--top-k", type=int, default=20, help="redundant pairs listed (default 20)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    p.add_argument(
+        "--device", metavar="DEV", help="where the model runs: cpu, cuda, cuda:1, … (default cpu)"
+    )
+    p.add_argument(
+        "--path",
+        choices=("auto", "dense", "tiled"),
+        default="auto",
+        help="n×n accumulator (dense) or kept activations + tiled engine (default auto: tiled "
+        "when the matrices would exceed 2 GiB)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the tiled engine's tasks on a running Dask scheduler, e.g. tcp://host:8786",
+    )
+    p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    p.set_defaults(func=_cmd_analyse)
