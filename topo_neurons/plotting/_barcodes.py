@@ -1,0 +1,287 @@
+"""Barcodes as bars, death distributions (ECDF / histogram), and their evolution in training."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._common import (
+    BarcodeLike,
+    check_layers,
+    edge_groups,
+    layer_colors,
+    layer_order,
+    new_axes,
+    unwrap,
+)
+from ._style import CROSS_LAYER_COLOR, OKABE_ITO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["plot_barcode", "plot_barcode_evolution", "plot_death_distribution"]
+
+
+def plot_barcode(
+    barcode: BarcodeLike,
+    *,
+    layers: Sequence[str] | np.ndarray | None = None,
+    ax: Axes | None = None,
+    color: str | None = None,
+    infinite: bool = True,
+    xlabel: str = "death (correlation dissimilarity)",
+    title: str | None = None,
+    legend: bool = True,
+) -> Axes:
+    """Draw a 0-dimensional barcode: one horizontal bar ``[0, death)`` per finite bar.
+
+    Bars are sorted by death (shortest at the bottom); the infinite bar ``[0, ∞)`` is drawn on
+    top, reaching the right edge, with an arrow head and the label ``∞``.
+
+    Parameters
+    ----------
+    barcode : Barcode or object with ``.barcode``
+        The ``n − 1`` finite bars to draw. A :class:`~topo_neurons.RedundancyReport` (or one
+        of its layer entries) also supplies ``layers``.
+    layers : sequence of str, shape (n,), optional
+        Layer name of each point (neuron). Each bar is coloured by the layer of the two neurons
+        its MST edge joins, or grey ("between layers") when they belong to different layers;
+        a legend names the colours.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when omitted.
+    color : str, optional
+        Colour of all bars when ``layers`` is not given.
+    infinite : bool, default True
+        Draw the infinite bar.
+    xlabel, title : str
+        Axis label and optional title.
+    legend : bool, default True
+        Add a legend when bars are coloured by layer.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes; its ``containers`` hold one ``BarContainer`` per colour group (``n − 1``
+        rectangles in all), the infinite bar is a line with ``gid="infinite-bar"`` (x in axes
+        coordinates, to the right edge).
+
+    Examples
+    --------
+    >>> import numpy as np, topo_neurons as tn
+    >>> bc = tn.zero_persistence(np.array([[0, .2, .9], [.2, 0, .5], [.9, .5, 0]]))
+    >>> ax = tn.plot_barcode(bc)
+    >>> sum(len(c) for c in ax.containers)
+    2
+    """
+    bc, default_layers = unwrap(barcode)
+    point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
+    ax = new_axes(ax)
+    k = len(bc)
+    deaths = np.asarray(bc.deaths, dtype=np.float64)
+    order = np.argsort(deaths, kind="stable")
+    y = np.empty(k, dtype=np.float64)
+    y[order] = np.arange(k)
+    height = 0.8 if k <= 200 else 1.0
+    if point_layers is None:
+        ax.barh(
+            y, deaths, left=0.0, height=height, color=color or OKABE_ITO[0], label="finite bars"
+        )
+    else:
+        names = layer_order(point_layers)
+        colors = layer_colors(names)
+        groups = edge_groups(bc, point_layers)
+        for name in [*names, ""]:
+            sel = groups == name
+            if not np.any(sel):
+                continue
+            ax.barh(
+                y[sel],
+                deaths[sel],
+                left=0.0,
+                height=height,
+                color=colors.get(name, CROSS_LAYER_COLOR),
+                label=name if name else "between layers",
+            )
+    top = float(deaths.max()) if k else 0.0
+    xmax = top * 1.12 if top > 0 else 1.0
+    ax.set_xlim(0.0, xmax)
+    if infinite:
+        # x in axes coordinates: the infinite bar always reaches the right edge (also when the
+        # x axis is shared with other panels); y in data coordinates.
+        trans = ax.get_yaxis_transform()
+        yi = float(k)
+        (line,) = ax.plot(
+            [0.0, 0.97], [yi, yi], color="black", lw=1.5, solid_capstyle="butt", transform=trans
+        )
+        line.set_gid("infinite-bar")
+        ax.plot([0.97], [yi], marker=">", color="black", ms=4, clip_on=False, transform=trans)
+        ax.annotate(
+            "∞",
+            (0.97, yi),
+            xycoords=trans,
+            xytext=(-2, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+        )
+    # Room above the infinite bar for its "∞" label, inside the axes (clear of any title).
+    ax.set_ylim(-1.0, k + (max(1.8, 0.08 * (k + 1)) if infinite else 0.0))
+    ax.set_yticks([])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{k} finite bars, sorted by death")
+    if title:
+        ax.set_title(title)
+    if point_layers is not None and legend:
+        ax.legend(loc="lower right", frameon=False, fontsize="small")
+    return ax
+
+
+def plot_death_distribution(
+    barcodes: Mapping[str, BarcodeLike] | Sequence[BarcodeLike],
+    labels: Sequence[str] | None = None,
+    *,
+    style: str = "ecdf",
+    bins: int | Sequence[float] = 30,
+    ax: Axes | None = None,
+    colors: Sequence[str] | None = None,
+    xlabel: str = "death (correlation dissimilarity)",
+    title: str | None = None,
+) -> Axes:
+    """Overlay the death distributions of several barcodes (e.g. no regulariser vs T1 vs T2).
+
+    Parameters
+    ----------
+    barcodes : mapping label → barcode, or sequence of barcodes
+        Barcodes (or objects with ``.barcode``) to compare. A mapping gives the labels.
+    labels : sequence of str, optional
+        Legend labels for a sequence (default ``"barcode 0"``, …); not allowed with a mapping.
+    style : {"ecdf", "hist"}, default "ecdf"
+        ``"ecdf"``: empirical cumulative distribution, a step line per barcode
+        (``y = k / (n − 1)`` at the ``k``-th smallest death). ``"hist"``: outlined density
+        histograms on shared bins.
+    bins : int or sequence of float, default 30
+        Histogram bins (``style="hist"`` only), shared by all barcodes.
+    ax : matplotlib.axes.Axes, optional
+    colors : sequence of str, optional
+        One colour per barcode (default: the Okabe–Ito palette).
+    xlabel, title : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``"ecdf"``: one ``Line2D`` per barcode, labelled; ``"hist"``: one outline patch each.
+    """
+    styles = ("ecdf", "hist")
+    if style not in styles:
+        raise ValueError(f"style={style!r} is not a valid style; valid styles are {styles}")
+    if isinstance(barcodes, Mapping):
+        if labels is not None:
+            raise ValueError("labels are taken from the mapping's keys; do not pass both")
+        names = [str(k) for k in barcodes]
+        items = list(barcodes.values())
+    else:
+        items = list(barcodes)
+        if labels is None:
+            names = [f"barcode {i}" for i in range(len(items))]
+        else:
+            names = [str(x) for x in labels]
+        if len(names) != len(items):
+            raise ValueError(f"got {len(items)} barcodes but {len(names)} labels")
+    if not items:
+        raise ValueError("plot_death_distribution needs at least one barcode")
+    bcs = [unwrap(b, f"barcode {name!r}")[0] for b, name in zip(items, names)]
+    palette = list(colors) if colors is not None else list(OKABE_ITO)
+    if len(palette) < len(bcs):
+        raise ValueError(f"got {len(palette)} colours for {len(bcs)} barcodes")
+    ax = new_axes(ax)
+    all_deaths = [np.asarray(bc.deaths, dtype=np.float64) for bc in bcs]
+    if style == "hist":
+        pooled = np.concatenate(all_deaths) if any(d.size for d in all_deaths) else np.zeros(1)
+        edges = np.histogram_bin_edges(pooled, bins=bins)
+    for deaths, name, col in zip(all_deaths, names, palette):
+        if style == "ecdf":
+            xs = np.sort(deaths)
+            ys = np.arange(1, xs.size + 1) / max(xs.size, 1)
+            ax.step(np.r_[0.0, xs], np.r_[0.0, ys], where="post", color=col, label=name, lw=1.4)
+        else:
+            ax.hist(
+                deaths, bins=edges, histtype="step", density=True, color=col, label=name, lw=1.4
+            )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of bars with death ≤ x" if style == "ecdf" else "density")
+    if style == "ecdf":
+        ax.set_ylim(0.0, 1.02)
+    ax.legend(frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_barcode_evolution(
+    history: Any,
+    layer: str | None = None,
+    *,
+    quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
+    ax: Axes | None = None,
+    color: str = OKABE_ITO[0],
+    xlabel: str = "training step",
+    title: str | None = None,
+) -> Axes:
+    """Death quantiles of one layer's barcode over training steps.
+
+    Parameters
+    ----------
+    history : BarcodeHistory or BarcodeTracker
+        What :class:`~topo_neurons.BarcodeTracker` recorded (a tracker's ``.history`` is used).
+    layer : str, optional
+        Which recorded layer (or ``"network"`` when the whole network was tracked); default the
+        first recorded one.
+    quantiles : sequence of float in [0, 1]
+        Quantiles drawn as lines (the median, if present, thicker); the band between the
+        outermost pair is shaded.
+    ax : matplotlib.axes.Axes, optional
+    color : str
+    xlabel, title : str
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One labelled ``Line2D`` per quantile; its y data are ``np.quantile(deaths, q)`` at each
+        recorded step.
+    """
+    hist = getattr(history, "history", history)
+    if not hasattr(hist, "quantiles") or not hasattr(hist, "steps"):
+        raise TypeError(
+            f"history must be a BarcodeHistory or a BarcodeTracker; got {type(history).__name__}"
+        )
+    qs = np.asarray(quantiles, dtype=np.float64)
+    if qs.ndim != 1 or qs.size == 0 or np.any((qs < 0) | (qs > 1)):
+        raise ValueError(f"quantiles must be a non-empty sequence in [0, 1]; got {quantiles!r}")
+    qs = np.sort(qs)
+    name = layer if layer is not None else (hist.layers[0] if hist.layers else None)
+    values = hist.quantiles(name, qs)  # (steps, q), validates the layer name
+    steps = np.asarray(hist.steps)
+    ax = new_axes(ax)
+    if qs.size >= 2:
+        ax.fill_between(steps, values[:, 0], values[:, -1], color=color, alpha=0.15, lw=0)
+    for k, q in enumerate(qs):
+        median = bool(np.isclose(q, 0.5))
+        ax.plot(
+            steps,
+            values[:, k],
+            color=color,
+            lw=1.8 if median else 0.9,
+            ls="-" if median else "--",
+            alpha=1.0 if median else 0.8,
+            marker="o" if steps.size <= 30 else None,
+            ms=2.5,
+            label=f"q = {q:g}",
+        )
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"death quantiles ({name})")
+    ax.legend(frameon=False, fontsize="small", ncols=min(qs.size, 3))
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,217 @@
+"""The single-linkage hierarchy of a barcode: :func:`linkage_matrix`, :func:`plot_dendrogram`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._common import (
+    BarcodeLike,
+    new_axes,
+    unwrap,
+)
+from ._style import CROSS_LAYER_COLOR, OKABE_ITO
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+__all__ = ["linkage_matrix", "plot_dendrogram"]
+
+
+def linkage_matrix(barcode: BarcodeLike) -> np.ndarray:
+    """Single-linkage hierarchy of the points, in SciPy's linkage format, from the barcode.
+
+    Merging the MST edges in order of death is Kruskal's algorithm, i.e. single-linkage
+    clustering: row ``k`` merges the two clusters joined by ``edges[k]`` at height
+    ``deaths[k]``. So the dendrogram carries exactly the information of the barcode (its merge
+    heights *are* the deaths).
+
+    Parameters
+    ----------
+    barcode : Barcode or object with ``.barcode``
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n − 1, 4)
+        Rows ``[cluster_a, cluster_b, height, size]`` as from
+        ``scipy.cluster.hierarchy.linkage(..., method="single")``: leaves are ``0 … n−1``, the
+        cluster made in row ``k`` is ``n + k``, ``cluster_a < cluster_b``.
+
+    Examples
+    --------
+    >>> import numpy as np, topo_neurons as tn
+    >>> from topo_neurons.plotting import linkage_matrix
+    >>> bc = tn.zero_persistence(np.array([[0, .2, .9], [.2, 0, .5], [.9, .5, 0]]))
+    >>> linkage_matrix(bc)
+    array([[0. , 1. , 0.2, 2. ],
+           [2. , 3. , 0.5, 3. ]])
+    """
+    bc, _ = unwrap(barcode)
+    n = bc.n_points
+    parent = np.arange(n)
+    cluster = np.arange(n)  # root → current cluster id
+    size = np.ones(n, dtype=np.int64)
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    Z = np.empty((len(bc), 4), dtype=np.float64)
+    for k, ((i, j), d) in enumerate(zip(bc.edges, bc.deaths)):
+        ri, rj = find(int(i)), find(int(j))
+        a, b = sorted((int(cluster[ri]), int(cluster[rj])))
+        merged = size[ri] + size[rj]
+        Z[k] = (a, b, float(d), merged)
+        parent[rj] = ri
+        size[ri] = merged
+        cluster[ri] = n + k
+    return Z
+
+
+def _labels_fit(ax: Axes, count: int, fontsize: float) -> bool:
+    """Whether ``count`` rotated leaf labels of ``fontsize`` points fit the width of ``ax``."""
+    fig = ax.figure
+    width_pt = ax.get_position().width * fig.get_figwidth() * 72.0
+    return count * (fontsize + 1.0) <= width_pt
+
+
+def plot_dendrogram(
+    barcode: BarcodeLike,
+    *,
+    labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    threshold: float | None = None,
+    color: str = OKABE_ITO[0],
+    above_color: str = CROSS_LAYER_COLOR,
+    max_labels: int | None = None,
+    max_leaves: int | None = 60,
+    title: str | None = None,
+    legend: bool = True,
+) -> Axes:
+    """Single-linkage dendrogram of the neurons, built from the barcode's edges.
+
+    Its merge heights are the deaths (see :func:`linkage_matrix`): the same information as the
+    barcode, arranged as a tree of clusters. With hundreds of neurons the leaves cannot be told
+    apart, so above ``max_leaves`` leaves the lowest merges are collapsed (SciPy's
+    ``truncate_mode="lastp"``): the figure keeps the ``max_leaves`` clusters formed last, each
+    leaf labelled ``(k)`` with the number of neurons it holds (where labels fit) and drawn as a
+    thick stem up to the height at which that cluster formed (coloured like a merge), and every
+    merge above them.
+
+    Parameters
+    ----------
+    barcode : Barcode or object with ``.barcode``
+        A report also supplies neuron names (``labels``) through its ``labels`` attribute.
+    labels : sequence of str, shape (n,), optional
+        Leaf names (e.g. ``"fc1[17]"``), drawn where they fit.
+    ax : matplotlib.axes.Axes, optional
+    threshold : float, optional
+        Merges at height ``≤ threshold`` (redundant groups) are drawn in ``color``, the others in
+        ``above_color``; a dotted line marks the threshold and a legend explains the colours.
+        Default: all merges in ``color``, no legend.
+    color, above_color : str
+    max_labels : int, optional
+        Most leaf labels drawn. Default: as many as fit the width of the Axes at 6 pt (one
+        column of a paper: about 40); above, the labels are hidden and the x label says so.
+    max_leaves : int or None, default 60
+        Readable mode: more leaves than this are collapsed into ``max_leaves`` clusters (see
+        above). ``None`` draws every neuron.
+    title : str, optional
+    legend : bool, default True
+        Explain the colours and the threshold line (when ``threshold`` is given).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The merges drawn as U-shaped segments (``LineCollection``) whose top is at the merge
+        height: ``n − 1`` of them, or ``max_leaves − 1`` in the readable mode, where the
+        collapsed leaves' stems are a ``LineCollection`` with ``gid="collapsed"``. The threshold
+        line has ``gid="threshold"``.
+    """
+    from matplotlib.lines import Line2D
+    from scipy.cluster.hierarchy import dendrogram
+
+    bc, _ = unwrap(barcode)
+    if labels is None:
+        labels = getattr(barcode, "labels", None)
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != bc.n_points:
+            raise ValueError(f"labels must name the {bc.n_points} points; got {len(labels)}")
+    if max_leaves is not None and (isinstance(max_leaves, bool) or int(max_leaves) < 2):
+        raise ValueError(f"max_leaves must be an int ≥ 2 or None; got {max_leaves!r}")
+    ax = new_axes(ax)
+    ax.set_ylabel("merge height (death)")
+    if len(bc) == 0:
+        return ax
+    Z = linkage_matrix(bc)
+    n = bc.n_points
+
+    def link_color(node: int) -> str:
+        if threshold is None or Z[node - n, 2] <= threshold:
+            return color
+        return above_color
+
+    truncated = max_leaves is not None and n > int(max_leaves)
+    leaves = int(max_leaves) if truncated else n
+    fontsize = 6.0
+    fits = _labels_fit(ax, leaves, fontsize) if max_labels is None else leaves <= max_labels
+    show = fits and (labels is not None or truncated)
+    kw: dict[str, Any] = {}
+    if truncated:
+        kw = {"truncate_mode": "lastp", "p": leaves}
+    tree = dendrogram(
+        Z,
+        ax=ax,
+        labels=labels if labels is not None else None,
+        no_labels=not show,
+        link_color_func=link_color,
+        leaf_font_size=fontsize if show else None,
+        leaf_rotation=90 if show else None,
+        **kw,
+    )
+    if truncated:
+        # Each collapsed leaf: a thick stem up to the height at which its cluster formed,
+        # coloured like a merge (redundant groups stand out as in the full tree).
+        from matplotlib.collections import LineCollection
+
+        segs, cols = [], []
+        for k, leaf in enumerate(tree["leaves"]):
+            if leaf >= n:
+                h = float(Z[leaf - n, 2])
+                segs.append([(5.0 + 10.0 * k, 0.0), (5.0 + 10.0 * k, h)])
+                cols.append(link_color(leaf))
+        stems = LineCollection(segs, colors=cols, linewidths=3.0, zorder=3)
+        stems.set_gid("collapsed")
+        ax.add_collection(stems)
+        what = f"{n} neurons, lowest merges collapsed into {leaves} leaves"
+    elif show or labels is None:
+        what = f"{n} neurons"
+    else:
+        what = f"{n} neurons (labels do not fit)"
+    ax.set_xlabel(what)
+    if threshold is not None:
+        line = ax.axhline(threshold, ls=":", lw=0.8, color="black")
+        line.set_gid("threshold")
+        if legend:
+            # Head room above the root merge for the legend.
+            ax.set_ylim(0.0, max(float(Z[:, 2].max()), threshold) * 1.4 or 1.0)
+            handles = [
+                Line2D([], [], color=color, label=f"merge ≤ {threshold:g}: redundant group"),
+                Line2D([], [], color=above_color, label=f"merge > {threshold:g}"),
+                Line2D([], [], color="black", ls=":", lw=0.8, label=f"threshold {threshold:g}"),
+            ]
+            if truncated:
+                handles.append(
+                    Line2D([], [], color="black", lw=3.0, label="collapsed cluster (its merge)")
+                )
+            ax.legend(handles=handles, loc="upper right", frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
