@@ -396,12 +396,13 @@ def _store_tile(tmp, dst, r0, c0, nr, nc, code, mirror, diag_tile, diag, dstT): 
             _map_into(row, dst[r0 + i, c0 + j0 : c0 + nc], code)
         if diag_tile:
             dst[r0 + i, c0 + i] = diag
-    if mirror:
-        for j in range(nc):
-            i1 = min(j, nr) if diag_tile else nr
-            out = dstT[c0 + j]
-            for i in range(i1):
-                out[r0 + i] = tmp[i, j]
+    if mirror:  # transposed in 16 × 16 blocks (both sides stay in cache lines)
+        for jb in range(0, nc, 16):
+            for ib in range(0, min(jb + 16, nr) if diag_tile else nr, 16):
+                for j in range(jb, min(jb + 16, nc)):
+                    out = dstT[c0 + j]
+                    for i in range(ib, min(ib + 16, min(j, nr) if diag_tile else nr)):
+                        out[r0 + i] = tmp[i, j]
         if diag_tile:
             for i in range(nr):
                 dstT[c0 + i, r0 + i] = diag

@@ -51,18 +51,17 @@ DEFAULT_BLOCK = 1024
 _FAN_IN = 8
 _CODES = {"abs": 1, "sqrt": 2}
 
-_local = threading.local()
+#: Scratch arrays per (thread, name, dtype), reused by the tasks a thread runs; emptied after
+#: each local run (a Dask worker keeps its own for the next run).
+_BUFFERS: dict[tuple[int, str, np.dtype], np.ndarray] = {}
 
 
 def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     """A per-thread scratch array (reused across tasks run by the same thread)."""
-    key = (name, np.dtype(dtype))
-    buf = getattr(_local, "bufs", None)
-    if buf is None:
-        buf = _local.bufs = {}
-    arr = buf.get(key)
+    key = (threading.get_ident(), name, np.dtype(dtype))
+    arr = _BUFFERS.get(key)
     if arr is None or arr.size < shape[0] * shape[1]:
-        arr = buf[key] = np.empty(shape[0] * shape[1], dtype)
+        arr = _BUFFERS[key] = np.empty(shape[0] * shape[1], dtype)
     return arr[: shape[0] * shape[1]].reshape(shape)
 
 
@@ -296,7 +295,10 @@ def correlation_persistence(
     P = gemm_panels(Zt).numpy()
     del Zt
     plan, final, n_tiles = _plan(P, const, k, _CODES[kind])
-    a, b, w = run_plan(plan, final, scheduler, progress=progress, n_tiles=n_tiles)
+    try:
+        a, b, w = run_plan(plan, final, scheduler, progress=progress, n_tiles=n_tiles)
+    finally:
+        _BUFFERS.clear()  # the local threads' tiles (a Dask worker's live in its process)
     if a.shape[0] != n - 1:
         raise RuntimeError(f"the tiled engine returned {a.shape[0]} edges for {n} neurons")
     return Barcode(

@@ -74,23 +74,60 @@ def _abs_min(x, big):  # pragma: no cover - compiled
     return mn
 
 
+#: Chunk of the two-level minimum search: ``cmin[c]`` is the smallest ``|dist|`` of chunk ``c``.
+_CHUNK = 64
+
+
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _select(dist, par, glob, big):  # pragma: no cover - compiled
-    """The outside vertex whose edge to the tree is smallest under ``(d, i, j)``."""
-    mn = _abs_min(dist, big)
+def _relax_chunks(row, dist, par, u, lo, hi, cmin, big):  # pragma: no cover - compiled
+    """:func:`_relax` over ``[lo, hi)`` chunk by chunk, refreshing the touched chunks' minima."""
+    n = dist.shape[0]
+    nt = 0
+    for c in range(lo // _CHUNK, (hi - 1) // _CHUNK + 1):
+        s = max(lo, c * _CHUNK)
+        e = min(hi, (c + 1) * _CHUNK)
+        nt += _relax(row[s - lo : e - lo], dist[s:e], par[s:e], u, 0, e - s)
+        cmin[c] = _abs_min(dist[c * _CHUNK : min(n, (c + 1) * _CHUNK)], big)
+    return nt
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _join(dist, v, cmin, big):  # pragma: no cover - compiled
+    """Vertex ``v`` joins the tree (``dist = −big``); its chunk's minimum is refreshed."""
+    n = dist.shape[0]
+    dist[v] = -big
+    c = v // _CHUNK
+    cmin[c] = _abs_min(dist[c * _CHUNK : min(n, (c + 1) * _CHUNK)], big)
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _select(dist, par, glob, big, cmin):  # pragma: no cover - compiled
+    """The outside vertex whose edge to the tree is smallest under ``(d, i, j)``.
+
+    Two levels: the smallest chunk minimum, then the equal entries of the chunks holding it
+    (ties between them are settled by the edge order).
+    """
+    n = dist.shape[0]
+    nc = cmin.shape[0]
+    mn = big
+    for c in range(nc):
+        mn = min(mn, cmin[c])
     best = -1
     ba = 0
     bb = 0
-    for v in range(dist.shape[0]):
-        if dist[v] == mn:
-            gv = glob[v]
-            gp = glob[par[v]]
-            a = min(gp, gv)
-            b = max(gp, gv)
-            if best < 0 or _less(0, a, b, 0, ba, bb):
-                best = v
-                ba = a
-                bb = b
+    for c in range(nc):
+        if cmin[c] != mn:
+            continue
+        for v in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            if dist[v] == mn:
+                gv = glob[v]
+                gp = glob[par[v]]
+                a = min(gp, gv)
+                b = max(gp, gv)
+                if best < 0 or _less(0, a, b, 0, ba, bb):
+                    best = v
+                    ba = a
+                    bb = b
     return best, ba, bb
 
 
@@ -101,17 +138,18 @@ def _block_tree(T, k, g0):  # pragma: no cover - compiled
     dist = np.full(k, big, T.dtype)
     par = np.zeros(k, np.int64)
     glob = np.arange(g0, g0 + k)
+    cmin = np.full((k + _CHUNK - 1) // _CHUNK, big, T.dtype)
     m = max(k - 1, 0)
     ea = np.empty(m, np.int64)
     eb = np.empty(m, np.int64)
     ew = np.empty(m, T.dtype)
     u = 0
     for step in range(m):
-        dist[u] = -big
+        _join(dist, u, cmin, big)
         row = T[u, :k]
-        if _relax(row, dist, par, u, 0, k):
+        if _relax_chunks(row, dist, par, u, 0, k, cmin, big):
             _fix_ties(row, dist, par, glob, u, 0, k)
-        v, a, b = _select(dist, par, glob, big)
+        v, a, b = _select(dist, par, glob, big, cmin)
         ea[step] = a
         eb[step] = b
         ew[step] = dist[v]
@@ -155,6 +193,7 @@ def _pair_tree(X, XT, ka, kb, gi, gj, indptr, nbr, nbw):  # pragma: no cover - c
     dist = np.full(n2, big, X.dtype)
     par = np.zeros(n2, np.int64)
     glob = np.empty(n2, np.int64)
+    cmin = np.full((n2 + _CHUNK - 1) // _CHUNK, big, X.dtype)
     for v in range(ka):
         glob[v] = gi + v
     for v in range(kb):
@@ -165,7 +204,7 @@ def _pair_tree(X, XT, ka, kb, gi, gj, indptr, nbr, nbw):  # pragma: no cover - c
     ne = 0
     u = 0
     for _step in range(n2 - 1):
-        dist[u] = -big
+        _join(dist, u, cmin, big)
         gu = glob[u]
         # The tree neighbours of u (same block): a few sparse edges.
         for e in range(indptr[u], indptr[u + 1]):
@@ -177,6 +216,7 @@ def _pair_tree(X, XT, ka, kb, gi, gj, indptr, nbr, nbw):  # pragma: no cover - c
             if w < d:
                 dist[v] = w
                 par[v] = u
+                cmin[v // _CHUNK] = min(cmin[v // _CHUNK], w)
             else:
                 gv = glob[v]
                 gp = glob[par[v]]
@@ -185,13 +225,13 @@ def _pair_tree(X, XT, ka, kb, gi, gj, indptr, nbr, nbw):  # pragma: no cover - c
         # The other block, by u's dense cross row.
         if u < ka:
             row = X[u, :kb]
-            if _relax(row, dist, par, u, ka, n2):
+            if _relax_chunks(row, dist, par, u, ka, n2, cmin, big):
                 _fix_ties(row, dist, par, glob, u, ka, n2)
         else:
             row = XT[u - ka, :ka]
-            if _relax(row, dist, par, u, 0, ka):
+            if _relax_chunks(row, dist, par, u, 0, ka, cmin, big):
                 _fix_ties(row, dist, par, glob, u, 0, ka)
-        v, a, b = _select(dist, par, glob, big)
+        v, a, b = _select(dist, par, glob, big, cmin)
         # Keep only the cross edges: the others are edges of T_i or T_j already.
         if (v < ka) != (par[v] < ka):
             ea[ne] = a
