@@ -48,29 +48,18 @@ def linkage_matrix(barcode: BarcodeLike) -> np.ndarray:
     array([[0. , 1. , 0.2, 2. ],
            [2. , 3. , 0.5, 3. ]])
     """
+    from scipy.cluster.hierarchy import DisjointSet
+
     bc, _ = unwrap(barcode)
     n = bc.n_points
-    parent = np.arange(n)
-    cluster = np.arange(n)  # root → current cluster id
-    size = np.ones(n, dtype=np.int64)
-
-    def find(i: int) -> int:
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        while parent[i] != root:
-            parent[i], i = root, parent[i]
-        return root
-
+    sets = DisjointSet(range(n))
+    cluster = {i: i for i in range(n)}  # root of a set → its current cluster id
     Z = np.empty((len(bc), 4), dtype=np.float64)
-    for k, ((i, j), d) in enumerate(zip(bc.edges, bc.deaths)):
-        ri, rj = find(int(i)), find(int(j))
-        a, b = sorted((int(cluster[ri]), int(cluster[rj])))
-        merged = size[ri] + size[rj]
-        Z[k] = (a, b, float(d), merged)
-        parent[rj] = ri
-        size[ri] = merged
-        cluster[ri] = n + k
+    for k, ((i, j), d) in enumerate(zip(bc.edges.tolist(), bc.deaths.tolist())):
+        a, b = sorted((cluster[sets[i]], cluster[sets[j]]))
+        sets.merge(i, j)
+        cluster[sets[i]] = n + k
+        Z[k] = (a, b, d, sets.subset_size(i))
     return Z
 
 
