@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import topo_neurons as tn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,3 +37,40 @@ def test_import_does_not_load_matplotlib_pyplot():
     code = "import sys, topo_neurons; print('matplotlib.pyplot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+MOVED_TO_EXPERIMENTS = (
+    "critical_difference",
+    "friedman_test",
+    "load_task",
+    "make_model",
+    "plot_cd_diagram",
+    "reproduce",
+)
+
+
+def test_import_does_not_load_the_experiments():
+    import subprocess
+    import sys
+
+    code = "import sys, topo_neurons; print(sorted(m for m in sys.modules if 'experiments' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", MOVED_TO_EXPERIMENTS)
+def test_experiment_names_at_the_root_are_deprecated_aliases(name):
+    import topo_neurons.experiments as experiments
+
+    assert name not in tn.__all__
+    with pytest.warns(DeprecationWarning, match=rf"topo_neurons\.{name} is deprecated.*"
+                      r"import from topo_neurons\.experiments"):  # fmt: skip
+        alias = getattr(tn, name)
+    assert alias is getattr(experiments, name)
+    with pytest.warns(DeprecationWarning, match="import from topo_neurons.experiments"):
+        exec(f"from topo_neurons import {name} as imported", {})  # the from-import form too
+
+
+def test_unknown_root_names_still_raise_attribute_error():
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        tn.no_such_name

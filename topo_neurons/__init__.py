@@ -3,6 +3,11 @@
 Neurons are points, ``1 − |ρ|`` (or ``sqrt(1 − ρ²)``) of their activations is their distance,
 and the 0-dimensional Vietoris–Rips persistence of that space (a minimum spanning tree) gives
 diagnostics, differentiable regularisers and figures.
+
+The root exports the toolkit only. The paper's harness (``reproduce``, ``load_task``,
+``make_model``, ``friedman_test``, ``critical_difference``, ``plot_cd_diagram``) lives in
+:mod:`topo_neurons.experiments`, a client of this API; ``import topo_neurons`` does not import
+it. Those names still resolve from the root for one release, with a ``DeprecationWarning``.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -24,14 +29,6 @@ from .capture import (
 )
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
 from .distributed import gather_activations
-from .experiments import (
-    critical_difference,
-    friedman_test,
-    load_task,
-    make_model,
-    plot_cd_diagram,
-    reproduce,
-)
 from .persistence import (
     Barcode,
     correlation_persistence,
@@ -92,21 +89,43 @@ __all__ = [
     "correlation_dissimilarity",
     "correlation_matrix",
     "correlation_persistence",
-    "critical_difference",
     "differentiable_deaths",
-    "friedman_test",
     "gather_activations",
-    "load_task",
-    "make_model",
     "paper_style",
     "plot_barcode",
     "plot_barcode_evolution",
-    "plot_cd_diagram",
     "plot_death_distribution",
     "plot_dendrogram",
     "plot_diagram",
     "plot_mst",
-    "reproduce",
     "save_figure",
     "zero_persistence",
 ]
+
+#: Names of :mod:`topo_neurons.experiments` the root served before; deprecated here.
+_MOVED_TO_EXPERIMENTS = frozenset(
+    {
+        "critical_difference",
+        "friedman_test",
+        "load_task",
+        "make_model",
+        "plot_cd_diagram",
+        "reproduce",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    """The experiment names moved to :mod:`topo_neurons.experiments`, with a warning."""
+    if name in _MOVED_TO_EXPERIMENTS:
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"topo_neurons.{name} is deprecated and will be removed in the next release; "
+            f"import from topo_neurons.experiments (from topo_neurons.experiments import {name})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module("topo_neurons.experiments"), name)
+    raise AttributeError(f"module 'topo_neurons' has no attribute {name!r}")
