@@ -143,7 +143,8 @@ def test_logged_penalty_is_finite_and_decreases_on_a_fixed_batch(tmp_path):
 
 def test_callback_state_keeps_the_cached_tree(tmp_path):
     x, y = fixed_batch()
-    cb = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=4), layers=LAYERS)
+    # a small weight: no neuron dies (a hub dying would make it search again, see below)
+    cb = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=4), 0.01, layers=LAYERS)
     trainer(tmp_path, [cb], max_steps=3).fit(Classifier(), loader(x, y))
     assert cb.regularizer._age == 3
     state = cb.state_dict()
@@ -307,13 +308,15 @@ def test_callbacks_on_a_gpu(tmp_path):
 def test_a_resumed_fit_continues_the_barcode_history_and_the_cached_tree(tmp_path):
     x, y = fixed_batch()
     bars = BarcodeLogger(x[:32], ["net.act2"])
-    reg = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=50), layers=LAYERS)
+    reg = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=50), 0.01, layers=LAYERS)
     first = trainer(tmp_path, [bars, reg], max_epochs=2)
     first.fit(Classifier(), loader(x, y))
     ckpt = tmp_path / "two.ckpt"
     first.save_checkpoint(ckpt)
     bars2 = BarcodeLogger(x[:32], ["net.act2"])
-    reg2 = TopologicalRegularization(tn.TopologicalRedundancy(refresh_every=50), layers=LAYERS)
+    reg2 = TopologicalRegularization(
+        tn.TopologicalRedundancy(refresh_every=50), 0.01, layers=LAYERS
+    )
     trainer(tmp_path, [bars2, reg2], max_epochs=3).fit(Classifier(), loader(x, y), ckpt_path=ckpt)
     assert bars2.history.steps == [1, 2, 3]
     for old, new in zip(bars.history.barcodes["net.act2"], bars2.history.barcodes["net.act2"]):

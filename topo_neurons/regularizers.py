@@ -564,24 +564,32 @@ def _selection_key(selection: Selection) -> tuple:
     return (tuple(torch.as_tensor(selection).reshape(-1).tolist()),)
 
 
-#: Share of the tree's edges that may touch constant neurons beyond one edge per constant
-#: neuron before a cached tree is searched again (see ``_dead_hubs``).
+#: Share of the tree's edges that neurons turned constant since the search may hold beyond one
+#: edge each before a cached tree is searched again (see ``_dead_hubs``).
 _DEAD_EDGE_SLACK = 0.01
 
 
 @torch.no_grad()
-def _dead_hubs(A: torch.Tensor, edges: torch.Tensor) -> bool:
-    """Whether constant neurons hold more edges of the cached tree than a fresh tree gives them.
+def _constant(A: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the constant columns of ``A``."""
+    return A.amax(dim=0) == A.amin(dim=0)
+
+
+@torch.no_grad()
+def _dead_hubs(A: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor) -> bool:
+    """Whether neurons that turned constant since the search hold too many cached edges.
 
     A constant neuron (a dead ReLU) has ``d = 1`` with every neuron, so a minimum spanning tree
-    attaches it by a single edge. A cached tree may hold it by many: a hub of the cached tree
-    that becomes constant turns all its edges' terms to ``1 − d = 0`` at once, which training
-    can exploit (it drives hubs dead). When the edges touching constant neurons exceed one per
-    constant neuron by more than ``_DEAD_EDGE_SLACK · (n − 1)``, the tree is searched again.
+    found now would attach it by a single edge. A cached tree may hold it by many: a hub of the
+    cached tree that becomes constant turns all its edges' terms to ``1 − d = 0`` at once,
+    which training can exploit (it drives hubs dead). When the neurons that are constant now
+    but were not at the search hold, beyond one edge each, more than
+    ``_DEAD_EDGE_SLACK · (n − 1)`` edges of the cached tree, the tree is searched again.
     """
-    const = A.amax(dim=0) == A.amin(dim=0)
-    touching = (const[edges[:, 0]] | const[edges[:, 1]]).sum()
-    return int(touching - const.sum()) > _DEAD_EDGE_SLACK * edges.shape[0]
+    died = _constant(A) & ~const_before
+    degree = torch.bincount(edges.reshape(-1), minlength=died.numel())
+    excess = (degree[died] - 1).clamp_(min=0).sum()
+    return int(excess) > _DEAD_EDGE_SLACK * edges.shape[0]
 
 
 class _TreeLoss(nn.Module):
@@ -603,6 +611,7 @@ class _TreeLoss(nn.Module):
     def _init_cache(self, refresh_every: int) -> None:
         self.refresh_every = _check_refresh_every(refresh_every)
         self._edges: torch.Tensor | None = None
+        self._const = torch.zeros(0, dtype=torch.bool)  # constant neurons at the search
         self._key: tuple = ()
         self._age = 0
         #: Tree edges that changed at the last search (``None`` before a second search or
@@ -633,7 +642,7 @@ class _TreeLoss(nn.Module):
         if cached is not None and key == self._key and self._age < self.refresh_every:
             if cached.device != A.device:
                 cached = self._edges = cached.to(A.device)
-            if not _dead_hubs(A, cached):
+            if not _dead_hubs(A, cached, self._const.to(A.device)):
                 self._age += 1
                 return self._loss_on(A, cached)
         d, edges = _edge_deaths(A, self.kind, self.backend, None)
@@ -646,6 +655,7 @@ class _TreeLoss(nn.Module):
         else:
             self.changed_edges = None
         self._edges, self._key, self._age = edges, key, 1
+        self._const = _constant(A.detach())
         return self._reduce(d)
 
     def _loss_on(self, A: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
@@ -658,17 +668,20 @@ class _TreeLoss(nn.Module):
 
     def get_extra_state(self) -> dict[str, object]:
         edges = None if self._edges is None else self._edges.detach().cpu()
-        return {"edges": edges, "key": self._key, "age": self._age}
+        return {"edges": edges, "key": self._key, "age": self._age, "const": self._const.cpu()}
 
     def set_extra_state(self, state: dict[str, object]) -> None:
-        if not isinstance(state, Mapping) or set(state) != {"edges", "key", "age"}:
+        keys = {"edges", "key", "age", "const"}
+        if not isinstance(state, Mapping) or set(state) != keys:
             raise ValueError(
-                f"{type(self).__name__}: not a cached-tree state (expected keys 'edges', 'key', "
-                f"'age'); got {type(state).__name__}"
+                f"{type(self).__name__}: not a cached-tree state (expected keys {sorted(keys)}); "
+                f"got {type(state).__name__}"
+                + (f" with keys {sorted(state)}" if isinstance(state, Mapping) else "")
             )
         edges = state["edges"]
         self._edges = None if edges is None else torch.as_tensor(edges, dtype=torch.long)
         self._key, self._age = tuple(state["key"]), int(state["age"])
+        self._const = torch.as_tensor(state["const"], dtype=torch.bool)
 
 
 class TopologicalRedundancy(_TreeLoss):
