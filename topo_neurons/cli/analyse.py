@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._args import add_command, positive_int
 from ._errors import UserError, library_user_errors, note, progress_enabled
 from ._io import csv_list, figure_formats, figure_style, floats, output_dir, save_figures
 from ._load import DATASETS, SAMPLINGS, load_data, load_model, sampling_strategy
@@ -179,30 +180,18 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``analyse`` subcommand to ``sub``."""
     from ..correlation import KINDS
     from ..persistence import BACKENDS
 
-    fmt = argparse.RawDescriptionHelpFormatter
-
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "analyse",
         help="redundancy report + figures of a trained model",
         description="Run a model over a data set, accumulate the correlations of its neurons, "
         "and write a redundancy report (JSON + Markdown) and figures.",
         epilog=_ANALYSE_EPILOG,
-        formatter_class=fmt,
     )
     src = p.add_argument_group("model (one of)")
     src.add_argument(

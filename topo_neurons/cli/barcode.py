@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._args import add_command, add_outputs
 from ._errors import UserError, library_user_errors, note
 from ._io import FIGURE_FORMATS, figure_formats, figure_style, load_array, output_dir, save_figures
 
@@ -15,7 +16,7 @@ __all__ = ["register"]
 _BARCODE_EPILOG = """\
 examples:
   topo-neurons barcode acts.npy --out results/          # results/acts.npz, results/acts.png
-  topo-neurons barcode dist.npz --key D --input-kind distance --out results/ --name bc \
+  topo-neurons barcode dist.npz --key D --input-kind distance --out results/ --name bc \\
       --formats png,pdf
 
 writes into --out the barcode NAME.npz (read it with topo_neurons.Barcode.load) and its figure
@@ -101,15 +102,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..correlation import KINDS
     from ..persistence import BACKENDS
 
-    fmt = argparse.RawDescriptionHelpFormatter
-
-    b = sub.add_parser(
+    b = add_command(
+        sub,
         "barcode",
         help="barcode of activations or of a distance matrix",
         description="Compute the 0-dim barcode of activations (m examples × n neurons, "
         "through the correlation dissimilarity) or of a distance matrix; save it and its figure.",
         epilog=_BARCODE_EPILOG,
-        formatter_class=fmt,
     )
     b.add_argument("input", help=".npy or .npz file")
     b.add_argument("--key", help="array name inside an .npz file")
@@ -121,12 +120,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     b.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity for activations")
     b.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
-    b.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (created; old form: FILE.npz)"
-    )
-    b.add_argument("--name", help="file name stem of the outputs (default: the input's)")
-    b.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf (default png)")
+    add_outputs(b, old_form="FILE.npz", name_default="the input's")
     b.add_argument("--figure", metavar="FILE", help="figure path instead (.png/.pdf/.svg)")
-    b.add_argument("--title", help="figure title")
-    b.add_argument("--quiet", action="store_true", help="print nothing")
     b.set_defaults(func=_cmd_barcode)

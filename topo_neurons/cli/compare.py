@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._args import add_command, add_outputs
 from ._errors import UserError
 from ._io import (
     FIGURE_FORMATS,
@@ -70,24 +71,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``compare`` subcommand to ``sub``."""
-
-    fmt = argparse.RawDescriptionHelpFormatter
-
-    c = sub.add_parser(
+    c = add_command(
+        sub,
         "compare",
         help="overlay the death distributions of several barcodes",
         description="Draw the death distributions of several barcode files in one figure.",
         epilog=_COMPARE_EPILOG,
-        formatter_class=fmt,
     )
     c.add_argument("barcodes", nargs="+", help="barcode .npz files (topo-neurons barcode)")
     c.add_argument("--labels", nargs="+", help="one label per file (default: file names)")
     c.add_argument("--style", choices=("ecdf", "hist"), default="ecdf", help="default ecdf")
-    c.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (created; old form: FIGURE)"
-    )
-    c.add_argument("--name", help="file name stem of the figure (default compare)")
-    c.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf (default png)")
-    c.add_argument("--title", help="figure title")
-    c.add_argument("--quiet", action="store_true", help="print nothing")
+    add_outputs(c, old_form="FIGURE", name_default="compare")
     c.set_defaults(func=_cmd_compare)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ._common import (
     BarcodeLike,
-    check_layers,
+    begin,
+    check_choice,
     edge_groups,
     layer_colors,
     layer_order,
@@ -75,9 +76,7 @@ def plot_barcode(
     >>> sum(len(c) for c in ax.containers)
     2
     """
-    bc, default_layers = unwrap(barcode)
-    point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
-    ax = new_axes(ax)
+    bc, point_layers, ax = begin(barcode, layers, ax)
     k = len(bc)
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     order = np.argsort(deaths, kind="stable")
@@ -174,8 +173,7 @@ def plot_death_distribution(
         ``"ecdf"``: one ``Line2D`` per barcode, labelled; ``"hist"``: one outline patch each.
     """
     styles = ("ecdf", "hist")
-    if style not in styles:
-        raise ValueError(f"style={style!r} is not a valid style; valid styles are {styles}")
+    check_choice("style", style, styles)
     if isinstance(barcodes, Mapping):
         if labels is not None:
             raise ValueError("labels are taken from the mapping's keys; do not pass both")

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BarcodeLike",
     "HasBarcode",
+    "begin",
+    "check_choice",
     "check_layers",
     "edge_groups",
     "layer_colors",
@@ -91,3 +93,22 @@ def edge_groups(bc: Barcode, layers: np.ndarray) -> np.ndarray:
     a = layers[bc.edges[:, 0]]
     b = layers[bc.edges[:, 1]]
     return np.where(a == b, a, "")
+
+
+def begin(
+    barcode: object, layers: Sequence[str] | np.ndarray | None, ax: Axes | None
+) -> tuple[Barcode, np.ndarray | None, Axes]:
+    """What a figure of one barcode starts from: the barcode, its points' layers, the Axes.
+
+    The layers are ``layers`` when given, else those the barcode's carrier holds (a report's
+    ``point_layers``), else ``None``; they are checked against the number of points.
+    """
+    bc, default_layers = unwrap(barcode)
+    point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
+    return bc, point_layers, new_axes(ax)
+
+
+def check_choice(name: str, value: object, valid: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``value`` and the valid ones when ``value`` is not valid."""
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not a valid {name}; valid {name}s are {valid}")

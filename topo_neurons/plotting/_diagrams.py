@@ -9,12 +9,11 @@ import numpy as np
 
 from ._common import (
     BarcodeLike,
-    check_layers,
+    begin,
+    check_choice,
     edge_groups,
     layer_colors,
     layer_order,
-    new_axes,
-    unwrap,
 )
 from ._style import CROSS_LAYER_COLOR, OKABE_ITO
 
@@ -106,11 +105,8 @@ def plot_diagram(
     [0.2, 0.5]
     """
     layouts = ("strip", "square")
-    if layout not in layouts:
-        raise ValueError(f"layout={layout!r} is not a valid layout; valid layouts are {layouts}")
-    bc, default_layers = unwrap(barcode)
-    point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
-    ax = new_axes(ax)
+    check_choice("layout", layout, layouts)
+    bc, point_layers, ax = begin(barcode, layers, ax)
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     top = float(deaths.max()) if deaths.size else 0.0
     lim = top * 1.15 if top > 0 else 1.0

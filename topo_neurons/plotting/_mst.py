@@ -10,11 +10,10 @@ import numpy as np
 from ..persistence import Barcode
 from ._common import (
     BarcodeLike,
-    check_layers,
+    begin,
+    check_choice,
     layer_colors,
     layer_order,
-    new_axes,
-    unwrap,
 )
 from ._style import OKABE_ITO
 
@@ -138,11 +137,8 @@ def plot_mst(
     from matplotlib.collections import LineCollection
 
     layouts = ("mds", "spectral")
-    if layout not in layouts:
-        raise ValueError(f"layout={layout!r} is not a valid layout; valid layouts are {layouts}")
-    bc, default_layers = unwrap(barcode)
-    point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
-    ax = new_axes(ax)
+    check_choice("layout", layout, layouts)
+    bc, point_layers, ax = begin(barcode, layers, ax)
     pos = _tree_layout(bc, layout, seed)
     n = bc.n_points
     deaths = np.asarray(bc.deaths, dtype=np.float64)
