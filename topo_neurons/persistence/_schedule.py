@@ -164,7 +164,8 @@ def run_plan(
         ``scheduler`` is neither ``None``, one of :data:`SCHEDULERS`, nor a
         ``dask.distributed.Client``.
     """
-    if not (scheduler is None or _is_client(scheduler) or scheduler in SCHEDULERS):
+    named = isinstance(scheduler, str) and scheduler in SCHEDULERS
+    if not (scheduler is None or named or _is_client(scheduler)):
         raise ValueError(
             f"scheduler={scheduler!r} is not valid; use None, one of {SCHEDULERS} or a "
             "dask.distributed.Client"
