@@ -440,7 +440,7 @@ def test_tiled_path_matches_the_dense_path():
 
 
 def test_auto_path_keeps_activations_when_the_matrices_would_be_too_large(monkeypatch):
-    import topo_neurons.analysis as analysis_mod
+    import topo_neurons.analysis._analyse as analysis_mod  # where analyse reads it
 
     model, x = _mlp_and_data(1)
     assert tn.analyse(model, x[:400]).meta["path"] == "dense"
