@@ -404,34 +404,19 @@ def analyse(
             UserWarning,
             stacklevel=2,
         )
+    where = (labels, point_layers, layer_names, index.sizes)
+    options = {
+        "kind": kind,
+        "thresholds": thresholds,
+        "top_k": top_k,
+        "pair_threshold": pair_threshold,
+        "sampling": repr(sampling),
+    }
     if isinstance(acc, _KeptActivations):
         return build_report_tiled(
-            acc.stacked(),
-            labels,
-            point_layers,
-            layer_names,
-            index.sizes,
-            kind=kind,
-            thresholds=thresholds,
-            top_k=top_k,
-            pair_threshold=pair_threshold,
-            sampling=repr(sampling),
-            scheduler=scheduler,
-            progress=progress,
+            acc.stacked(), *where, **options, scheduler=scheduler, progress=progress
         )
-    report = build_report(
-        acc,
-        labels,
-        point_layers,
-        layer_names,
-        index.sizes,
-        kind=kind,
-        thresholds=thresholds,
-        top_k=top_k,
-        pair_threshold=pair_threshold,
-        backend=backend,
-        sampling=repr(sampling),
-    )
+    report = build_report(acc, *where, **options, backend=backend)
     report.meta["path"] = "dense"
     return report
 
