@@ -228,3 +228,11 @@ def test_auto_block_size_takes_the_tiled_engine_above_the_dense_limit(rng, monke
     bc = tn.correlation_persistence(A)
     assert bc.backend == "tiled"
     np.testing.assert_array_equal(bc.deaths, dense(A).deaths)
+
+
+def test_progress_bar_counts_the_tiles(rng, capsys):
+    A = rng.standard_normal((16, 600)).astype(np.float32)
+    tn.correlation_persistence(A, block_size=256, scheduler="sync", progress=True)
+    err = capsys.readouterr().err
+    total = _tiled.tile_task_count(600, 256)
+    assert "tiles:" in err and f"0/{total} [" in err  # tqdm bar over the tile tasks
