@@ -215,8 +215,18 @@ def test_dask_local_cluster_matches_the_dense_path(rng):
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
+        scattered, submitted = [], []
+        scatter, submit = client.scatter, client.submit
+        client.scatter = lambda data, **kw: scattered.append(data) or scatter(data, **kw)
+        client.submit = lambda f, *args, **kw: submitted.append(args) or submit(f, *args, **kw)
         bc = tn.correlation_persistence(A, "sqrt", block_size=256, scheduler=client)
         assert len(client.scheduler_info()["workers"]) == 2
+    # The blocks of Z went to the cluster once, by scatter; tasks carry futures, not arrays.
+    n_blocks = -(-1300 // 256)
+    assert len(scattered) == 1 and len(scattered[0]) == 2 * n_blocks  # panels + constant masks
+    assert sum(isinstance(x, np.ndarray) for x in scattered[0]) == 2 * n_blocks
+    assert not any(isinstance(x, np.ndarray) for args in submitted for x in args)
+    assert len(submitted) == _tiled.tile_task_count(1300, 256) + 4  # + merges: 21 → 3 → 1
     np.testing.assert_array_equal(bc.deaths, dense(A, "sqrt").deaths)
     assert bc.backend == "tiled"
 
