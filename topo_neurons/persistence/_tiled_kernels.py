@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._native import _abs_min
+
 __all__ = ["block_tree", "kruskal_forest", "pair_tree"]
 
 
@@ -55,23 +57,6 @@ def _fix_ties(row, dist, par, glob, u, lo, hi):  # pragma: no cover - compiled
             gp = glob[p]
             if _less(0, min(gu, gv), max(gu, gv), 0, min(gp, gv), max(gp, gv)):
                 par[v] = u
-
-
-@numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
-def _abs_min(x, big):  # pragma: no cover - compiled
-    """min |x| with four independent accumulators (a single chain is latency bound)."""
-    n = x.shape[0]
-    a0 = a1 = a2 = a3 = big
-    n4 = n - n % 4
-    for v in range(0, n4, 4):
-        a0 = min(a0, abs(x[v]))
-        a1 = min(a1, abs(x[v + 1]))
-        a2 = min(a2, abs(x[v + 2]))
-        a3 = min(a3, abs(x[v + 3]))
-    mn = min(min(a0, a1), min(a2, a3))
-    for v in range(n4, n):
-        mn = min(mn, abs(x[v]))
-    return mn
 
 
 #: Chunk of the two-level minimum search: ``cmin[c]`` is the smallest ``|dist|`` of chunk ``c``.
