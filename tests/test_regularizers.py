@@ -420,6 +420,21 @@ def test_cached_tree_survives_state_dict():
         restored.set_extra_state({"edges": None})
 
 
+def test_checkpoint_without_cached_tree_loads_strictly():
+    # Regression: a Regularized checkpoint saved before refresh_every had no `_extra_state`.
+    net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 4))
+    old = {k: v for k, v in tn.Regularized(net, tn.TopologicalRedundancy()).state_dict().items()}
+    old = {k: v for k, v in old.items() if not k.endswith("_extra_state")}
+    t1 = tn.TopologicalRedundancy(refresh_every=3)
+    t1(torch.randn(32, 5, dtype=torch.float64))
+    reg = tn.Regularized(nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 4)), t1)
+    result = reg.load_state_dict(old, strict=True)
+    assert result.missing_keys == [] and t1._edges is None and t1._age == 0
+    partial = {k: v for k, v in old.items() if not k.endswith("weight")}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        reg.load_state_dict(partial, strict=True)
+
+
 def test_regularized_passes_the_selection_to_a_cached_tree():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 4))

@@ -683,6 +683,20 @@ class _TreeLoss(nn.Module):
         self._key, self._age = tuple(state["key"]), int(state["age"])
         self._const = torch.as_tensor(state["const"], dtype=torch.bool)
 
+    def _load_from_state_dict(  # type: ignore[override]
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
+        # A checkpoint written before ``refresh_every`` existed has no cached tree: load it with
+        # strict=True as before, and start without a cache (the next call searches the tree).
+        key = prefix + "_extra_state"
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if key not in state_dict:
+            if key in missing_keys:
+                missing_keys.remove(key)
+            self.refresh()
+
 
 class TopologicalRedundancy(_TreeLoss):
     r"""T1 of Ballester et al. (2024) as a loss module: ``Σ_k (1 − d_k)``.
