@@ -152,7 +152,9 @@ def test_barcode_load_on_corrupt_file_names_the_file(tmp_path, rng):
 def test_analyse_with_no_more_examples_than_neurons_warns_once(rng):
     model = _mlp(5, 16)
     X = torch.from_numpy(rng.standard_normal((12, 5)).astype(np.float32))
-    with pytest.warns(UserWarning, match=r"m = 12 examples for n = 19 neurons \(m ≤ n\)") as rec:
+    with pytest.warns(
+        tn.FewExamplesWarning, match=r"m = 12 examples for n = 19 neurons \(m ≤ n\)"
+    ) as rec:
         tn.analyse(model, X, batch_size=4)
     ours = [w for w in rec if "analyse: m =" in str(w.message)]
     assert len(ours) == 1  # once, not once per batch
@@ -167,12 +169,31 @@ def test_regularized_on_a_batch_with_m_le_n_warns_drop_last():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Regularized:")
         reg(torch.randn(32, 4))  # m > n: silent
-    with pytest.warns(UserWarning, match=r"m = 5 examples for n = 11 neurons") as rec:
+    with pytest.warns(tn.FewExamplesWarning, match=r"m = 5 examples for n = 11 neurons") as rec:
         reg(torch.randn(5, 4))
     assert any("drop_last=True" in str(w.message) for w in rec)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="Regularized:")
         reg(torch.randn(5, 4))  # once per wrapper
+
+
+def test_few_examples_warnings_share_one_category_that_a_filter_silences(rng):
+    # The recorder, analyse and Regularized all warn with tn.FewExamplesWarning, so a deliberate
+    # small batch (the paper's 256 examples for 1010 neurons) is silenced by category, not text.
+    model = _mlp(5, 16)
+    X = torch.from_numpy(rng.standard_normal((12, 5)).astype(np.float32))
+    with pytest.warns(tn.FewExamplesWarning, match="12 examples for 19 neurons"):
+        with tn.ActivationRecorder(model) as rec:
+            model(X)
+        rec.activations()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", tn.FewExamplesWarning)
+        tn.analyse(model, X, batch_size=4)
+        tn.Regularized(model, tn.TopologicalRedundancy(), weight=0.1)(X)
+        with tn.ActivationRecorder(model) as rec:
+            model(X)
+        rec.activations()
 
 
 def test_lightning_regularization_on_a_short_last_batch_warns_drop_last(tmp_path):

@@ -22,6 +22,7 @@ from .analysis import (
 from .capture import (
     ActivationRecorder,
     AllNeurons,
+    FewExamplesWarning,
     FixedSelection,
     ImportanceSampling,
     NeuronIndex,
@@ -70,6 +71,7 @@ __all__ = [
     "CorrelationPenalty",
     "DeCov",
     "DeathSpread",
+    "FewExamplesWarning",
     "FixedSelection",
     "ImportanceSampling",
     "L1Penalty",

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .capture import ActivationRecorder, SamplingStrategy
+from .capture import ActivationRecorder, FewExamplesWarning, SamplingStrategy
 from .regularizers import L1Penalty, L2Penalty
 
 __all__ = ["Regularized", "RegularizedOutput"]
@@ -60,7 +60,7 @@ def warn_small_batch(who: str, A: torch.Tensor, regularizer: nn.Module, stacklev
         f"{type(regularizer).__name__} is computed on a degenerate batch. Use batches of more "
         f"than {n} examples and drop the last, smaller batch (DataLoader(..., drop_last=True)), "
         f"or regularise fewer neurons (sampling=)",
-        UserWarning,
+        FewExamplesWarning,
         stacklevel=stacklevel,
     )
     return True

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .._memory import check_square_fits
-from ..capture import ActivationRecorder, AllNeurons, FixedSelection
+from ..capture import ActivationRecorder, AllNeurons, FewExamplesWarning, FixedSelection
 from ..correlation import check_kind
 from ._build import build_report, build_report_tiled, check_options
 from ._report import RedundancyReport
@@ -401,7 +401,7 @@ def analyse(
             f"correlations of n neurons over m examples span at most m − 1 dimensions, so the "
             f"deaths are biased towards 0 and the report overstates redundancy; use more "
             f"examples than neurons (or fewer neurons: sampling=, layers=)",
-            UserWarning,
+            FewExamplesWarning,
             stacklevel=2,
         )
     where = (labels, point_layers, layer_names, index.sizes)

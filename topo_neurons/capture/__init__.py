@@ -25,7 +25,7 @@ with ``torch.fx``) and ``_recorder`` (:class:`ActivationRecorder`).
 """
 
 from ._naming import NeuronIndex
-from ._recorder import ActivationRecorder
+from ._recorder import ActivationRecorder, FewExamplesWarning
 from ._sampling import (
     AllNeurons,
     FixedSelection,
@@ -37,6 +37,7 @@ from ._sampling import (
 __all__ = [
     "ActivationRecorder",
     "AllNeurons",
+    "FewExamplesWarning",
     "FixedSelection",
     "ImportanceSampling",
     "NeuronIndex",

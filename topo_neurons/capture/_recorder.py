@@ -34,6 +34,18 @@ from ._sampling import AllNeurons, SamplingStrategy
 __all__ = ["ActivationRecorder"]
 
 
+class FewExamplesWarning(UserWarning):
+    """No more examples than neurons (``m ≤ n``): the correlations are degenerate.
+
+    ``n`` columns over ``m`` examples span at most ``m − 1`` dimensions, so the deaths are biased
+    towards 0 (all near 0, and T1 near its maximum, when ``m ≪ n``). The recorder,
+    :func:`~topo_neurons.analyse` and :class:`~topo_neurons.Regularized` warn with this category;
+    filter it where a small batch is deliberate (the paper trains 1010 neurons on batches of 256)::
+
+        warnings.simplefilter("ignore", tn.FewExamplesWarning)
+    """
+
+
 class ActivationRecorder:
     """Record the activations of a model's neurons while it runs (a context manager).
 
@@ -546,7 +558,7 @@ class ActivationRecorder:
 
         Warns
         -----
-        UserWarning
+        FewExamplesWarning
             Once per recorder, when ``m ≤ n`` (no more examples than neurons).
         """
         parts = list(self._compute()[1].values())
@@ -561,7 +573,7 @@ class ActivationRecorder:
                 "examples than neurons: a larger batch, fewer or sampled neurons, "
                 "positions='examples'; in a training loop DataLoader(..., drop_last=True) "
                 "avoids a short last batch.",
-                UserWarning,
+                FewExamplesWarning,
                 stacklevel=2,
             )
         return A

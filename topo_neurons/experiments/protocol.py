@@ -463,7 +463,7 @@ def train_network(
         ``"diverged"``; a diverged row has empty metrics and a ``message``. ``val_metric`` and
         ``val_loss`` are those of the restored epoch.
     """
-    from .. import ActivationRecorder, AllNeurons, ImportanceSampling
+    from .. import ActivationRecorder, AllNeurons, FewExamplesWarning, ImportanceSampling
     from .models import keras_init_, neuron_layers
 
     if dataset is None:
@@ -509,7 +509,7 @@ def train_network(
         # The paper's batches hold fewer examples (256) than its networks have neurons (1010
         # for trapezium): a deliberate part of the protocol, so the recorder's m ≤ n warning
         # would only repeat itself (docs/reproducing.md discusses it).
-        warnings.filterwarnings("ignore", message=r"\d+ examples for \d+ neurons")
+        warnings.simplefilter("ignore", FewExamplesWarning)
         return _train_loop(
             spec,
             config,
