@@ -571,3 +571,27 @@ def test_a_hub_of_the_cached_tree_turning_constant_forces_a_search():
     exact = topological_redundancy(torch.from_numpy(A2)).item()
     assert t1(torch.from_numpy(A2)).item() == pytest.approx(exact, rel=1e-12)
     assert t1._age == 1 and t1.changed_edges >= 4
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: tn.TopologicalRedundancy(distributed=d),
+        lambda d: tn.DeathSpread(distributed=d),
+        lambda d: tn.CorrelationPenalty(distributed=d),
+        lambda d: tn.DeCov(distributed=d),
+    ],
+)
+def test_every_activation_loss_validates_its_options_in_the_shared_base(make):
+    assert make("auto").distributed == "auto"
+    with pytest.raises(ValueError, match=r"distributed='yes' is not valid"):
+        make("yes")
+
+
+def test_weight_penalties_share_the_public_base_and_keep_their_state_dict_keys():
+    assert issubclass(tn.L1Penalty, tn.WeightPenalty)
+    assert issubclass(tn.L2Penalty, tn.WeightPenalty)
+    assert not issubclass(tn.TopologicalRedundancy, tn.WeightPenalty)
+    assert list(tn.L1Penalty().state_dict()) == []
+    assert list(tn.TopologicalRedundancy().state_dict()) == ["_extra_state"]
+    assert list(tn.DeathSpread().state_dict()) == ["_extra_state"]

@@ -70,6 +70,21 @@ def test_weight_penalties_use_the_model():
         tn.Regularized(model, tn.L1Penalty(), layers=["0"])
 
 
+def test_a_user_weight_penalty_is_applied_to_the_model():
+    """Regularized recognises the public base, not a list of classes: a subclass works too."""
+
+    class L4Penalty(tn.WeightPenalty):
+        def forward(self, model):
+            return torch.stack([p.pow(4).sum() for _, p in self.parameters_of(model)]).sum()
+
+    model = small_mlp()
+    reg = tn.Regularized(model, L4Penalty(), weight=2.0)
+    assert reg.recorder is None
+    _, penalty = reg(torch.randn(4, 64))
+    expected = 2.0 * sum((model[i].weight.detach() ** 4).sum() for i in (0, 2, 4))
+    torch.testing.assert_close(penalty.detach(), expected)
+
+
 def test_bad_arguments():
     model = small_mlp()
     with pytest.raises(TypeError, match="regularizer must be a loss module"):

@@ -53,6 +53,7 @@ from .regularizers import (
     L1Penalty,
     L2Penalty,
     TopologicalRedundancy,
+    WeightPenalty,
 )
 from .tracking import BarcodeHistory, BarcodeTracker
 from .training import Regularized, RegularizedOutput
@@ -85,6 +86,7 @@ __all__ = [
     "RegularizedOutput",
     "StreamingCorrelation",
     "TopologicalRedundancy",
+    "WeightPenalty",
     "__version__",
     "analyse",
     "constant_neurons",

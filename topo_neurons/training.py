@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .capture import ActivationRecorder, FewExamplesWarning, SamplingStrategy
-from .regularizers import L1Penalty, L2Penalty
+from .regularizers import WeightPenalty
 
 __all__ = ["Regularized", "RegularizedOutput"]
 
@@ -152,9 +152,9 @@ class Regularized(nn.Module):
         self.model = model
         self.regularizer = regularizer
         self.weight = float(weight)
-        # The weight penalties take the model, not activations (their public classes: no
-        # import of the regularisers' private base).
-        self.on_weights = isinstance(regularizer, (L1Penalty, L2Penalty))
+        # The weight penalties (any WeightPenalty, a user's subclass included) take the
+        # model, not activations.
+        self.on_weights = isinstance(regularizer, WeightPenalty)
         if self.on_weights and (layers is not None or sampling is not None):
             raise ValueError(
                 f"{type(regularizer).__name__} penalises the model's weights; layers= and "

@@ -49,7 +49,7 @@ _pl = require("lightning.pytorch", "lightning")
 from ..capture import ActivationRecorder, AllNeurons  # noqa: E402
 from ..correlation import check_kind  # noqa: E402
 from ..persistence import Barcode  # noqa: E402
-from ..regularizers import _WeightPenalty  # noqa: E402
+from ..regularizers import WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
 from ..training import warn_small_batch  # noqa: E402
 
@@ -110,7 +110,7 @@ class TopologicalRegularization(Callback):
         **recorder_options: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(regularizer, nn.Module) or isinstance(regularizer, _WeightPenalty):
+        if not isinstance(regularizer, nn.Module) or isinstance(regularizer, WeightPenalty):
             raise TypeError(
                 "regularizer must be an activation loss module (TopologicalRedundancy, "
                 "DeathSpread, CorrelationPenalty, DeCov); got "

@@ -1,134 +1,30 @@
-"""Differentiable persistence regularisers and the baselines they were compared with.
-
-The two topological terms of Ballester, Casacuberta & Escalera (2024) are functions of the
-``n − 1`` deaths ``d_k`` of the 0-dimensional persistence of the neurons' correlation space, i.e.
-of the edge weights of a minimum spanning tree (MST) of the dissimilarity matrix ``D``:
-
-* :func:`topological_redundancy` (T1) ``= Σ_k (1 − d_k)``;
-* :func:`death_spread` (T2) ``= α·std(d) − (1 − α)·mean(d)``.
-
-**How the gradient is computed.** The MST depends on ``D`` only through the order of its entries,
-so it is found *without* autograd (the full ``n × n`` matrix ``1 − |ZᵀZ|``, one GEMM, is built
-under ``torch.no_grad()`` and handed to the native Prim engine; both kinds share it, since both
-decrease strictly with ``|ρ|``); then only the ``n − 1`` edge correlations
-``ρ_k = Σ_m Z[m, i_k] Z[m, j_k]`` are recomputed *with* autograd from the normalised activations
-``Z``. Values and gradients equal those of autograd through the whole matrix
-(:func:`~topo_neurons.differentiable_deaths` of the differentiable ``D``; the tests compare the
-two), but the backward costs ``O(m·n)`` instead of ``O(m·n²)`` and no ``n × n`` graph is kept.
-
-**Constant neurons** (e.g. dead ReLUs) have no correlation: they are treated as uncorrelated
-with every other neuron (``d = 1``) and receive no gradient; nothing becomes NaN. NaN or Inf in
-the activations raises ``ValueError`` naming the example and the neuron.
-
-Baselines: :func:`correlation_penalty` (mean ``|ρ|`` over all pairs), :func:`decov` (Cogswell
-et al. 2016), and :class:`L1Penalty` / :class:`L2Penalty` on the weights.
-
-References
-----------
-.. [1] R. Ballester, C. Casacuberta, S. Escalera. "Decorrelating neurons using persistence".
-   NeurReps Workshop 2023, PMLR 228, 2024.
-.. [2] M. Cogswell, F. Ahmed, R. Girshick, L. Zitnick, D. Batra. "Reducing overfitting in deep
-   networks by decorrelating representations". ICLR 2016.
-"""
+"""The topological terms T1 and T2: functionals, loss modules and the ``refresh_every`` cache."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Literal
 
 import torch
-from torch import nn
 
-from ._edges import EdgeCorrelationCPU
-from ._memory import check_square_fits
-from .correlation import check_kind, dissimilarity_from_correlation, normalized_activations
-from .distributed import gather_activations, use_distributed
-from .persistence import BACKENDS, mst_edges
+from .._edges import EdgeCorrelationCPU
+from .._memory import check_square_fits
+from ..correlation import check_kind, dissimilarity_from_correlation
+from ..persistence import mst_edges
+from ._base import (
+    REDUCTIONS,
+    Distributed,
+    Kind,
+    Selection,
+    _activations,
+    _check_backend,
+    _Loss,
+)
 
-__all__ = [
-    "REDUCTIONS",
-    "CorrelationPenalty",
-    "DeCov",
-    "DeathSpread",
-    "L1Penalty",
-    "L2Penalty",
-    "TopologicalRedundancy",
-    "correlation_penalty",
-    "death_spread",
-    "decov",
-    "edge_deaths",
-    "topological_redundancy",
-]
-
-Kind = Literal["abs", "sqrt"]
-Distributed = bool | Literal["auto"]
-REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 #: Rows per block of the no-grad ranking matrix (see ``_ranking_matrix``).
 _RANK_BLOCK = 128
 #: Offset that keeps the ranking matrix positive (see ``_ranking_matrix``).
 _RANK_SLACK = 1e-3
-
-
-# --------------------------------------------------------------------------- validation
-def _activations(A: object, who: str, distributed: Distributed = False) -> torch.Tensor:
-    """Validate ``A`` (torch, (m, n), finite), cast to float, gather across ranks if asked."""
-    if not isinstance(A, torch.Tensor):
-        raise TypeError(
-            f"{who} needs activations as a torch.Tensor of shape (m examples, n neurons); "
-            f"got {type(A).__name__}"
-        )
-    if A.is_complex():
-        raise TypeError(f"{who}: activations must be real; got dtype {A.dtype}")
-    if not A.is_floating_point():
-        A = A.to(torch.get_default_dtype())
-    elif A.dtype not in (torch.float32, torch.float64):
-        A = A.float()  # half / bfloat16: correlations need float32 at least
-    if A.ndim != 2:
-        raise ValueError(
-            f"{who}: activations must have shape (m examples, n neurons); got shape "
-            f"{tuple(A.shape)} (flatten conv outputs with A.reshape(m, -1) or use "
-            "ActivationRecorder)"
-        )
-    m_local = A.shape[0]
-    gathered = use_distributed(distributed)
-    if gathered:
-        # Gather before checking values, so that a NaN on one rank raises on every rank
-        # instead of leaving the others waiting in the collective.
-        A = gather_activations(A)
-    # One reduction pass; only a non-finite sum (NaN/Inf, or an overflow) needs the scan.
-    finite = torch.isfinite(A.detach().sum())
-    if not bool(finite):
-        finite = torch.isfinite(A.detach())
-    if not bool(finite.all()):
-        ex, neuron = torch.nonzero(~finite)[0].tolist()
-        where = f"example {ex}"
-        if gathered:
-            where += f" of the gathered batch (rank {ex // m_local}, example {ex % m_local})"
-        raise ValueError(
-            f"{who}: activations contain {A.detach()[ex, neuron].item()} at {where}, "
-            f"neuron {neuron}; NaN/Inf activations are always an error"
-        )
-    m, n = A.shape
-    if m < 2 or n < 2:
-        raise ValueError(
-            f"{who} needs at least 2 examples and 2 neurons; got activations of shape "
-            f"{tuple(A.shape)}"
-        )
-    return A
-
-
-def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend={backend!r} is not a valid persistence backend; valid backends are {BACKENDS}"
-        )
-
-
-def _check_distributed(distributed: object) -> None:
-    if distributed not in (True, False, "auto"):
-        raise ValueError(
-            f"distributed={distributed!r} is not valid; valid values are True, False and 'auto'"
-        )
 
 
 # --------------------------------------------------------------------------- deaths
@@ -462,88 +358,7 @@ def _check_alpha(alpha: object) -> float:
     return float(alpha)
 
 
-def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
-    r"""Mean absolute Pearson correlation over all pairs of distinct neurons.
-
-    .. math::
-
-        P(A) = \frac{1}{n(n-1)} \sum_{i \ne j} |\rho_{ij}|
-
-    The paper's "minimise all correlations" baseline. Constant neurons have ``ρ = 0`` with every
-    other neuron (and no gradient).
-
-    Parameters
-    ----------
-    A : torch.Tensor, shape (m, n)
-    distributed : {False, True, "auto"}, default False
-
-    Returns
-    -------
-    torch.Tensor, shape ()
-        Unitless, in ``[0, 1]``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from topo_neurons.regularizers import correlation_penalty
-    >>> A = torch.tensor([[0.0, 0.0, 1.0], [1.0, 2.0, 0.0], [2.0, 4.0, 1.0]])
-    >>> correlation_penalty(A)  # ρ01 = 1, ρ02 = ρ12 = 0
-    tensor(0.3333)
-    """
-    A = _activations(A, "correlation_penalty", distributed)
-    Z, _ = normalized_activations(A)
-    C = Z.T @ Z
-    n = C.shape[0]
-    return (C.abs().sum() - C.diagonal().abs().sum()) / (n * (n - 1))
-
-
-def decov(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
-    r"""DeCov loss of Cogswell et al. (2016): squared off-diagonal covariances.
-
-    .. math::
-
-        C_{ij} = \frac{1}{m} \sum_{b=1}^{m} (a_{bi} - \mu_i)(a_{bj} - \mu_j), \qquad
-        L_{\mathrm{DeCov}} = \tfrac{1}{2} \left( \lVert C \rVert_F^2
-            - \lVert \operatorname{diag}(C) \rVert_2^2 \right)
-
-    Computed through the ``m × m`` Gram matrix when ``m < n`` (``‖XᵀX‖_F = ‖XXᵀ‖_F``).
-
-    Parameters
-    ----------
-    A : torch.Tensor, shape (m, n)
-    distributed : {False, True, "auto"}, default False
-
-    Returns
-    -------
-    torch.Tensor, shape ()
-        In squared activation units.
-
-    References
-    ----------
-    .. [1] M. Cogswell, F. Ahmed, R. Girshick, L. Zitnick, D. Batra, "Reducing overfitting in
-       deep networks by decorrelating representations", ICLR 2016.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from topo_neurons.regularizers import decov
-    >>> A = torch.tensor([[1.0, 2.0], [-1.0, -2.0]])  # C = [[1, 2], [2, 4]]
-    >>> decov(A)
-    tensor(4.)
-    """
-    A = _activations(A, "decov", distributed)
-    m, n = A.shape
-    X = A - A.mean(dim=0, keepdim=True)
-    G = (X @ X.T) if m < n else (X.T @ X)
-    fro2 = (G * G).sum() / (m * m)
-    diag2 = ((X * X).sum(dim=0) / m).square().sum()
-    return 0.5 * (fro2 - diag2)
-
-
 # --------------------------------------------------------------------------- modules
-Selection = Mapping[str, torch.Tensor] | torch.Tensor | Sequence[int] | None
-
-
 def _check_refresh_every(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(
@@ -592,7 +407,7 @@ def _dead_hubs(A: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor)
     return int(excess) > _DEAD_EDGE_SLACK * edges.shape[0]
 
 
-class _TreeLoss(nn.Module):
+class _TreeLoss(_Loss):
     """Shared by T1 and T2: the optional cache of the MST edges (``refresh_every``).
 
     In training mode with ``refresh_every = k > 1``, the tree is searched on the first call and
@@ -757,16 +572,13 @@ class TopologicalRedundancy(_TreeLoss):
         distributed: Distributed = False,
         refresh_every: int = 1,
     ) -> None:
-        super().__init__()
         check_kind(kind)
         if reduction not in REDUCTIONS:
             raise ValueError(
                 f"reduction={reduction!r} is not valid; valid reductions are {REDUCTIONS}"
             )
-        _check_backend(backend)
-        _check_distributed(distributed)
-        self.kind, self.reduction, self.backend = kind, reduction, backend
-        self.distributed = distributed
+        super().__init__(kind=kind, backend=backend, distributed=distributed)
+        self.reduction = reduction
         self._init_cache(refresh_every)
 
     def _loss(self, A: torch.Tensor) -> torch.Tensor:
@@ -830,12 +642,9 @@ class DeathSpread(_TreeLoss):
         distributed: Distributed = False,
         refresh_every: int = 1,
     ) -> None:
-        super().__init__()
-        self.alpha = _check_alpha(alpha)
-        check_kind(kind)
-        _check_backend(backend)
-        _check_distributed(distributed)
-        self.kind, self.backend, self.distributed = kind, backend, distributed
+        alpha = _check_alpha(alpha)
+        super().__init__(kind=kind, backend=backend, distributed=distributed)
+        self.alpha = alpha
         self._init_cache(refresh_every)
 
     def _loss(self, A: torch.Tensor) -> torch.Tensor:
@@ -849,190 +658,3 @@ class DeathSpread(_TreeLoss):
     def extra_repr(self) -> str:
         r = f", refresh_every={self.refresh_every}" if self.refresh_every != 1 else ""
         return f"alpha={self.alpha}, kind={self.kind!r}{r}"
-
-
-class CorrelationPenalty(nn.Module):
-    r"""Mean ``|ρ|`` over all pairs of distinct neurons (the "minimise all correlations" baseline).
-
-    .. math::
-
-        P(A) = \frac{1}{n(n-1)} \sum_{i \ne j} |\rho_{ij}|
-
-    Parameters
-    ----------
-    distributed : {False, True, "auto"}, default False
-
-    Shape
-    -----
-    - Input: ``(m, n)``.
-    - Output: scalar.
-
-    References
-    ----------
-    .. [1] Ballester, Casacuberta & Escalera, "Decorrelating neurons using persistence",
-       PMLR 228, 2024 (baseline).
-
-    Examples
-    --------
-    >>> import torch
-    >>> import topo_neurons as tn
-    >>> A = torch.tensor([[0.0, 0.0, 1.0], [1.0, 2.0, 0.0], [2.0, 4.0, 1.0]])
-    >>> tn.CorrelationPenalty()(A)
-    tensor(0.3333)
-    """
-
-    def __init__(self, *, distributed: Distributed = False) -> None:
-        super().__init__()
-        _check_distributed(distributed)
-        self.distributed = distributed
-
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """Mean ``|ρ|`` of activations ``A`` of shape (m, n); a scalar tensor."""
-        return correlation_penalty(A, distributed=self.distributed)
-
-
-class DeCov(nn.Module):
-    r"""DeCov (Cogswell et al., ICLR 2016): half the squared off-diagonal covariances.
-
-    .. math::
-
-        L_{\mathrm{DeCov}} = \tfrac{1}{2} \left( \lVert C \rVert_F^2
-            - \lVert \operatorname{diag}(C) \rVert_2^2 \right),
-        \quad C = \tfrac{1}{m} (A - \bar A)^\top (A - \bar A)
-
-    Parameters
-    ----------
-    distributed : {False, True, "auto"}, default False
-
-    Shape
-    -----
-    - Input: ``(m, n)``.
-    - Output: scalar.
-
-    References
-    ----------
-    .. [1] M. Cogswell, F. Ahmed, R. Girshick, L. Zitnick, D. Batra, "Reducing overfitting in
-       deep networks by decorrelating representations", ICLR 2016.
-
-    Examples
-    --------
-    >>> import torch
-    >>> import topo_neurons as tn
-    >>> tn.DeCov()(torch.tensor([[1.0, 2.0], [-1.0, -2.0]]))
-    tensor(4.)
-    """
-
-    def __init__(self, *, distributed: Distributed = False) -> None:
-        super().__init__()
-        _check_distributed(distributed)
-        self.distributed = distributed
-
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """DeCov of activations ``A`` of shape (m, n); a scalar tensor."""
-        return decov(A, distributed=self.distributed)
-
-
-class _WeightPenalty(nn.Module):
-    _power = 1
-
-    def __init__(self, *, include_biases: bool = False) -> None:
-        super().__init__()
-        self.include_biases = bool(include_biases)
-
-    def parameters_of(self, model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-        """The ``(name, parameter)`` pairs of ``model`` that the penalty covers."""
-        if not isinstance(model, nn.Module):
-            raise TypeError(
-                f"{type(self).__name__} takes the model (torch.nn.Module); got "
-                f"{type(model).__name__} (activation penalties take tensors, weight penalties "
-                "take models)"
-            )
-        return [
-            (name, p) for name, p in model.named_parameters() if self.include_biases or p.ndim >= 2
-        ]
-
-    def forward(self, model: nn.Module) -> torch.Tensor:
-        """The penalty over the weights of ``model``; a scalar tensor."""
-        params = self.parameters_of(model)
-        if not params:
-            raise ValueError(
-                f"{type(model).__name__} has no weight with ≥ 2 dimensions for "
-                f"{type(self).__name__}; pass include_biases=True to penalise every parameter"
-            )
-        if self._power == 1:
-            terms = [p.abs().sum() for _, p in params]
-        else:
-            terms = [p.square().sum() for _, p in params]
-        return torch.stack(terms).sum()
-
-    def extra_repr(self) -> str:
-        return f"include_biases={self.include_biases}"
-
-
-class L1Penalty(_WeightPenalty):
-    r"""Sum of absolute weights of a model (L1 baseline).
-
-    .. math::
-
-        L_1(\theta) = \sum_{w \in \text{weights}} |w|
-
-    *Weights* are the parameters with at least 2 dimensions (``Linear`` and ``Conv*`` kernels,
-    embeddings); biases and normalisation scales are excluded, as in the usual weight-decay
-    baselines, unless ``include_biases=True``.
-
-    Parameters
-    ----------
-    include_biases : bool, default False
-        Penalise every parameter.
-
-    Shape
-    -----
-    - Input: a ``torch.nn.Module`` (not activations).
-    - Output: scalar.
-
-    Examples
-    --------
-    >>> import torch
-    >>> import topo_neurons as tn
-    >>> lin = torch.nn.Linear(2, 1)
-    >>> with torch.no_grad():
-    ...     _ = lin.weight.copy_(torch.tensor([[1.0, -2.0]])); _ = lin.bias.fill_(5.0)
-    >>> tn.L1Penalty()(lin)
-    tensor(3., grad_fn=<SumBackward0>)
-    """
-
-    _power = 1
-
-
-class L2Penalty(_WeightPenalty):
-    r"""Sum of squared weights of a model (L2 / weight-decay baseline).
-
-    .. math::
-
-        L_2(\theta) = \sum_{w \in \text{weights}} w^2
-
-    No factor ½: ``λ·L2Penalty`` adds ``2λw`` to each weight's gradient. *Weights* are the
-    parameters with at least 2 dimensions unless ``include_biases=True`` (see
-    :class:`L1Penalty`).
-
-    Parameters
-    ----------
-    include_biases : bool, default False
-
-    Shape
-    -----
-    - Input: a ``torch.nn.Module``.
-    - Output: scalar.
-
-    Examples
-    --------
-    >>> import torch
-    >>> import topo_neurons as tn
-    >>> lin = torch.nn.Linear(2, 1)
-    >>> with torch.no_grad():
-    ...     _ = lin.weight.copy_(torch.tensor([[1.0, -2.0]])); _ = lin.bias.fill_(5.0)
-    >>> tn.L2Penalty()(lin), tn.L2Penalty(include_biases=True)(lin)
-    (tensor(5., grad_fn=<SumBackward0>), tensor(30., grad_fn=<SumBackward0>))
-    """
-
-    _power = 2
