@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ._memory import check_square_fits
+from ._options import check_choice
 
 __all__ = [
     "CONSTANT_POLICIES",
@@ -53,18 +54,13 @@ _SQRT_GRAD_EPS = 1e-12
 
 def check_kind(kind: str) -> str:
     """Return ``kind`` if it is a valid dissimilarity kind, else raise ``ValueError``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not a valid dissimilarity; valid kinds are {KINDS}")
-    return kind
+    return check_choice("kind", kind, KINDS, what="dissimilarity", plural="kinds")
 
 
 def _check_policy(constant: str) -> str:
-    if constant not in CONSTANT_POLICIES:
-        raise ValueError(
-            f"constant={constant!r} is not a valid constant-neuron policy; "
-            f"valid policies are {CONSTANT_POLICIES}"
-        )
-    return constant
+    return check_choice(
+        "constant", constant, CONSTANT_POLICIES, what="constant-neuron policy", plural="policies"
+    )
 
 
 def _as_torch(A: np.ndarray | torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:

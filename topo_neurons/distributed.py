@@ -26,9 +26,19 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 
-__all__ = ["GRADIENT_MODES", "gather_activations", "use_distributed", "world_size"]
+from ._options import check_choice
+
+__all__ = [
+    "DISTRIBUTED_VALUES",
+    "GRADIENT_MODES",
+    "gather_activations",
+    "use_distributed",
+    "world_size",
+]
 
 GRADIENT_MODES: tuple[str, ...] = ("ddp", "exact")
+#: The values of the ``distributed`` option of the losses and of :func:`use_distributed`.
+DISTRIBUTED_VALUES: tuple[bool | str, ...] = (True, False, "auto")
 
 
 def world_size(group: object = None) -> int:
@@ -73,7 +83,10 @@ def use_distributed(distributed: bool | str, group: object = None) -> bool:
     >>> use_distributed("auto"), use_distributed(False)
     (False, False)
     """
-    if distributed is False or distributed is None:
+    if distributed is None:
+        return False
+    check_choice("distributed", distributed, DISTRIBUTED_VALUES, what="", plural="values")
+    if distributed is False:
         return False
     if distributed == "auto":
         return world_size(group) > 1
@@ -84,10 +97,7 @@ def use_distributed(distributed: bool | str, group: object = None) -> bool:
                 "(torch.distributed.init_process_group); use distributed='auto' to gather only "
                 "when one is running"
             )
-        return world_size(group) > 1
-    raise ValueError(
-        f"distributed={distributed!r} is not valid; valid values are True, False and 'auto'"
-    )
+    return world_size(group) > 1
 
 
 class _AllGatherRows(torch.autograd.Function):
@@ -147,8 +157,7 @@ def gather_activations(
     ValueError
         Unknown ``gradient``, or ranks holding different shapes (all shapes listed).
     """
-    if gradient not in GRADIENT_MODES:
-        raise ValueError(f"gradient={gradient!r} is not valid; valid modes are {GRADIENT_MODES}")
+    check_choice("gradient", gradient, GRADIENT_MODES, what="", plural="modes")
     W = world_size(group)
     if W == 1:
         return A

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .._memory import check_square_fits
+from .._options import check_choice
 from ..capture import ActivationRecorder, AllNeurons, FewExamplesWarning, FixedSelection
 from ..correlation import check_kind
 from ._build import build_report, build_report_tiled, check_options
@@ -307,8 +308,7 @@ def analyse(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_kind(kind)
-    if path not in ANALYSE_PATHS:
-        raise ValueError(f"path={path!r} is not valid; valid paths are {ANALYSE_PATHS}")
+    check_choice("path", path, ANALYSE_PATHS, what="")
     check_options(thresholds, top_k, pair_threshold)
     sampling = AllNeurons() if sampling is None else sampling
     target = _check_device(device)

@@ -12,6 +12,7 @@ import torch.distributed
 import torch.fx
 from torch import nn
 
+from .._options import check_choice
 from ._layers import (
     _CHANNEL_TYPES,
     _SEQ_FIRST_TYPES,
@@ -165,12 +166,8 @@ class ActivationRecorder:
                 "(AllNeurons(), ImportanceSampling(p), RandomSampling(p, seed), "
                 f"FixedSelection(indices)); got {type(sampling).__name__}"
             )
-        if point not in POINTS:
-            raise ValueError(f"point={point!r} is not valid; valid options are: {POINTS}")
-        if positions not in POSITIONS:
-            raise ValueError(
-                f"positions={positions!r} is not valid; valid options are: {POSITIONS}"
-            )
+        check_choice("point", point, POINTS, what="", plural="options")
+        check_choice("positions", positions, POSITIONS, what="", plural="options")
         self.model = model
         self.sampling = sampling
         self.detach = bool(detach)

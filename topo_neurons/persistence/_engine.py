@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._options import check_choice
 from ._backends import giotto_edges, gudhi_edges, native_edges
 from ._barcode import Barcode
 from ._validate import as_distance_array, check_distance_matrix
@@ -66,10 +67,7 @@ def zero_persistence(D: object, backend: str = "auto") -> Barcode:
     array([[0, 1],
            [1, 2]])
     """
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(
-            f"backend={backend!r} is not a valid persistence backend; valid backends are {BACKENDS}"
-        )
+    check_choice("backend", backend, BACKENDS, what="persistence backend", plural="backends")
     arr = as_distance_array(D)
     name = "native" if backend == "auto" else backend
     if name != "native" or arr.shape[0] == 1:  # native fuses the checks into its pass

@@ -17,7 +17,6 @@ __all__ = [
     "BarcodeLike",
     "HasBarcode",
     "begin",
-    "check_choice",
     "check_layers",
     "edge_groups",
     "layer_colors",
@@ -106,9 +105,3 @@ def begin(
     bc, default_layers = unwrap(barcode)
     point_layers = check_layers(layers if layers is not None else default_layers, bc.n_points)
     return bc, point_layers, new_axes(ax)
-
-
-def check_choice(name: str, value: object, valid: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming ``value`` and the valid ones when ``value`` is not valid."""
-    if value not in valid:
-        raise ValueError(f"{name}={value!r} is not a valid {name}; valid {name}s are {valid}")

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._options import check_choice
 from ._common import (
     BarcodeLike,
     begin,
-    check_choice,
     edge_groups,
     layer_colors,
     layer_order,

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._options import check_choice
 from ..persistence import Barcode
 from ._common import (
     BarcodeLike,
     begin,
-    check_choice,
     layer_colors,
     layer_order,
 )

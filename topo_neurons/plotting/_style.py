@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._options import check_choice
+
 __all__ = [
     "COLUMN_WIDTHS",
     "CROSS_LAYER_COLOR",
@@ -119,10 +121,7 @@ def paper_style(
     import matplotlib as mpl
     from cycler import cycler
 
-    if columns not in COLUMN_WIDTHS:
-        raise ValueError(
-            f"columns={columns!r} is not valid; valid values are {tuple(COLUMN_WIDTHS)}"
-        )
+    check_choice("columns", columns, tuple(COLUMN_WIDTHS), what="", plural="values")
     if not aspect > 0:
         raise ValueError(f"aspect must be positive; got {aspect}")
     width = COLUMN_WIDTHS[columns]

@@ -8,8 +8,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .._options import check_choice
 from ..correlation import check_kind
-from ..distributed import gather_activations, use_distributed
+from ..distributed import DISTRIBUTED_VALUES, gather_activations, use_distributed
 from ..persistence import BACKENDS
 
 Kind = Literal["abs", "sqrt"]
@@ -68,17 +69,11 @@ def _activations(A: object, who: str, distributed: Distributed = False) -> torch
 
 
 def _check_backend(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend={backend!r} is not a valid persistence backend; valid backends are {BACKENDS}"
-        )
+    check_choice("backend", backend, BACKENDS, what="persistence backend", plural="backends")
 
 
 def _check_distributed(distributed: object) -> None:
-    if distributed not in (True, False, "auto"):
-        raise ValueError(
-            f"distributed={distributed!r} is not valid; valid values are True, False and 'auto'"
-        )
+    check_choice("distributed", distributed, DISTRIBUTED_VALUES, what="", plural="values")
 
 
 # --------------------------------------------------------------------------- base classes

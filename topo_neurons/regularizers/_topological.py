@@ -9,6 +9,7 @@ import torch
 
 from .._edges import EdgeCorrelationCPU
 from .._memory import check_square_fits
+from .._options import check_choice
 from ..correlation import check_kind, dissimilarity_from_correlation
 from ..persistence import mst_edges
 from ._base import (
@@ -287,8 +288,7 @@ def topological_redundancy(
     >>> round(topological_redundancy(A).item(), 6)  # deaths (0, 1)
     1.0
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction={reduction!r} is not valid; valid reductions are {REDUCTIONS}")
+    check_choice("reduction", reduction, REDUCTIONS, what="")
     A = _activations(A, "topological_redundancy", distributed)
     d, _ = edge_deaths(A, kind, backend=backend, edges=edges)
     t = (1.0 - d).sum()
@@ -573,10 +573,7 @@ class TopologicalRedundancy(_TreeLoss):
         refresh_every: int = 1,
     ) -> None:
         check_kind(kind)
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"reduction={reduction!r} is not valid; valid reductions are {REDUCTIONS}"
-            )
+        check_choice("reduction", reduction, REDUCTIONS, what="")
         super().__init__(kind=kind, backend=backend, distributed=distributed)
         self.reduction = reduction
         self._init_cache(refresh_every)
