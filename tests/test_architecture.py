@@ -31,7 +31,7 @@ PACKAGE = ROOT / "topo_neurons"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Plumbing with no import of the package: atomic writes, the n × n memory guard, torch's
     # thread count around numba/OpenMP, the edge-gather kernels, gathering across DDP ranks.
-    ("helpers", ("_io", "_memory", "_options", "_threads", "_edges", "distributed")),
+    ("helpers", ("_io", "_memory", "_options", "_finite", "_threads", "_edges", "distributed")),
     ("correlation", ("correlation",)),
     ("persistence", ("persistence",)),
     ("capture", ("capture",)),

@@ -12,6 +12,7 @@ it. Those names still resolve from the root for one release, with a ``Deprecatio
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._finite import NonFiniteActivationsError
 from .analysis import (
     LayerRedundancy,
     RedundancyReport,
@@ -79,6 +80,7 @@ __all__ = [
     "L2Penalty",
     "LayerRedundancy",
     "NeuronIndex",
+    "NonFiniteActivationsError",
     "RandomSampling",
     "RedundancyReport",
     "RedundantPair",

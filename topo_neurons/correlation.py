@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import torch
 
+from ._finite import check_finite_activations
 from ._memory import check_square_fits
 from ._options import check_choice
 
@@ -107,21 +108,15 @@ def _validate_activations(t: torch.Tensor, name: str) -> None:
             f"{name} needs at least 2 neurons to form a correlation space; "
             f"got shape {tuple(t.shape)}"
         )
-    # Column maxima and minima are NaN or ±Inf exactly when the column holds one (amax/amin
-    # propagate NaN): two cheap reductions instead of a full boolean copy of the activations.
-    td = t.detach()
-    if bool(torch.isfinite(td.amax(dim=0)).all()) and bool(torch.isfinite(td.amin(dim=0)).all()):
-        return
-    finite = torch.isfinite(td)
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite)[0].tolist()
-        value = t.detach()[bad[0], bad[1]].item()
-        cols = torch.nonzero(~finite.all(dim=0)).flatten().tolist()
+
+    def describe(ex: int, neuron: int, value: float, cols: list[int]) -> str:
         shown = ", ".join(str(c) for c in cols[:10]) + (" …" if len(cols) > 10 else "")
-        raise ValueError(
-            f"{name} contain {value} at example {bad[0]}, neuron {bad[1]} "
+        return (
+            f"{name} contain {value} at example {ex}, neuron {neuron} "
             f"(non-finite values in neuron(s) {shown}); NaN/Inf activations are always an error"
         )
+
+    check_finite_activations(t, describe)
 
 
 def constant_neurons(A: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._finite import check_finite_activations
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation
 
@@ -92,13 +93,13 @@ class StreamingCorrelation:
         if self._device is None:
             self._device = x.device
         x = x.to(device=self._device, dtype=torch.float64)
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
-            i, j = (int(v) for v in torch.nonzero(~finite)[0])
-            raise ValueError(
-                f"activation of {self._name(j)} is {x[i, j].item()} at example "
+        check_finite_activations(
+            x,
+            lambda i, j, value, _: (
+                f"activation of {self._name(j)} is {value} at example "
                 f"{self.n_examples + i}; NaN/Inf activations are always an error"
-            )
+            ),
+        )
         if self._shift is None:
             # The n × n sum and the covariance's temporaries live on this device.
             check_square_fits(

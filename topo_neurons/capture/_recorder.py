@@ -12,6 +12,7 @@ import torch.distributed
 import torch.fx
 from torch import nn
 
+from .._finite import check_finite_activations
 from .._options import check_choice
 from ._layers import (
     _CHANNEL_TYPES,
@@ -478,18 +479,15 @@ class ActivationRecorder:
                 "output), or set positions=, batch_dim= or mask= so that they agree"
             )
         for name, a in full.items():
-            # One reduction pass; only a non-finite sum (a NaN/Inf, or an overflow) needs the
-            # elementwise scan that finds the culprit.
-            if bool(torch.isfinite(a.detach().sum())):
-                continue
-            finite = torch.isfinite(a.detach())
-            if not bool(finite.all()):
-                ex, neuron = torch.nonzero(~finite)[0].tolist()
-                value = a.detach()[ex, neuron].item()
-                raise ValueError(
-                    f"layer {_display(name)!r} output {value} at example {ex}, neuron {neuron} "
-                    f"(neurons of shape {self._shapes[name]}); NaN/Inf activations are an error"
-                )
+            label, shape = _display(name), self._shapes[name]
+            check_finite_activations(
+                a,
+                lambda ex, neuron, value, _, label=label, shape=shape: (
+                    f"layer {label!r} output {value} at example {ex}, neuron {neuron} "
+                    f"(neurons of shape {shape}); NaN/Inf activations are an error"
+                ),
+                layer=label,
+            )
         return full
 
     def _compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

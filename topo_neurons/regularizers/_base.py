@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .._finite import check_finite_activations
 from .._options import check_choice
 from ..correlation import check_kind
 from ..distributed import DISTRIBUTED_VALUES, gather_activations, use_distributed
@@ -46,19 +47,17 @@ def _activations(A: object, who: str, distributed: Distributed = False) -> torch
         # Gather before checking values, so that a NaN on one rank raises on every rank
         # instead of leaving the others waiting in the collective.
         A = gather_activations(A)
-    # One reduction pass; only a non-finite sum (NaN/Inf, or an overflow) needs the scan.
-    finite = torch.isfinite(A.detach().sum())
-    if not bool(finite):
-        finite = torch.isfinite(A.detach())
-    if not bool(finite.all()):
-        ex, neuron = torch.nonzero(~finite)[0].tolist()
+
+    def describe(ex: int, neuron: int, value: float, _: list[int]) -> str:
         where = f"example {ex}"
         if gathered:
             where += f" of the gathered batch (rank {ex // m_local}, example {ex % m_local})"
-        raise ValueError(
-            f"{who}: activations contain {A.detach()[ex, neuron].item()} at {where}, "
+        return (
+            f"{who}: activations contain {value} at {where}, "
             f"neuron {neuron}; NaN/Inf activations are always an error"
         )
+
+    check_finite_activations(A, describe)
     m, n = A.shape
     if m < 2 or n < 2:
         raise ValueError(

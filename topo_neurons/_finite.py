@@ -1,0 +1,103 @@
+"""One check that activations are finite, raising one typed error.
+
+NaN or ±Inf in activations is always an error (a diverged training run, an overflow): the
+correlation, the recorder, the streaming accumulator and the regularisers all check with
+:func:`check_finite_activations`, which raises :class:`NonFiniteActivationsError`, a
+``ValueError`` that names where the first bad value is. A caller that must tell divergence
+from other errors (the experiments' sweep) catches the type, not a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["NonFiniteActivationsError", "check_finite_activations"]
+
+
+class NonFiniteActivationsError(ValueError):
+    """Activations hold NaN or ±Inf; the message names the layer (where known), example, neuron.
+
+    A subclass of ``ValueError``: code catching ``ValueError`` keeps working.
+
+    Parameters
+    ----------
+    message : str
+    layer : str, optional
+        The layer whose output holds the value, where the raiser knows it.
+    example : int, optional
+        Row of the first non-finite value (in the batch the raiser saw; see the message).
+    neuron : int, optional
+        Column of the first non-finite value.
+    value : float, optional
+        The value itself (``nan``, ``inf`` or ``-inf``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import topo_neurons as tn
+    >>> try:
+    ...     tn.correlation_matrix(torch.tensor([[0.0, 1.0], [float("nan"), 2.0], [1.0, 0.0]]))
+    ... except tn.NonFiniteActivationsError as err:
+    ...     print(err.example, err.neuron, err.value)
+    1 0 nan
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        layer: str | None = None,
+        example: int | None = None,
+        neuron: int | None = None,
+        value: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.layer, self.example, self.neuron, self.value = layer, example, neuron, value
+
+    def __reduce__(self):  # keyword attributes survive pickling (process pools)
+        return (_rebuild, (self.args, self.layer, self.example, self.neuron, self.value))
+
+
+def _rebuild(args, layer, example, neuron, value) -> NonFiniteActivationsError:
+    return NonFiniteActivationsError(
+        *args, layer=layer, example=example, neuron=neuron, value=value
+    )
+
+
+def check_finite_activations(
+    A: torch.Tensor,
+    describe: Callable[[int, int, float, list[int]], str],
+    *,
+    layer: str | None = None,
+) -> None:
+    """Raise :class:`NonFiniteActivationsError` if ``A`` holds a NaN or ±Inf.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (m, n)
+        Activations: examples × neurons.
+    describe : callable
+        ``describe(example, neuron, value, bad_neurons) → message``: the caller's words for the
+        first non-finite value (row-major order) and the sorted columns holding any.
+    layer : str, optional
+        Stored on the error.
+
+    Notes
+    -----
+    One reduction pass on the usual (finite) path; only a non-finite sum (a NaN/Inf, or an
+    overflow of finite values) needs the element-wise scan that finds the culprit.
+    """
+    a = A.detach()
+    if bool(torch.isfinite(a.sum())):
+        return
+    finite = torch.isfinite(a)
+    if bool(finite.all()):
+        return  # the sum overflowed; every value is finite
+    ex, neuron = (int(v) for v in torch.nonzero(~finite)[0])
+    value = a[ex, neuron].item()
+    bad = torch.nonzero(~finite.all(dim=0)).flatten().tolist()
+    raise NonFiniteActivationsError(
+        describe(ex, neuron, value, bad), layer=layer, example=ex, neuron=neuron, value=value
+    )
