@@ -462,6 +462,33 @@ def test_zero_length_bar_of_two_identical_neurons_is_restored(backend, rng):
     np.testing.assert_array_equal(bc.deaths, scipy_deaths(D))
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    groups=st.lists(st.integers(0, 4), min_size=2, max_size=12),
+    seed=st.integers(0, 2**16),
+    lib=st.sampled_from(["giotto", "gudhi"]),
+)
+def test_many_zero_length_bars_are_restored_into_a_spanning_tree(groups, seed, lib):
+    """Points in a few groups of copies: every copy's zero bar comes back, as scipy's MST says."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0.1, 1.0, size=(5, 3))
+    X = centres[groups]
+    D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    bc = tn.zero_persistence(D, backend=lib)
+    n = len(groups)
+    assert bc.edges.shape == (n - 1, 2)
+    ncomp, _ = connected_components(_adjacency(n, bc.edges), directed=False)
+    assert ncomp == 1  # the restored edges make a spanning tree
+    np.testing.assert_allclose(bc.deaths, scipy_deaths(D), rtol=0, atol=GIOTTO_F64_ATOL)
+    np.testing.assert_array_equal(bc.deaths, np.sort(D[bc.edges[:, 0], bc.edges[:, 1]]))
+
+
+def _adjacency(n: int, edges: np.ndarray) -> np.ndarray:
+    M = np.zeros((n, n))
+    M[edges[:, 0], edges[:, 1]] = 1.0
+    return M
+
+
 def test_giotto_restores_a_bar_that_float32_rounds_to_zero():
     """Regression: a float64 distance below 2⁻¹⁵⁰ is 0 in giotto-ph's float32 and was lost."""
     D = np.array([[0.0, 1e-50, 0.7], [1e-50, 0.0, 0.4], [0.7, 0.4, 0.0]])

@@ -10,6 +10,7 @@ GUDHI drop, are restored here.
 from __future__ import annotations
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 
 from .._threads import keep_torch_threads
 from ._barcode import union_find_labels
@@ -52,21 +53,13 @@ def _restore_zero_edges(D: np.ndarray, edges: np.ndarray, zero_at: float = 0.0) 
     iu, ju = np.nonzero(D <= zero_at)
     upper = iu < ju
     iu, ju = iu[upper], ju[upper]
-    labels = union_find_labels(n, edges)
-    # Contract the given forest, then take a spanning forest of the zero graph on components.
-    parent = {int(c): int(c) for c in np.unique(labels)}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    # Contract the given forest (vectorised), then keep the zero edges (row-major order) that
+    # join two of its components: a spanning forest of the zero graph on the components.
+    labels = union_find_labels(n, edges).tolist()
+    sets = DisjointSet(range(max(labels) + 1))
     extra = []
     for i, j in zip(iu.tolist(), ju.tolist()):
-        a, b = find(int(labels[i])), find(int(labels[j]))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
+        if sets.merge(labels[i], labels[j]):
             extra.append((i, j))
             if len(extra) == missing:
                 break

@@ -263,6 +263,10 @@ def pair_tree(
     return _pair_tree(X, XT, ka, kb, gi, gj, indptr, dst[order], ww[order])
 
 
+# A hand-written union-find on purpose (not scipy's DisjointSet, used elsewhere in the package):
+# this Kruskal runs on the union of the tile trees (millions of edges for large n) inside the
+# tiled engine's Dask tasks; compiled with nogil it runs at C speed and lets the other tasks'
+# threads run, where a Python-level DisjointSet would hold the GIL for seconds.
 @numba.njit(nogil=True, boundscheck=False, cache=True)
 def _kruskal(n, a, b, order):  # pragma: no cover - compiled
     parent = np.arange(n)
