@@ -257,6 +257,28 @@ def test_non_finite_activations_are_recorded_as_diverged(monkeypatch):
     assert row["message"].startswith("non-finite outputs at epoch 1") or "NaN/Inf" in row["message"]
 
 
+@pytest.mark.parametrize(
+    ("error", "diverged"),
+    [
+        (tn.NonFiniteActivationsError("layer 'fc1' output a bad value"), True),
+        (ValueError("layers disagree on the examples; see the info below"), False),
+    ],
+)
+def test_divergence_is_told_by_the_error_type_not_its_message(monkeypatch, error, diverged):
+    def fail(self):
+        raise error
+
+    monkeypatch.setattr(tn.ActivationRecorder, "activations", fail)
+    spec = P.RunSpec("syn", "trapezium", "t1", 1.0, 0)
+    if diverged:  # no "nan"/"inf" in the message: the type says it
+        _, row = P.train_network(spec, P.TrainConfig(), _small_classification())
+        assert row["status"] == "diverged"
+        assert row["message"] == f"epoch 1: {error}"
+    else:  # "info" holds "inf": not a divergence, the error propagates
+        with pytest.raises(ValueError, match="see the info below"):
+            P.train_network(spec, P.TrainConfig(), _small_classification())
+
+
 def test_positive_weight_required():
     with pytest.raises(ValueError, match=r"regulariser 't1' needs a positive weight; got 0.0"):
         P.train_network(

@@ -45,7 +45,8 @@ Either way the test metric of the restored network is reported.
 
 A run whose loss or activations become NaN or infinite is recorded with status ``diverged``
 (this happens for large weights, e.g. T1 with ``reduction="sum"`` over about a thousand
-deaths), never as a crash.
+deaths), never as a crash; non-finite activations are told by the type of the recorder's error
+(:class:`~topo_neurons.NonFiniteActivationsError`), not by its message.
 
 :func:`run_sweep` executes many runs, in parallel processes with ``jobs > 1``, and rewrites
 the results file atomically after each one, so that an interrupted sweep loses nothing and a
@@ -540,15 +541,14 @@ def _train_loop(
             return nn.functional.cross_entropy(out, target)
         return nn.functional.mse_loss(out.reshape(-1), target)
 
+    from .. import NonFiniteActivationsError
+
     def activations() -> torch.Tensor:
         assert recorder is not None
         try:
             return recorder.activations()
-        except ValueError as exc:
-            # the recorder names the layer and neuron of a NaN/Inf activation
-            if "nan" in str(exc).lower() or "inf" in str(exc).lower():
-                raise _Diverged(f"epoch {epoch}: {exc}") from exc
-            raise
+        except NonFiniteActivationsError as exc:  # names the layer, example and neuron
+            raise _Diverged(f"epoch {epoch}: {exc}") from exc
 
     best_score: tuple[float, float] | None = None  # (val_metric, -val_loss) of the best epoch
     best_state: dict[str, torch.Tensor] | None = None
