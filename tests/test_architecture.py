@@ -29,9 +29,13 @@ PACKAGE = ROOT / "topo_neurons"
 #: The layers, lowest first, and the top-level modules / subpackages in each. A module may import
 #: its own layer and the layers below it, never one above. Helpers sit at the bottom.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # Plumbing with no import of the package: atomic writes, the n × n memory guard, torch's
-    # thread count around numba/OpenMP, the edge-gather kernels, gathering across DDP ranks.
-    ("helpers", ("_io", "_memory", "_options", "_finite", "_threads", "_edges", "distributed")),
+    # Plumbing with no import of the package: atomic writes (the public ``io``), a model's eval
+    # mode for a block, the n × n memory guard, torch's thread count around numba/OpenMP, the
+    # edge-gather kernels, gathering across DDP ranks.
+    (
+        "helpers",
+        ("io", "_modes", "_memory", "_options", "_finite", "_threads", "_edges", "distributed"),
+    ),
     ("correlation", ("correlation",)),
     ("persistence", ("persistence",)),
     ("capture", ("capture",)),
@@ -62,16 +66,7 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
 
 #: ``experiments`` is a client of the library: it imports the toolkit only through public
 #: modules (no ``topo_neurons._x`` and no ``topo_neurons.x._y``). Known exceptions:
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("topo_neurons.experiments.protocol", "topo_neurons._io"): (
-        "topo_neurons/experiments/protocol.py writes results.csv with the private atomic "
-        "writer (atomic_path); to go when the writer is public or the file uses its own"
-    ),
-    ("topo_neurons.experiments.reproduction", "topo_neurons._io"): (
-        "topo_neurons/experiments/reproduction.py writes its report and summaries with the "
-        "private atomic writer (atomic_write_text); same fix as protocol.py"
-    ),
-}
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {}
 
 CLIENT_LAYERS = ("experiments",)
 

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_path
+from ._modes import eval_mode
 from .capture import ActivationRecorder, AllNeurons
 from .correlation import check_kind, correlation_dissimilarity
+from .io import atomic_path
 from .persistence import Barcode, zero_persistence
 
 __all__ = [
@@ -388,14 +389,11 @@ class BarcodeTracker:
             The barcodes just appended to :attr:`history`.
         """
         model = self.model
-        was_training = model.training
-        model.eval()
         try:
-            with torch.no_grad(), self._recorder as rec:
+            with eval_mode(model), torch.no_grad(), self._recorder as rec:
                 model(x)
                 per_layer = rec.per_layer()
         finally:
-            model.train(was_training)
             self._recorder.clear()
         return self.record_activations(per_layer, step)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .._memory import check_square_fits
+from .._modes import eval_mode
 from .._options import check_choice
 from ..capture import ActivationRecorder, AllNeurons, FewExamplesWarning, FixedSelection
 from ..correlation import check_kind
@@ -347,52 +348,45 @@ def analyse(
 
         batches = tqdm(batches, total=total, desc="analyse", unit="batch", leave=False)
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            it = iter(batches)
-            try:
-                first = next(it)
-            except StopIteration:
-                raise ValueError("data holds no examples; at least 2 are needed") from None
-            rec = ActivationRecorder(model, layers=layers, sampling=sampling, **options)
-            rec._warn_few_examples = False  # analyse warns on the whole data set below
-            rec.mask = next(masks)
-            with rec:
-                _run(model, first, dtype, device)
-            index = rec.neuron_index()
-            A = rec.activations()
-            # Data-dependent strategies choose on the first batch only; then the columns stay.
-            fixed = (
-                sampling if isinstance(sampling, AllNeurons) else FixedSelection(rec.selection())
-            )
-            rec.clear()
-            layer_names = list(index.layers)
-            labels = index.labels()
-            point_layers = [layer_names[i] for i in np.asarray(index.layer)]
-            n_cols = A.shape[1]
-            tiled = path == "tiled" or (
-                path == "auto" and 8.0 * _ANALYSE_COPIES * n_cols**2 > DENSE_ANALYSE_BYTES
-            )
-            if tiled:  # keep the activations: m × n float64, no n × n matrix
-                acc = _KeptActivations(n_cols)
-            else:
-                # The accumulator, then the report's correlation, dissimilarity and per-layer
-                # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
-                check_square_fits(n_cols, 8, _ANALYSE_COPIES, what="analyse")
-                acc = StreamingCorrelation(n_cols, labels=labels, device=device)
-            acc.update(A)
-            rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, **options)
-            rec._warn_few_examples = False
-            with rec:
-                for x in it:
-                    rec.mask = next(masks)
-                    _run(model, x, dtype, device)
-                    acc.update(rec.activations())
-                    rec.clear()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        it = iter(batches)
+        try:
+            first = next(it)
+        except StopIteration:
+            raise ValueError("data holds no examples; at least 2 are needed") from None
+        rec = ActivationRecorder(model, layers=layers, sampling=sampling, **options)
+        rec._warn_few_examples = False  # analyse warns on the whole data set below
+        rec.mask = next(masks)
+        with rec:
+            _run(model, first, dtype, device)
+        index = rec.neuron_index()
+        A = rec.activations()
+        # Data-dependent strategies choose on the first batch only; then the columns stay.
+        fixed = sampling if isinstance(sampling, AllNeurons) else FixedSelection(rec.selection())
+        rec.clear()
+        layer_names = list(index.layers)
+        labels = index.labels()
+        point_layers = [layer_names[i] for i in np.asarray(index.layer)]
+        n_cols = A.shape[1]
+        tiled = path == "tiled" or (
+            path == "auto" and 8.0 * _ANALYSE_COPIES * n_cols**2 > DENSE_ANALYSE_BYTES
+        )
+        if tiled:  # keep the activations: m × n float64, no n × n matrix
+            acc = _KeptActivations(n_cols)
+        else:
+            # The accumulator, then the report's correlation, dissimilarity and per-layer
+            # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
+            check_square_fits(n_cols, 8, _ANALYSE_COPIES, what="analyse")
+            acc = StreamingCorrelation(n_cols, labels=labels, device=device)
+        acc.update(A)
+        rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, **options)
+        rec._warn_few_examples = False
+        with rec:
+            for x in it:
+                rec.mask = next(masks)
+                _run(model, x, dtype, device)
+                acc.update(rec.activations())
+                rec.clear()
     if acc.n_examples < 2:
         raise ValueError(f"data holds {acc.n_examples} example(s); at least 2 are needed")
     if acc.n_examples <= acc.n:

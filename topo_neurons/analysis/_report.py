@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import atomic_write_text
+from ..io import atomic_write_text
 from ..persistence import Barcode
 
 __all__ = [

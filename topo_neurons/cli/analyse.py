@@ -147,7 +147,7 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
         }
     )
     written = [report.to_json(out / "report.json")]
-    from .._io import atomic_write_text
+    from ..io import atomic_write_text
 
     written.append(atomic_write_text(out / "report.md", report.to_markdown()))
 

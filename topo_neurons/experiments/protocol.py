@@ -72,7 +72,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._io import atomic_write_text
+from ..io import atomic_write_text
 from .data import TASKS, Dataset, load_task
 from .models import MODELS, make_model
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._io import atomic_path, atomic_write_text
+from ..io import atomic_path, atomic_write_text
 from .protocol import (
     PAPER_GRID,
     REFIT_SEED_OFFSET,

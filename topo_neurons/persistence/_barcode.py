@@ -11,7 +11,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .._io import atomic_path
+from ..io import atomic_path
 
 __all__ = ["Barcode", "union_find_labels"]
 

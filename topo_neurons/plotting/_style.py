@@ -70,7 +70,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -
     """
     import matplotlib as mpl
 
-    from .._io import atomic_path
+    from ..io import atomic_path
 
     target = Path(path)
     fmt = target.suffix.lstrip(".").lower()
