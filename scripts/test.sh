@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check topo_neurons tests benchmarks
-.venv/bin/ruff format --check topo_neurons tests benchmarks
+.venv/bin/ruff check topo_neurons tests benchmarks examples
+.venv/bin/ruff format --check topo_neurons tests benchmarks examples
 MPLBACKEND=Agg .venv/bin/python -m pytest -q "$@"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -10,6 +12,10 @@ import pytest
 from hypothesis import settings
 
 matplotlib.use("Agg")
+
+# The documented example models (examples/demo_models.py) are imported by the CLI tests.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=30, deadline=None)

@@ -491,7 +491,7 @@ def test_cli_analyse_point_and_positions(tmp_path):
 
     from topo_neurons.cli import main
 
-    factory = f"{Path(__file__).with_name('demo_models.py')}:digits_mlp"
+    factory = f"{Path(__file__).resolve().parents[1] / 'examples' / 'demo_models.py'}:digits_mlp"
     X, _ = digits_standardized()
     np.save(tmp_path / "x.npy", X[:300])
     torch.manual_seed(0)

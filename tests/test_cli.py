@@ -20,7 +20,7 @@ from topo_neurons.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*:DeprecationWarning")
 
-DEMO = str(Path(__file__).with_name("demo_models.py"))
+DEMO = str(Path(__file__).resolve().parents[1] / "examples" / "demo_models.py")
 FACTORY = f"{DEMO}:digits_mlp"
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -507,9 +507,9 @@ def test_readme_command_line_walkthrough_runs_as_written(tmp_path):
     assert len(blocks) == 1, "the command-line section holds one bash block"
     script = blocks[0]
     # A fresh checkout: the tracked files the block uses, and the project's .venv.
-    (tmp_path / "tests").mkdir()
-    demo = (root / "tests" / "demo_models.py").read_bytes()
-    (tmp_path / "tests" / "demo_models.py").write_bytes(demo)
+    (tmp_path / "examples").mkdir()
+    demo = (root / "examples" / "demo_models.py").read_bytes()
+    (tmp_path / "examples" / "demo_models.py").write_bytes(demo)
     (tmp_path / ".venv").symlink_to(root / ".venv")
     before = {p for p in tmp_path.rglob("*")}
     proc = subprocess.run(

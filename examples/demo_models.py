@@ -3,8 +3,8 @@
 ``digits_mlp`` builds an MLP for scikit-learn's digits (64 inputs, 10 classes) with layers named
 ``fc1``, ``fc2``, ``out``. Give it to the command as a file path::
 
-    python tests/demo_models.py digits_mlp.pt          # trains for a few seconds, saves weights
-    topo-neurons analyse --model tests/demo_models.py:digits_mlp --weights digits_mlp.pt \\
+    python examples/demo_models.py digits_mlp.pt          # trains for a few seconds, saves weights
+    topo-neurons analyse --model examples/demo_models.py:digits_mlp --weights digits_mlp.pt \\
         --data digits --standardize --out report/
 
 ``train_digits_mlp`` is the training used for those weights (standardised inputs, Adam);
@@ -47,26 +47,29 @@ def digits_standardized() -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_digits_mlp(epochs: int = 15, seed: int = 0, regularizer=None, weight: float = 0.0):
-    """Train :func:`digits_mlp` on standardised digits; optionally add ``weight · regularizer(A)``
-    on the recorded activations of every layer. Returns the model (in eval mode)."""
+    """Train :func:`digits_mlp` on standardised digits (Adam, batches of 128, the short last
+    batch of each epoch dropped); with a ``regularizer`` and ``weight > 0`` the loss adds
+    ``weight · regularizer(A)`` on the post-activation outputs of every layer, through
+    :class:`topo_neurons.Regularized`. Returns the model (in eval mode)."""
     import topo_neurons as tn
 
     torch.manual_seed(seed)
     X, y = digits_standardized()
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
     model = digits_mlp()
+    regularized = tn.Regularized(model, regularizer, weight) if regularizer and weight else None
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
+    batch = 128
     for _ in range(epochs):
         perm = torch.randperm(X_t.shape[0], generator=gen)
-        for start in range(0, X_t.shape[0], 128):
-            idx = perm[start : start + 128]
-            if idx.numel() < 2:
-                continue
-            with tn.ActivationRecorder(model) as rec:
+        for start in range(0, X_t.shape[0] - batch + 1, batch):  # drop_last
+            idx = perm[start : start + batch]
+            if regularized is None:
                 loss = nn.functional.cross_entropy(model(X_t[idx]), y_t[idx])
-            if regularizer is not None and weight:
-                loss = loss + weight * regularizer(rec.activations())
+            else:
+                out, penalty = regularized(X_t[idx])
+                loss = nn.functional.cross_entropy(out, y_t[idx]) + penalty
             opt.zero_grad()
             loss.backward()
             opt.step()
