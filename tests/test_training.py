@@ -126,3 +126,87 @@ def test_t1_regularisation_lowers_t1_on_real_data():
     assert t1_reg < 0.9 * t1_plain, (t1_reg, t1_plain)
     assert acc_plain > 0.85 and acc_reg > 0.85, (acc_plain, acc_reg)
     assert np.isfinite([t1_plain, t1_reg]).all()
+
+
+def dropout_mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(64, 32),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(32, 24),
+        nn.ReLU(),
+        nn.Linear(24, 10),
+    )
+
+
+def test_penalty_pass_eval_matches_a_hand_written_second_pass():
+    """``penalty_pass="eval"``: output in training mode, penalty from a dropout-off pass."""
+    x, _ = digits()
+    x = x[:96]
+    model, ref_model = dropout_mlp(), dropout_mlp()
+    model.train()
+    ref_model.train()
+    t1 = tn.TopologicalRedundancy()
+    reg = tn.Regularized(model, t1, weight=0.2, layers=["1", "4"], penalty_pass="eval")
+    assert "penalty_pass='eval'" in repr(reg)
+    torch.manual_seed(5)
+    out, penalty = reg(x)
+    after = torch.rand(3)  # the random stream after the call
+    # The reference: a training forward, then model.eval(); record; reg(A); model.train().
+    rec = tn.ActivationRecorder(ref_model, ["1", "4"])
+    torch.manual_seed(5)
+    ref_out = ref_model(x)
+    ref_model.eval()
+    with rec:
+        ref_model(x)
+    expected = 0.2 * t1(rec.activations())
+    ref_model.train()
+    torch.testing.assert_close(out, ref_out)  # the output's dropout masks are the same
+    torch.testing.assert_close(penalty, expected)
+    torch.testing.assert_close(after, torch.rand(3))  # the eval pass drew no random numbers
+    assert model.training and all(m.training for m in model.modules())
+    (g,) = torch.autograd.grad(penalty, model[0].weight)
+    (g_ref,) = torch.autograd.grad(expected, ref_model[0].weight)
+    torch.testing.assert_close(g, g_ref)
+    assert float(g.abs().sum()) > 0
+    # The output has dropout on; the penalty is not the training pass's.
+    same = tn.Regularized(ref_model, t1, weight=0.2, layers=["1", "4"])
+    torch.manual_seed(5)
+    _, penalty_same = same(x)
+    assert not torch.allclose(penalty_same, penalty)
+
+
+def test_penalty_pass_eval_restores_the_mode_and_releases_the_recording():
+    model = dropout_mlp()
+    reg = tn.Regularized(model, tn.DeCov(), penalty_pass="eval")
+    model.eval()
+    x = torch.randn(100, 64)
+    out, _ = reg(x)
+    assert not model.training
+    torch.testing.assert_close(out, model(x))  # in evaluation mode both passes are the same
+
+    class FailsInEval(nn.Module):
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            if not self.training:
+                raise RuntimeError("evaluation pass")
+            return h
+
+    failing = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), FailsInEval(), nn.Linear(16, 3))
+    reg = tn.Regularized(failing, tn.DeCov(), penalty_pass="eval")
+    failing.train()
+    with pytest.raises(RuntimeError, match="evaluation pass"):
+        reg(x)  # the error comes from the second, evaluation-mode forward
+    assert failing.training and all(m.training for m in failing.modules())
+    assert sum(len(m._forward_hooks) for m in failing.modules()) == 0
+    assert not reg.recorder.recording
+
+
+def test_penalty_pass_is_checked():
+    model = dropout_mlp()
+    with pytest.raises(
+        ValueError, match=r"penalty_pass='train' is not valid; valid .* \('same', 'eval'\)"
+    ):
+        tn.Regularized(model, tn.DeCov(), penalty_pass="train")
+    with pytest.raises(ValueError, match=r"penalty_pass='eval' applies only to activation"):
+        tn.Regularized(model, tn.L2Penalty(), penalty_pass="eval")

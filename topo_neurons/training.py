@@ -25,10 +25,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from ._modes import eval_mode
+from ._options import check_choice
 from .capture import ActivationRecorder, FewExamplesWarning, SamplingStrategy
 from .regularizers import WeightPenalty
 
 __all__ = ["Regularized", "RegularizedOutput"]
+
+#: Values of ``Regularized(penalty_pass=...)``: the penalty from the output's forward pass
+#: (``"same"``) or from a second forward pass in evaluation mode (``"eval"``).
+_PENALTY_PASSES: tuple[str, ...] = ("same", "eval")
 
 
 class RegularizedOutput(NamedTuple):
@@ -99,6 +105,16 @@ class Regularized(nn.Module):
         the examples are (``"auto"``: a sequence's tokens are examples), the batch axis and the
         padding mask (``mask="attention_mask"`` reads the model's keyword argument at each
         call); see :class:`ActivationRecorder`.
+    penalty_pass : {"same", "eval"}, default "same"
+        Which forward pass the activation penalty is computed from. ``"same"``: the pass that
+        returns the output (one forward per call). ``"eval"``: the output comes from a forward
+        in the model's current mode (dropout active while training), then the model runs the
+        same inputs a second time in evaluation mode (dropout off, batch norm on its running
+        statistics; the model's own mode is restored afterwards, also on an error) and the
+        penalty is computed from that second pass, with gradients, at the cost of a second
+        forward per call. This is how Ballester et al. regularise a network with dropout (the
+        authors call the layers outside Keras' ``fit``, where dropout is inactive). Only for
+        activation regularisers.
 
     Shape
     -----
@@ -137,8 +153,10 @@ class Regularized(nn.Module):
         positions: str = "auto",
         batch_dim: int | dict[str, int] | None = None,
         mask: torch.Tensor | str | None = None,
+        penalty_pass: str = "same",
     ) -> None:
         super().__init__()
+        check_choice("penalty_pass", penalty_pass, _PENALTY_PASSES, what="")
         if not isinstance(regularizer, nn.Module):
             raise TypeError(
                 "regularizer must be a loss module (TopologicalRedundancy, DeathSpread, "
@@ -160,6 +178,12 @@ class Regularized(nn.Module):
                 f"{type(regularizer).__name__} penalises the model's weights; layers= and "
                 "sampling= apply only to activation regularisers"
             )
+        if self.on_weights and penalty_pass != "same":
+            raise ValueError(
+                f"{type(regularizer).__name__} penalises the model's weights; "
+                f"penalty_pass={penalty_pass!r} applies only to activation regularisers"
+            )
+        self.penalty_pass = penalty_pass
         self.recorder = None
         if not self.on_weights:
             self.recorder = ActivationRecorder(
@@ -180,8 +204,13 @@ class Regularized(nn.Module):
             return RegularizedOutput(
                 self.model(*args, **kwargs), self.weight * self.regularizer(self.model)
             )
-        with self.recorder:
+        if self.penalty_pass == "eval":
             output = self.model(*args, **kwargs)
+            with eval_mode(self.model), self.recorder:
+                self.model(*args, **kwargs)
+        else:
+            with self.recorder:
+                output = self.model(*args, **kwargs)
         try:
             A = self.recorder.activations()
             self._check_batch(A)
@@ -201,4 +230,5 @@ class Regularized(nn.Module):
             self._warned_small_batch = warn_small_batch("Regularized", A, self.regularizer, 4)
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}"
+        extra = f", penalty_pass={self.penalty_pass!r}" if self.penalty_pass != "same" else ""
+        return f"weight={self.weight}{extra}"

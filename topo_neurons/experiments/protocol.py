@@ -464,7 +464,7 @@ def train_network(
         ``"diverged"``; a diverged row has empty metrics and a ``message``. ``val_metric`` and
         ``val_loss`` are those of the restored epoch.
     """
-    from .. import ActivationRecorder, AllNeurons, FewExamplesWarning, ImportanceSampling
+    from .. import AllNeurons, FewExamplesWarning, ImportanceSampling, Regularized
     from .models import keras_init_, neuron_layers
 
     if dataset is None:
@@ -485,18 +485,23 @@ def train_network(
     if paper:
         keras_init_(model)
     reg = build_regularizer(spec.regularizer, config)
-    uses_activations = spec.regularizer in ACTIVATION_REGULARIZERS
-    sampling = AllNeurons() if config.sampling_p >= 1 else ImportanceSampling(config.sampling_p)
-    recorder = (
-        ActivationRecorder(
-            model, layers=neuron_layers(model), sampling=sampling, positions="neurons"
-        )
-        if uses_activations
-        else None
-    )
     # the paper computes the term on a second forward pass with dropout off; without dropout
     # that pass equals the training forward, which is reused
     second_pass = paper and any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
+    regularized = None
+    if spec.regularizer in ACTIVATION_REGULARIZERS:
+        sampling = AllNeurons() if config.sampling_p >= 1 else ImportanceSampling(config.sampling_p)
+        regularized = Regularized(
+            model,
+            reg,  # type: ignore[arg-type]
+            spec.weight,
+            layers=neuron_layers(model),
+            sampling=sampling,
+            positions="neurons",
+            penalty_pass="eval" if second_pass else "same",
+        )
+    elif reg is not None:  # L1 / L2: a penalty on the model's parameters
+        regularized = Regularized(model, reg, spec.weight)
     if paper:
         opt: torch.optim.Optimizer = torch.optim.SGD(
             model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True
@@ -505,30 +510,46 @@ def train_network(
     else:
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         make_batches = _batches
+    # The output of a network regularised on the training pass is checked before the
+    # activations (a run diverging there is told by its outputs).
+    check_outputs = spec.regularizer in ACTIVATION_REGULARIZERS and not second_pass
 
     with warnings.catch_warnings():
         # The paper's batches hold fewer examples (256) than its networks have neurons (1010
-        # for trapezium): a deliberate part of the protocol, so the recorder's m ≤ n warning
-        # would only repeat itself (docs/reproducing.md discusses it).
+        # for trapezium): a deliberate part of the protocol, so the m ≤ n warning would only
+        # repeat itself (docs/reproducing.md discusses it).
         warnings.simplefilter("ignore", FewExamplesWarning)
         return _train_loop(
             spec,
             config,
             dataset,
             model,
-            reg,
-            recorder,
+            regularized,
             opt,
             make_batches,
-            second_pass,
-            on_epoch,
-            start,
+            check_outputs=check_outputs,
+            on_epoch=on_epoch,
+            start=start,
         )
 
 
 def _train_loop(
-    spec, config, dataset, model, reg, recorder, opt, make_batches, second_pass, on_epoch, start
-):
+    spec: RunSpec,
+    config: TrainConfig,
+    dataset: Dataset,
+    model: nn.Module,
+    regularized: nn.Module | None,
+    opt: torch.optim.Optimizer,
+    make_batches: Callable[[int, int, torch.Generator], list[torch.Tensor]],
+    *,
+    check_outputs: bool,
+    on_epoch: Callable[[int, float, float], None] | None,
+    start: float,
+) -> tuple[nn.Module, dict[str, object]]:
+    """The epochs of :func:`train_network`: ``regularized`` (a :class:`topo_neurons.Regularized`
+    of ``model``, or ``None`` for no regulariser) returns each batch's output and penalty."""
+    from .. import NonFiniteActivationsError
+
     paper = config.protocol == "paper"
     gen = torch.Generator().manual_seed(spec.seed)
     classification = dataset.task_type == "classification"
@@ -541,14 +562,11 @@ def _train_loop(
             return nn.functional.cross_entropy(out, target)
         return nn.functional.mse_loss(out.reshape(-1), target)
 
-    from .. import NonFiniteActivationsError
-
-    def activations() -> torch.Tensor:
-        assert recorder is not None
-        try:
-            return recorder.activations()
-        except NonFiniteActivationsError as exc:  # names the layer, example and neuron
-            raise _Diverged(f"epoch {epoch}: {exc}") from exc
+    def outputs_finite(module: nn.Module, args: object, out: torch.Tensor) -> None:
+        # a forward hook of the training passes (evaluation ones are told by their loss): it
+        # runs before the regulariser reads the recorded activations
+        if module.training and not bool(torch.isfinite(out).all()):
+            raise _Diverged(f"non-finite outputs at epoch {epoch}")
 
     best_score: tuple[float, float] | None = None  # (val_metric, -val_loss) of the best epoch
     best_state: dict[str, torch.Tensor] | None = None
@@ -558,6 +576,7 @@ def _train_loop(
     step = 0
     message = ""
     status = "ok"
+    hook = model.register_forward_hook(outputs_finite) if check_outputs else None
     try:
         for epoch in range(1, config.max_epochs + 1):
             model.train()
@@ -567,30 +586,16 @@ def _train_loop(
                     lr = config.lr * config.lr_decay ** (step // config.lr_decay_steps)
                     for group in opt.param_groups:
                         group["lr"] = lr
-                if recorder is not None and second_pass:
-                    out = model(xb)
-                    model.eval()
-                    try:
-                        with recorder:
-                            model(xb)
-                    finally:
-                        model.train()
-                    penalty = reg(activations())  # type: ignore[misc]
-                elif recorder is not None:
-                    with recorder:
-                        out = model(xb)
-                    if not bool(torch.isfinite(out).all()):
-                        raise _Diverged(f"non-finite outputs at epoch {epoch}")
-                    penalty = reg(activations())  # type: ignore[misc]
-                elif reg is not None:
-                    out = model(xb)
-                    penalty = reg(model)
+                if regularized is None:
+                    out, penalty = model(xb), None
                 else:
-                    out = model(xb)
-                    penalty = None
+                    try:
+                        out, penalty = regularized(xb)  # penalty = weight · R
+                    except NonFiniteActivationsError as exc:  # names layer, example, neuron
+                        raise _Diverged(f"epoch {epoch}: {exc}") from exc
                 loss = task_loss(out, yb)
                 if penalty is not None:
-                    loss = loss + spec.weight * penalty
+                    loss = loss + penalty
                 if not bool(torch.isfinite(loss)):
                     raise _Diverged(f"loss {loss.item()} at epoch {epoch}")
                 opt.zero_grad(set_to_none=True)
@@ -616,6 +621,9 @@ def _train_loop(
                     break
     except _Diverged as exc:
         status, message = "diverged", str(exc)
+    finally:
+        if hook is not None:
+            hook.remove()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
