@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import topo_neurons as tn
 from topo_neurons import correlation as corr_mod
+from topo_neurons.correlation import _gram
 
 KINDS = ("abs", "sqrt")
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -282,7 +283,7 @@ def test_bad_types(A, match):
 @pytest.mark.parametrize("kind", KINDS)
 def test_blocked_path_equals_direct_formula(kind):
     n = 2500
-    assert n > corr_mod._BLOCK_ROWS  # the output is filled in more than one block
+    assert n > _gram._BLOCK_ROWS  # the output is filled in more than one block
     rng = np.random.default_rng(7)
     A = activations(rng, 8, n)
     A[:, 2300] = 1.0  # a constant neuron in the second block
@@ -305,8 +306,8 @@ def test_fill_blocked_any_block_size(rng, block_rows, contiguous):
     out = torch.full((23, 23 if contiguous else 46), np.nan, dtype=torch.float64)
     out = out if contiguous else out[:, ::2]
     assert out.is_contiguous() == contiguous
-    corr_mod._fill_blocked(Z, out, "corr", block_rows=block_rows)
-    corr_mod._finish(out, const, diag=1.0, off=0.0)  # sets the exact diagonal
+    _gram._fill_blocked(Z, out, "corr", block_rows=block_rows)
+    _gram._finish(out, const, diag=1.0, off=0.0)  # sets the exact diagonal
     assert torch.equal(out, out.T)
     np.testing.assert_allclose(out.numpy(), np.corrcoef(A.numpy(), rowvar=False), atol=1e-12)
 
@@ -315,8 +316,8 @@ def test_fill_blocked_any_block_size(rng, block_rows, contiguous):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_kernel_equals_tensor_ops(rng, kind, dtype):
     Z, _ = corr_mod.normalized_activations(torch.tensor(activations(rng, 16, 150), dtype=dtype))
-    fused = corr_mod._fill_blocked(Z, torch.empty(150, 150, dtype=dtype), kind, block_rows=64)
-    ops = corr_mod._fill_blocked(Z, torch.empty(150, 300, dtype=dtype)[:, ::2], kind, 64)
+    fused = _gram._fill_blocked(Z, torch.empty(150, 150, dtype=dtype), kind, block_rows=64)
+    ops = _gram._fill_blocked(Z, torch.empty(150, 300, dtype=dtype)[:, ::2], kind, 64)
     fused.fill_diagonal_(0.0)
     ops.fill_diagonal_(0.0)
     torch.testing.assert_close(fused, ops, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-14)

@@ -1,18 +1,30 @@
-"""Keep torch's thread count across calls into OpenMP code that resets it.
+"""Torch's thread count: kept across foreign OpenMP code, or lowered to one for tile threads.
 
-numba's parallel loops (OpenMP threading layer) and giotto-ph set the OpenMP thread count of
-the whole process, which torch shares: after them ``torch.get_num_threads()`` is the number of
-cores again, whatever the user chose (e.g. one thread per worker process of a parallel sweep).
+Two context managers, two different needs (one module so that all thread-count handling sits
+together):
+
+* :func:`keep_torch_threads` *restores* the count that code outside torch changed behind its
+  back: numba's parallel loops (OpenMP threading layer) and giotto-ph set the OpenMP thread count
+  of the whole process, which torch shares, so after them ``torch.get_num_threads()`` is the
+  number of cores again, whatever the user chose (e.g. one thread per worker process of a
+  parallel sweep). It is a plain save/restore around one call.
+* :func:`one_blas_thread` *lowers* the count to one on purpose while our own Python threads run
+  small GEMM tiles (:func:`run_on_tile_threads`), and yields the count those threads may use.
+  Several threads may hold it at once, so it counts its users: the first saves the count and the
+  last restores it (a plain save/restore per caller would let an early leaver restore too soon).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["keep_torch_threads"]
+__all__ = ["keep_torch_threads", "one_blas_thread", "run_on_tile_threads"]
 
 
 @contextlib.contextmanager
@@ -24,3 +36,66 @@ def keep_torch_threads() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = 1
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[int]:
+    """Run the block with one torch/MKL thread; yield the thread count to use for tiles.
+
+    Small GEMMs (one tile) lose to MKL's own threading (measured 3–5× slower with two MKL
+    threads than with one on this 2-core machine under load); the tiles are spread over
+    threads instead. Re-entrant across threads: the first caller saves the count and the last
+    one restores it.
+    """
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = torch.get_num_threads()
+        _blas_users += 1
+        workers = _blas_saved
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and torch.get_num_threads() != _blas_saved:
+                torch.set_num_threads(_blas_saved)
+
+
+def run_on_tile_threads(job: Callable[[Sequence[int]], None], items: Sequence[int]) -> None:
+    """``job(chunk)`` over ``items`` dealt round-robin to ``torch.get_num_threads()`` threads.
+
+    Each chunk runs in a thread of a shared pool with one MKL thread (:func:`one_blas_thread`);
+    the compiled tile kernels release the GIL. One chunk runs in the calling thread.
+
+    Parameters
+    ----------
+    job : callable
+        Called once per chunk with a sub-sequence of ``items`` (``items[w::workers]``).
+    items : sequence of int
+        Work items (e.g. tile-row indices), dealt round-robin.
+    """
+    global _pool
+    with one_blas_thread() as workers:
+        workers = max(1, min(workers, len(items)))
+        chunks = [items[w::workers] for w in range(workers)]
+        if workers == 1:
+            job(chunks[0])
+            return
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+            pool = _pool
+        futures = [pool.submit(job, c) for c in chunks[1:]]
+        job(chunks[0])
+        for f in futures:
+            f.result()

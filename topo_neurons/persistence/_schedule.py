@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..correlation import one_blas_thread
+from .._threads import one_blas_thread
 
 __all__ = ["SCHEDULERS", "run_plan"]
 
