@@ -11,6 +11,8 @@ the *ranks* of the distances (1, 2, … with ties kept): the same order, no zero
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ from scipy.spatial.distance import squareform
 
 import topo_neurons as tn
 from topo_neurons.persistence import Barcode, mst_edges
+from topo_neurons.persistence._barcode import BARCODE_FIELDS
 
 # The ``backend`` fixture only names a backend; it holds no state between examples.
 backend_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -178,15 +181,55 @@ def test_property_to_gudhi_equals_gudhi_persistence(backend, D):
         assert got[-1, 1] == want[-1, 1] == np.inf
     else:
         assert np.array_equal(got[:, 1], want[:, 1])
-    # from_gudhi reads the deaths back.
-    np.testing.assert_array_equal(
-        Barcode.from_gudhi(expected, n_points=D.shape[0]), np.sort(want[:-1, 1])
-    )
+    # from_gudhi reads the barcode back, with its pairs, from GUDHI's tree.
+    back = Barcode.from_gudhi(stree)
+    assert isinstance(back, Barcode)
+    np.testing.assert_array_equal(back.deaths, np.sort(want[:-1, 1]))
+    assert back.n_points == D.shape[0] and back.backend == "gudhi"
+    D64 = D.astype(np.float64)
+    np.testing.assert_array_equal(D64[back.edges[:, 0], back.edges[:, 1]], back.deaths)
+    assert back == tn.zero_persistence(D64, backend="gudhi")  # the same pairs, in the same order
+    assert back.to_gudhi() == sorted(expected, key=lambda p: -p[1][1])
+
+
+def _gudhi_tree(n: int, edges: dict[tuple[int, int], float]):
+    import gudhi
+
+    tree = gudhi.SimplexTree()
+    for v in range(n):
+        tree.insert([v], 0.0)
+    for e, f in edges.items():
+        tree.insert(list(e), f)
+    return tree
 
 
 def test_from_gudhi_counts_bars():
+    tree = _gudhi_tree(3, {(0, 1): 0.0, (1, 2): 0.4})
+    tree.compute_persistence()  # the default min_persistence=0 drops the zero-length bar
     with pytest.raises(ValueError, match="expected 2 finite 0-dim bars, found 1"):
-        Barcode.from_gudhi([(0, (0.0, np.inf)), (0, (0.0, 0.4))], n_points=3)
+        Barcode.from_gudhi(tree)
+    tree.compute_persistence(min_persistence=-1)
+    bc = Barcode.from_gudhi(tree)
+    assert bc == Barcode(np.array([0.0, 0.4]), np.array([[0, 1], [1, 2]]), 3, backend="gudhi")
+
+
+def test_from_gudhi_errors():
+    with pytest.raises(TypeError, match="GUDHI's persistence list holds no pairs"):
+        Barcode.from_gudhi([(0, (0.0, np.inf)), (0, (0.0, 0.4))])
+    tree = _gudhi_tree(2, {(0, 1): 0.3})
+    with pytest.raises(ValueError, match=r"call simplex_tree\.compute_persistence"):
+        Barcode.from_gudhi(tree)
+    tree.compute_persistence(min_persistence=-1)
+    assert Barcode.from_gudhi(tree).deaths.tolist() == [0.3]
+    late = _gudhi_tree(2, {(0, 1): 0.3})
+    late.assign_filtration([1], 0.1)
+    late.compute_persistence(min_persistence=-1)
+    with pytest.raises(ValueError, match=r"vertex 1 is born at 0\.1"):
+        Barcode.from_gudhi(late)
+    apart = _gudhi_tree(3, {(0, 1): 0.3})  # two components: two infinite bars
+    apart.compute_persistence(min_persistence=-1)
+    with pytest.raises(ValueError, match="expected 2 finite 0-dim bars, found 1"):
+        Barcode.from_gudhi(apart)
 
 
 # --------------------------------------------------------------------------- clusters
@@ -283,6 +326,103 @@ def test_save_and_load_errors(tmp_path):
     np.savez(tmp_path / "other.npz", deaths=np.zeros(1))
     with pytest.raises(ValueError, match=r"not a barcode file: missing \['edges', 'n_points'\]"):
         Barcode.load(tmp_path / "other.npz")
+
+
+def _assert_same_fields(back: Barcode, bc: Barcode, *, dtype=None) -> None:
+    """Every field of the dataclass equal (``==`` compares no ``backend``), and the dtypes."""
+    names = [f.name for f in dataclasses.fields(Barcode)]
+    assert names == list(BARCODE_FIELDS) == ["deaths", "edges", "n_points", "backend"]
+    for name in names:
+        assert np.array_equal(getattr(back, name), getattr(bc, name)), name
+    assert back.deaths.dtype == (dtype or bc.deaths.dtype) and back.edges.dtype == np.int64
+
+
+def _barcodes_of_every_backend(rng) -> list[Barcode]:
+    D = tn.correlation_dissimilarity(activations(rng, 30, 12))
+    out = [tn.zero_persistence(D, backend=b) for b in ("native", "giotto", "gudhi")]
+    out.append(tn.zero_persistence(D.astype(np.float32), backend="gudhi"))
+    out.append(Barcode(np.zeros(0), np.zeros((0, 2), np.int64), 1, backend="giotto"))
+    return out
+
+
+def _write_and_read(kind: str, barcodes: list[Barcode], tmp_path, *, old: bool = False):
+    """Write ``barcodes`` in one of the three file kinds and read them back.
+
+    ``old``: as files written before ``backend`` was stored (the key left out).
+    """
+    import json
+
+    from topo_neurons.analysis import LayerRedundancy
+    from topo_neurons.tracking import BarcodeHistory
+
+    if kind == "npz":
+        back = []
+        for k, bc in enumerate(barcodes):
+            path = bc.save(tmp_path / f"bars{k}.npz")
+            if old:
+                arrays = {n: a for n, a in bc.to_arrays().items() if n != "backend"}
+                np.savez(path, **arrays)
+            back.append(Barcode.load(path))
+        return back
+    if kind == "report-json":
+        back = []
+        for bc in barcodes:
+            n = bc.n_points
+            entry = LayerRedundancy(
+                name="fc", n_neurons=n, total_neurons=n, labels=tuple(f"fc[{i}]" for i in range(n)),
+                point_layers=("fc",) * n, constant_neurons=(), barcode=bc, summary={},
+                redundant_pairs=(), n_clusters={}, effective_neurons={}, cross_layer_edges=0,
+            )  # fmt: skip
+            d = json.loads(json.dumps(entry.to_dict(), allow_nan=False))
+            if old:
+                del d["barcode"]["backend"]
+            back.append(LayerRedundancy.from_dict(d).barcode)
+        return back
+    assert kind == "history"
+    h = BarcodeHistory()
+    for k, bc in enumerate(barcodes):
+        h.append(k, {"fc": bc, "network": barcodes[0]})
+    path = h.save(tmp_path / "history.npz")
+    if old:
+        with np.load(path) as f:
+            arrays = {n: f[n] for n in f.files if not n.startswith("backend_")}
+        assert len(arrays) == 3 + 3 * 2 * len(barcodes)
+        np.savez(path, **arrays)
+    back = BarcodeHistory.load(path)
+    assert back.steps == h.steps and back.layers == ("fc", "network")
+    assert all(b == barcodes[0] for b in back.barcodes["network"])
+    return back.barcodes["fc"]
+
+
+@pytest.mark.parametrize("kind", ["npz", "report-json", "history"])
+def test_every_barcode_file_round_trips_every_field(kind, tmp_path, rng):
+    barcodes = _barcodes_of_every_backend(rng)
+    back = _write_and_read(kind, barcodes, tmp_path)
+    assert len(back) == len(barcodes) == 5
+    assert {bc.backend for bc in back} == {"native", "giotto", "gudhi"}
+    for b, bc in zip(back, barcodes):
+        # JSON writes the deaths as decimal floats (exactly); they read back as float64.
+        _assert_same_fields(b, bc, dtype=np.float64 if kind == "report-json" else None)
+
+
+@pytest.mark.parametrize("kind", ["npz", "report-json", "history"])
+def test_barcode_files_without_backend_still_load(kind, tmp_path, rng):
+    barcodes = _barcodes_of_every_backend(rng)
+    back = _write_and_read(kind, barcodes, tmp_path, old=True)
+    assert len(back) == len(barcodes) == 5
+    for b, bc in zip(back, barcodes):
+        assert b == bc and b.backend == "native"
+
+
+def test_barcode_dict_round_trip(rng):
+    for bc in _barcodes_of_every_backend(rng):
+        d = bc.to_dict()
+        assert list(d) == list(BARCODE_FIELDS)
+        assert isinstance(d["n_points"], int) and isinstance(d["backend"], str)
+        _assert_same_fields(Barcode.from_dict(d), bc, dtype=np.float64)
+        _assert_same_fields(Barcode.from_dict(bc.to_arrays()), bc)
+    with pytest.raises(ValueError, match=r"not a barcode: missing \['edges'\]"):
+        Barcode.from_dict({"deaths": [0.5], "n_points": 2})
 
 
 # --------------------------------------------------------------------------- gradients

@@ -60,8 +60,24 @@ class RedundantPair:
     death: float
 
 
+class _EqualByDict:
+    """Equality of what :meth:`to_dict` writes (the JSON file's content); unhashable."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(
+            other.to_dict(), sort_keys=True
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, eq=False)
-class LayerRedundancy:
+class LayerRedundancy(_EqualByDict):
     """Redundancy of one set of neurons: one layer, or the whole network.
 
     Attributes
@@ -121,12 +137,7 @@ class LayerRedundancy:
             "labels": list(self.labels),
             "point_layers": list(self.point_layers),
             "constant_neurons": list(self.constant_neurons),
-            "barcode": {
-                "deaths": [float(d) for d in self.barcode.deaths],
-                "edges": self.barcode.edges.tolist(),
-                "n_points": self.barcode.n_points,
-                "backend": self.barcode.backend,
-            },
+            "barcode": self.barcode.to_dict(),
             "summary": {k: _json_float(v) for k, v in self.summary.items()},
             "redundant_pairs": [
                 {"a": p.a, "b": p.b, "rho": p.rho, "death": p.death} for p in self.redundant_pairs
@@ -138,15 +149,7 @@ class LayerRedundancy:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LayerRedundancy:
-        """Inverse of :meth:`to_dict`."""
-        b = d["barcode"]
-        n_points = int(b["n_points"])
-        bc = Barcode(
-            deaths=np.asarray(b["deaths"], dtype=np.float64).reshape(-1),
-            edges=np.asarray(b["edges"], dtype=np.int64).reshape(-1, 2),
-            n_points=n_points,
-            backend=str(b.get("backend", "native")),
-        )
+        """Inverse of :meth:`to_dict` (a barcode without ``backend`` reads as ``"native"``)."""
         return cls(
             name=str(d["name"]),
             n_neurons=int(d["n_neurons"]),
@@ -154,7 +157,7 @@ class LayerRedundancy:
             labels=tuple(d["labels"]),
             point_layers=tuple(d["point_layers"]),
             constant_neurons=tuple(d["constant_neurons"]),
-            barcode=bc,
+            barcode=Barcode.from_dict(d["barcode"]),
             summary={k: float("nan") if v is None else float(v) for k, v in d["summary"].items()},
             redundant_pairs=tuple(
                 RedundantPair(p["a"], p["b"], float(p["rho"]), float(p["death"]))
@@ -165,18 +168,9 @@ class LayerRedundancy:
             cross_layer_edges=int(d["cross_layer_edges"]),
         )
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, LayerRedundancy):
-            return NotImplemented
-        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(
-            other.to_dict(), sort_keys=True
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 @dataclass(frozen=True, eq=False)
-class RedundancyReport:
+class RedundancyReport(_EqualByDict):
     """What :func:`analyse` found: the whole network and each layer.
 
     Attributes
@@ -230,15 +224,6 @@ class RedundancyReport:
             f"RedundancyReport({self.network.n_neurons} neurons in {len(self.layers)} layer(s), "
             f"{self.n_examples} examples, kind={self.kind!r})"
         )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RedundancyReport):
-            return NotImplemented
-        return json.dumps(self.to_dict(), sort_keys=True) == json.dumps(
-            other.to_dict(), sort_keys=True
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

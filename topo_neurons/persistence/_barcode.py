@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -13,7 +15,10 @@ from scipy.sparse.csgraph import connected_components
 
 from ..io import atomic_path
 
-__all__ = ["Barcode", "union_find_labels"]
+if TYPE_CHECKING:  # pragma: no cover
+    from gudhi import SimplexTree
+
+__all__ = ["BARCODE_FIELDS", "Barcode", "union_find_labels"]
 
 
 def union_find_labels(n: int, edges: np.ndarray) -> np.ndarray:
@@ -176,25 +181,76 @@ class Barcode:
         return out
 
     @classmethod
-    def from_gudhi(
-        cls, persistence: list[tuple[int, tuple[float, float]]], n_points: int | None = None
-    ) -> np.ndarray:
-        """Deaths (ascending, float64) of the finite 0-dim bars of a GUDHI persistence list.
+    def from_gudhi(cls, simplex_tree: SimplexTree) -> Barcode:
+        """The barcode, with its pairs, of a GUDHI ``SimplexTree`` whose persistence is computed.
 
-        GUDHI's list carries no pairs, so this returns only the deaths; with ``n_points`` it
-        checks that exactly ``n_points − 1`` finite bars are present.
+        GUDHI's persistence list (:meth:`to_gudhi`'s format) holds no pairs, so the barcode is
+        read from the tree itself: each finite 0-dim pair of
+        ``simplex_tree.persistence_pairs()`` is the edge that kills a component, its death that
+        edge's filtration value. The inverse of :meth:`to_gudhi` up to the pairs GUDHI chose.
+
+        Parameters
+        ----------
+        simplex_tree : gudhi.SimplexTree
+            A Vietoris–Rips complex of ``n`` points (vertices ``0 … n − 1``, all born at 0; at
+            least its 1-skeleton) after
+            ``simplex_tree.compute_persistence(min_persistence=-1)`` (or
+            ``persistence(min_persistence=-1)``): ``-1`` keeps the zero-length bars.
+
+        Returns
+        -------
+        Barcode
+            ``n − 1`` deaths (float64, the units of the filtration) with their MST edges,
+            ``backend="gudhi"``.
+
+        Raises
+        ------
+        TypeError
+            ``simplex_tree`` is not a ``SimplexTree`` (e.g. the persistence list, which has no
+            pairs).
+        ValueError
+            Persistence was not computed; fewer than ``n − 1`` finite 0-dim bars (zero-length
+            bars dropped, or a disconnected complex); a vertex born after 0.
+
+        Examples
+        --------
+        >>> import gudhi, numpy as np, topo_neurons as tn
+        >>> D = np.array([[0, .2, .9], [.2, 0, .5], [.9, .5, 0]])
+        >>> st = gudhi.RipsComplex(distance_matrix=D).create_simplex_tree(max_dimension=1)
+        >>> _ = st.compute_persistence(min_persistence=-1)
+        >>> tn.Barcode.from_gudhi(st) == tn.zero_persistence(D)
+        True
         """
-        deaths = np.sort(
-            np.array(
-                [d for dim, (b, d) in persistence if dim == 0 and np.isfinite(d)], dtype=np.float64
+        if not callable(getattr(simplex_tree, "persistence_pairs", None)):
+            raise TypeError(
+                "from_gudhi takes a gudhi.SimplexTree whose persistence is computed; got "
+                f"{type(simplex_tree).__name__} (GUDHI's persistence list holds no pairs)"
             )
-        )
-        if n_points is not None and deaths.shape[0] != n_points - 1:
+        try:
+            pairs = simplex_tree.persistence_pairs()
+        except RuntimeError as exc:
             raise ValueError(
-                f"expected {n_points - 1} finite 0-dim bars, found {deaths.shape[0]} "
-                "(was the list computed with min_persistence=-1?)"
+                f"{exc}: call simplex_tree.compute_persistence(min_persistence=-1) first"
+            ) from None
+        n = int(simplex_tree.num_vertices())
+        born_late = [(v, f) for (v,), f in simplex_tree.get_skeleton(0) if f != 0.0]
+        if born_late:
+            v, f = born_late[0]
+            raise ValueError(
+                f"vertex {v} is born at {f}; a Vietoris–Rips barcode has every point born at 0"
             )
-        return deaths
+        edges = np.array(
+            [sorted(death) for birth, death in pairs if len(birth) == 1 and len(death) == 2],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        if edges.shape[0] != n - 1:
+            raise ValueError(
+                f"expected {n - 1} finite 0-dim bars, found {edges.shape[0]} (was the "
+                "persistence computed with min_persistence=-1, on a connected complex?)"
+            )
+        deaths = np.array([simplex_tree.filtration(e) for e in edges.tolist()], dtype=np.float64)
+        order = np.lexsort((edges[:, 1], edges[:, 0], deaths))
+        return cls(deaths=deaths[order], edges=edges[order], n_points=n, backend="gudhi")
 
     def clusters(self, threshold: float) -> np.ndarray:
         """Single-linkage clusters at scale ``threshold``.
@@ -234,28 +290,77 @@ class Barcode:
         return int(self.n_points - np.count_nonzero(self.deaths <= t))
 
     # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        """The fields :data:`BARCODE_FIELDS` as JSON-ready values.
+
+        Returns
+        -------
+        dict
+            ``deaths``: list of float (``repr`` precision, so JSON keeps them exactly);
+            ``edges``: list of ``[i, j]``; ``n_points``: int; ``backend``: str.
+            :meth:`from_dict` inverts it (deaths come back as float64).
+        """
+        return {name: value.tolist() for name, value in self.to_arrays().items()}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fields :data:`BARCODE_FIELDS` as numpy arrays, as ``.npz`` files store them.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``deaths`` (its own float dtype, shape (n − 1,)), ``edges`` (int64, (n − 1, 2)),
+            ``n_points`` (0-d int64) and ``backend`` (0-d str). :meth:`from_dict` inverts it.
+        """
+        return {
+            "deaths": self.deaths,
+            "edges": self.edges,
+            "n_points": np.asarray(self.n_points, dtype=np.int64),
+            "backend": np.asarray(self.backend, dtype=np.str_),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Barcode:
+        """The barcode of :meth:`to_dict`'s or :meth:`to_arrays`' output (lists or arrays).
+
+        Parameters
+        ----------
+        data : mapping
+            ``deaths``, ``edges`` and ``n_points``; ``backend`` is optional (files written before
+            it was stored read as ``"native"``). Other keys are ignored.
+
+        Raises
+        ------
+        ValueError
+            A field is missing, or the fields do not make a valid barcode.
+        """
+        missing = [name for name in _REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise ValueError(f"not a barcode: missing {missing}")
+        return cls(
+            deaths=np.asarray(data["deaths"]),
+            edges=np.asarray(data["edges"]),
+            n_points=int(data["n_points"]),
+            backend=str(data["backend"]) if "backend" in data else _DEFAULT_BACKEND,
+        )
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the barcode to an ``.npz`` file atomically and return its path.
 
-        The file holds ``deaths``, ``edges``, ``n_points`` and ``backend``; an interrupted write
-        leaves no partial file.
+        The file holds the arrays of :meth:`to_arrays` (``deaths``, ``edges``, ``n_points`` and
+        ``backend``); an interrupted write leaves no partial file.
         """
         target = Path(path)
         if target.suffix != ".npz":
             raise ValueError(f"barcode files end in .npz; got {str(target)!r}")
         with atomic_path(target) as tmp:
-            np.savez(
-                tmp,
-                deaths=self.deaths,
-                edges=self.edges,
-                n_points=np.int64(self.n_points),
-                backend=np.str_(self.backend),
-            )
+            np.savez(tmp, **self.to_arrays())
         return target
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Barcode:
         """Read a barcode written by :meth:`save` (no pickles are loaded).
+
+        A file without ``backend`` (written before it was stored) reads as ``"native"``.
 
         Raises
         ------
@@ -283,20 +388,25 @@ class Barcode:
                 f"Barcode.save (make one with `topo-neurons barcode {target.name} --out DIR`)"
             )
         with loaded as f:
-            missing = {"deaths", "edges", "n_points"} - set(f.files)
+            missing = [name for name in _REQUIRED_FIELDS if name not in f.files]
             if missing:
-                raise ValueError(
-                    f"{str(target)!r} is not a barcode file: missing {sorted(missing)}"
-                )
+                raise ValueError(f"{str(target)!r} is not a barcode file: missing {missing}")
             try:
-                backend = str(f["backend"]) if "backend" in f.files else "native"
-                deaths, edges, n_points = f["deaths"], f["edges"], f["n_points"]
+                arrays = {name: f[name] for name in BARCODE_FIELDS if name in f.files}
             except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
                 raise ValueError(
                     f"{str(target)!r} is not a barcode file: an array is damaged "
                     f"({type(exc).__name__}: {exc})"
                 ) from None
-            try:
-                return cls(deaths=deaths, edges=edges, n_points=int(n_points), backend=backend)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{str(target)!r} is not a valid barcode file: {exc}") from None
+        try:
+            return cls.from_dict(arrays)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{str(target)!r} is not a valid barcode file: {exc}") from None
+
+
+#: The fields of a :class:`Barcode`, in order: what every barcode file stores (``.npz`` arrays,
+#: the ``barcode`` of a report's JSON, the entries of a ``BarcodeHistory`` file).
+BARCODE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Barcode))
+#: Backend of a barcode read from a file written before ``backend`` was stored.
+_DEFAULT_BACKEND: str = next(f.default for f in fields(Barcode) if f.name == "backend")
+_REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in BARCODE_FIELDS if name != "backend")
