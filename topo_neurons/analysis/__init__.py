@@ -9,8 +9,9 @@ network and per layer, how redundant the neurons are.
 
 One module per part: ``_streaming`` (:class:`StreamingCorrelation`), ``_report`` (the report
 types and their JSON / Markdown), ``_build`` (a report from correlations or activations: death
-summaries, redundant pairs, effective neurons) and ``_analyse`` (batching, devices, the dense
-and tiled paths, :func:`analyse`).
+summaries, redundant pairs, effective neurons), ``_batches`` (feeding a model its data:
+batches, masks, dtype and device) and ``_analyse`` (:func:`analyse`: the dense and tiled
+paths).
 """
 
 from ._analyse import analyse

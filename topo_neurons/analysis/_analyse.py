@@ -1,11 +1,10 @@
-"""Running a model over a data set: batching, devices, dense and tiled paths, :func:`analyse`."""
+"""A model's redundancy report over a data set: :func:`analyse`, its dense and tiled paths."""
 
 from __future__ import annotations
 
-import itertools
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,14 +14,24 @@ from .._modes import eval_mode
 from .._options import check_choice
 from ..capture import ActivationRecorder, AllNeurons, FewExamplesWarning, FixedSelection
 from ..correlation import check_kind
+from ._batches import (
+    Data,
+    check_device,
+    iter_batches,
+    mask_batches,
+    model_dtype_device,
+    run_model,
+)
 from ._build import build_report, build_report_tiled, check_options
 from ._report import RedundancyReport
 from ._streaming import StreamingCorrelation
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+
     from ..capture import SamplingStrategy
 
-__all__ = ["ANALYSE_PATHS", "DENSE_ANALYSE_BYTES", "analyse", "iter_batches"]
+__all__ = ["ANALYSE_PATHS", "DENSE_ANALYSE_BYTES", "analyse"]
 
 
 #: ``analyse(path="auto")`` keeps the activations and takes the tiled engine when the dense
@@ -31,145 +40,14 @@ DENSE_ANALYSE_BYTES = 2 * 1024**3
 ANALYSE_PATHS: tuple[str, ...] = ("auto", "dense", "tiled")
 
 
-def iter_batches(data: Any, batch_size: int) -> Iterator[torch.Tensor]:
-    """Yield the input batches of ``data`` as torch tensors.
-
-    ``data`` is a torch tensor or numpy array (split along its first axis into ``batch_size``
-    rows), or any iterable of batches such as a ``DataLoader``; a tuple/list batch contributes
-    its first element (the inputs); a mapping batch (e.g. a Hugging Face tokenizer's
-    ``{"input_ids": …, "attention_mask": …}``) is passed whole, as keyword arguments.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int; got {type(batch_size).__name__}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1; got {batch_size}")
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(np.ascontiguousarray(data))
-    if isinstance(data, torch.Tensor):
-        if data.ndim == 0:
-            raise ValueError("data must have a first axis of examples; got a 0-d tensor")
-        return _slices(data, int(batch_size))
-    if not isinstance(data, Iterable):
-        raise TypeError(
-            "data must be a torch.Tensor, a numpy array or an iterable of batches (DataLoader); "
-            f"got {type(data).__name__}"
-        )
-    return _first_elements(data)
-
-
-def _slices(data: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    for start in range(0, data.shape[0], batch_size):
-        yield data[start : start + batch_size]
-
-
-def _cast(x: torch.Tensor, dtype: Any, device: Any) -> torch.Tensor:
-    if x.is_floating_point() and dtype is not None:
-        x = x.to(dtype)
-    return x.to(device) if device is not None else x
-
-
-def _mask_batches(mask: Any, data: Any, batch_size: int) -> Iterator[torch.Tensor | None]:
-    """The padding mask sliced like the data's batches (``None`` forever when no mask; the
-    name of a model keyword argument, read by the recorder at each call, forever)."""
-    if mask is None or isinstance(mask, str):
-        return itertools.repeat(mask)
-    if not isinstance(data, (np.ndarray, torch.Tensor)):
-        raise TypeError(
-            "mask= needs data as one tensor or array (the mask's rows are aligned with its "
-            f"examples); got data of type {type(data).__name__}"
-        )
-    if isinstance(mask, np.ndarray):
-        mask = torch.from_numpy(mask)
-    if not isinstance(mask, torch.Tensor) or mask.ndim < 1 or mask.shape[0] != data.shape[0]:
-        shape = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__
-        raise ValueError(
-            f"mask must be a tensor with one row per example of data ({data.shape[0]}); got {shape}"
-        )
-    return _slices(mask, batch_size)
-
-
-def _first_elements(data: Iterable[Any]) -> Iterator[torch.Tensor]:
-    for k, batch in enumerate(data):
-        if isinstance(batch, Mapping):  # keyword arguments of the model (Hugging Face style)
-            yield {
-                key: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-                for key, v in batch.items()
-            }
-            continue
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.ascontiguousarray(x))
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(
-                f"batch {k} of data holds {type(x).__name__}; expected a tensor or numpy array "
-                "(or a tuple/list whose first element is one)"
-            )
-        yield x
-
-
-def _model_dtype_device(
-    model: torch.nn.Module,
-) -> tuple[torch.dtype | None, torch.device | None]:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype, p.device
-    return None, None
-
-
 #: float64 ``n × n`` arrays alive at the peak of :func:`analyse` (accumulator, covariance,
 #: correlation, dissimilarity, a layer's block): measured peak RSS ≈ 7.5 n² × 8 bytes.
 _ANALYSE_COPIES = 7.0
 
 
-def _check_device(device: torch.device | str | None) -> torch.device | None:
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device={device!r} is not a torch device (examples: 'cpu', 'cuda', 'cuda:1')"
-        ) from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r}: CUDA is not available on this machine")
-        index = dev.index if dev.index is not None else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-        dev = torch.device("cuda", index)
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={device!r}: MPS is not available on this machine")
-    return dev
-
-
-def _run(model: torch.nn.Module, x: torch.Tensor, dtype: Any, device: Any) -> None:
-    if isinstance(x, Mapping):
-        kwargs = {
-            k: _cast(v, dtype, device) if isinstance(v, torch.Tensor) else v for k, v in x.items()
-        }
-        try:
-            model(**kwargs)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            shapes = {k: tuple(v.shape) for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
-            raise ValueError(f"the model failed on a batch of shapes {shapes}: {first}") from exc
-        return
-    if x.is_floating_point() and dtype is not None:
-        x = x.to(dtype)
-    if device is not None:
-        x = x.to(device)
-    try:
-        model(x)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"the model failed on a batch of shape {tuple(x.shape)}: {first}") from exc
-
-
 def analyse(
     model: torch.nn.Module,
-    data: Any,
+    data: Data,
     layers: Sequence[str | torch.nn.Module] | None = None,
     *,
     sampling: SamplingStrategy | None = None,
@@ -186,7 +64,7 @@ def analyse(
     batch_dim: int | dict[str, int] | None = None,
     mask: torch.Tensor | np.ndarray | str | None = None,
     path: str = "auto",
-    scheduler: Any = None,
+    scheduler: str | Client | None = None,
 ) -> RedundancyReport:
     """Analyse how redundant a model's neurons are over a whole data set.
 
@@ -312,8 +190,8 @@ def analyse(
     check_choice("path", path, ANALYSE_PATHS, what="")
     check_options(thresholds, top_k, pair_threshold)
     sampling = AllNeurons() if sampling is None else sampling
-    target = _check_device(device)
-    dtype, home = _model_dtype_device(model)
+    target = check_device(device)
+    dtype, home = model_dtype_device(model)
     if target is not None and home is not None and target != home:
         model.to(target)
         try:
@@ -328,7 +206,7 @@ def analyse(
             model.to(home)
     device = target if target is not None else home
     batches = iter_batches(data, batch_size)
-    masks = _mask_batches(mask, data, batch_size)
+    masks = mask_batches(mask, data, batch_size)
     options = {
         "point": point,
         "positions": positions,
@@ -358,7 +236,7 @@ def analyse(
         rec._warn_few_examples = False  # analyse warns on the whole data set below
         rec.mask = next(masks)
         with rec:
-            _run(model, first, dtype, device)
+            run_model(model, first, dtype, device)
         index = rec.neuron_index()
         A = rec.activations()
         # Data-dependent strategies choose on the first batch only; then the columns stay.
@@ -384,7 +262,7 @@ def analyse(
         with rec:
             for x in it:
                 rec.mask = next(masks)
-                _run(model, x, dtype, device)
+                run_model(model, x, dtype, device)
                 acc.update(rec.activations())
                 rec.clear()
     if acc.n_examples < 2:

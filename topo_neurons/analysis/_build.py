@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ from ._report import (
     RedundantPair,
 )
 from ._streaming import StreamingCorrelation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 __all__ = [
     "DEFAULT_TILE_BLOCK",
@@ -36,6 +40,11 @@ DEFAULT_TILE_BLOCK = 1024
 def check_options(
     thresholds: Sequence[float], top_k: int, pair_threshold: float | None
 ) -> tuple[tuple[float, ...], float, int]:
+    """Validate the report options; return ``(thresholds, pair_threshold, top_k)``.
+
+    ``pair_threshold=None`` becomes ``max(thresholds)``. Raises ``TypeError`` / ``ValueError``
+    naming the bad option.
+    """
     try:
         ts = tuple(float(t) for t in thresholds)
     except (TypeError, ValueError) as exc:
@@ -67,38 +76,78 @@ def death_summary(deaths: np.ndarray) -> dict[str, float]:
     return {k: out[k] for k in SUMMARY_KEYS}
 
 
+@dataclass(frozen=True)
+class _Neurons:
+    """The ``n`` analysed neurons: name and layer of each, which are constant, and ``ρ(i, j)``."""
+
+    labels: np.ndarray  # object, shape (n,)
+    layers: np.ndarray  # object, shape (n,)
+    constant: np.ndarray  # bool, shape (n,)
+    rho: Callable[[int, int], float]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The validated report options (see :func:`check_options`)."""
+
+    thresholds: tuple[float, ...]
+    pair_threshold: float
+    top_k: int
+    kind: str
+    sampling: str
+
+
+def _options(
+    kind: str,
+    thresholds: Sequence[float],
+    top_k: int,
+    pair_threshold: float | None,
+    sampling: str,
+) -> _Options:
+    check_kind(kind)
+    ts, pair_t, k = check_options(thresholds, top_k, pair_threshold)
+    return _Options(ts, pair_t, k, kind, sampling)
+
+
+def _label_arrays(
+    labels: Sequence[str], point_layers: Sequence[str], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` and ``point_layers`` as object arrays, checked to have ``n`` entries each."""
+    labels_arr = np.asarray(list(labels), dtype=object)
+    layers_arr = np.asarray(list(point_layers), dtype=object)
+    if labels_arr.shape != (n,) or layers_arr.shape != (n,):
+        raise ValueError(
+            f"labels and point_layers must have {n} entries; got {labels_arr.shape[0]} and "
+            f"{layers_arr.shape[0]}"
+        )
+    return labels_arr, layers_arr
+
+
 def _entry(
     name: str,
     cols: np.ndarray,
-    D: np.ndarray | None,
-    C: np.ndarray | Any,
-    const: np.ndarray,
-    labels: np.ndarray,
-    point_layers: np.ndarray,
+    bc: Barcode,
+    neurons: _Neurons,
+    options: _Options,
+    *,
     total_neurons: int,
-    thresholds: tuple[float, ...],
-    pair_threshold: float,
-    top_k: int,
-    backend: str,
-    barcode: Barcode | None = None,
 ) -> LayerRedundancy:
-    bc = barcode if barcode is not None else zero_persistence(D[np.ix_(cols, cols)], backend)
-    lab = labels[cols]
-    lay = point_layers[cols]
-    rho_of = C if callable(C) else C.__getitem__  # C: the matrix, or ρ(i, j) (tiled path)
-    sel = np.flatnonzero(bc.deaths <= pair_threshold)[:top_k]
+    """The report entry of the neurons ``cols`` (indices into ``neurons``) and their barcode."""
+    lab = neurons.labels[cols]
+    lay = neurons.layers[cols]
+    sel = np.flatnonzero(bc.deaths <= options.pair_threshold)[: options.top_k]
     pairs = tuple(
         RedundantPair(
             a=str(lab[bc.edges[k, 0]]),
             b=str(lab[bc.edges[k, 1]]),
-            rho=float(rho_of((cols[bc.edges[k, 0]], cols[bc.edges[k, 1]]))),
+            rho=float(neurons.rho(cols[bc.edges[k, 0]], cols[bc.edges[k, 1]])),
             death=float(bc.deaths[k]),
         )
         for k in sel
     )
     n_clusters: dict[float, int] = {}
     effective: dict[float, int] = {}
-    for t in thresholds:
+    for t in options.thresholds:
         lbl = bc.clusters(t)
         sizes = np.bincount(lbl)
         effective[t] = int(sizes.size)
@@ -110,13 +159,58 @@ def _entry(
         total_neurons=int(total_neurons),
         labels=tuple(str(x) for x in lab),
         point_layers=tuple(str(x) for x in lay),
-        constant_neurons=tuple(str(x) for x in lab[const[cols]]),
+        constant_neurons=tuple(str(x) for x in lab[neurons.constant[cols]]),
         barcode=bc,
         summary=death_summary(bc.deaths),
         redundant_pairs=pairs,
         n_clusters=n_clusters,
         effective_neurons=effective,
         cross_layer_edges=cross,
+    )
+
+
+def _assemble(
+    neurons: _Neurons,
+    layer_names: Sequence[str],
+    layer_sizes: Mapping[str, int] | None,
+    options: _Options,
+    *,
+    layer_barcode: Callable[[np.ndarray], Barcode],
+    network_barcode: Callable[[], Barcode],
+    n_examples: int,
+) -> RedundancyReport:
+    """One entry per layer (its barcode from ``layer_barcode(columns)``), then the network's."""
+    sizes = dict(layer_sizes) if layer_sizes is not None else {}
+    entries: dict[str, LayerRedundancy] = {}
+    for name in layer_names:
+        cols = np.flatnonzero(neurons.layers == name)
+        if cols.size == 0:
+            raise ValueError(f"layer {name!r} has no analysed neurons")
+        entries[name] = _entry(
+            name,
+            cols,
+            layer_barcode(cols),
+            neurons,
+            options,
+            total_neurons=sizes.get(name, cols.size),
+        )
+    network = _entry(
+        NETWORK,
+        np.arange(neurons.labels.shape[0]),
+        network_barcode(),
+        neurons,
+        options,
+        total_neurons=sum(sizes.get(name, entries[name].n_neurons) for name in layer_names),
+    )
+    return RedundancyReport(
+        network=network,
+        layers=entries,
+        kind=options.kind,
+        n_examples=n_examples,
+        thresholds=options.thresholds,
+        pair_threshold=options.pair_threshold,
+        top_k=options.top_k,
+        sampling=options.sampling,
     )
 
 
@@ -149,64 +243,20 @@ def build_report(
     kind, thresholds, top_k, pair_threshold, backend, sampling
         See :func:`analyse`.
     """
-    check_kind(kind)
-    ts, pair_t, top_k = check_options(thresholds, top_k, pair_threshold)
-    labels_arr = np.asarray(list(labels), dtype=object)
-    layers_arr = np.asarray(list(point_layers), dtype=object)
-    if labels_arr.shape != (acc.n,) or layers_arr.shape != (acc.n,):
-        raise ValueError(
-            f"labels and point_layers must have {acc.n} entries; got {labels_arr.shape[0]} and "
-            f"{layers_arr.shape[0]}"
-        )
+    options = _options(kind, thresholds, top_k, pair_threshold, sampling)
+    labels_arr, layers_arr = _label_arrays(labels, point_layers, acc.n)
     C = acc.correlation()
     D = dissimilarity_from_correlation(torch.from_numpy(C), kind).numpy()
     np.fill_diagonal(D, 0.0)
-    const = acc.constant()
-    sizes = dict(layer_sizes) if layer_sizes is not None else {}
-    entries: dict[str, LayerRedundancy] = {}
-    for name in layer_names:
-        cols = np.flatnonzero(layers_arr == name)
-        if cols.size == 0:
-            raise ValueError(f"layer {name!r} has no analysed neurons")
-        entries[name] = _entry(
-            name,
-            cols,
-            D,
-            C,
-            const,
-            labels_arr,
-            layers_arr,
-            sizes.get(name, cols.size),
-            ts,
-            pair_t,
-            top_k,
-            backend,
-        )
-    everything = np.arange(acc.n)
-    network = _entry(
-        NETWORK,
-        everything,
-        D,
-        C,
-        const,
-        labels_arr,
-        layers_arr,
-        sum(sizes.get(name, entries[name].n_neurons) for name in layer_names),
-        ts,
-        pair_t,
-        top_k,
-        backend,
-        barcode=zero_persistence(D, backend=backend),
-    )
-    return RedundancyReport(
-        network=network,
-        layers=entries,
-        kind=kind,
+    neurons = _Neurons(labels_arr, layers_arr, acc.constant(), rho=lambda i, j: float(C[i, j]))
+    return _assemble(
+        neurons,
+        layer_names,
+        layer_sizes,
+        options,
+        layer_barcode=lambda cols: zero_persistence(D[np.ix_(cols, cols)], backend),
+        network_barcode=lambda: zero_persistence(D, backend=backend),
         n_examples=acc.n_examples,
-        thresholds=ts,
-        pair_threshold=pair_t,
-        top_k=top_k,
-        sampling=sampling,
     )
 
 
@@ -222,7 +272,7 @@ def build_report_tiled(
     top_k: int = 20,
     pair_threshold: float | None = None,
     sampling: str = "AllNeurons()",
-    scheduler: Any = None,
+    scheduler: str | Client | None = None,
     progress: bool = False,
 ) -> RedundancyReport:
     """:func:`build_report` from the activations themselves, with no ``n × n`` matrix.
@@ -244,61 +294,26 @@ def build_report_tiled(
     from ..correlation import constant_neurons, normalized_activations
     from ..persistence import correlation_persistence
 
-    check_kind(kind)
-    ts, pair_t, top_k = check_options(thresholds, top_k, pair_threshold)
+    options = _options(kind, thresholds, top_k, pair_threshold, sampling)
     n = A.shape[1]
-    labels_arr = np.asarray(list(labels), dtype=object)
-    layers_arr = np.asarray(list(point_layers), dtype=object)
-    if labels_arr.shape != (n,) or layers_arr.shape != (n,):
-        raise ValueError(
-            f"labels and point_layers must have {n} entries; got {labels_arr.shape[0]} and "
-            f"{layers_arr.shape[0]}"
-        )
+    labels_arr, layers_arr = _label_arrays(labels, point_layers, n)
     const = np.zeros(n, dtype=bool)
     const[constant_neurons(A)] = True
     Z = normalized_activations(A)[0].numpy()
 
-    def rho(ij: tuple[Any, Any]) -> float:
-        i, j = int(ij[0]), int(ij[1])
+    def rho(i: int, j: int) -> float:
         return 0.0 if const[i] or const[j] else float(np.clip(Z[:, i] @ Z[:, j], -1.0, 1.0))
 
-    sizes = dict(layer_sizes) if layer_sizes is not None else {}
-    common = (const, labels_arr, layers_arr)
-    entries: dict[str, LayerRedundancy] = {}
-    for name in layer_names:
-        cols = np.flatnonzero(layers_arr == name)
-        if cols.size == 0:
-            raise ValueError(f"layer {name!r} has no analysed neurons")
-        bc = correlation_persistence(A[:, cols], kind, scheduler=scheduler)
-        entries[name] = _entry(
-            name, cols, None, rho, *common, sizes.get(name, cols.size), ts, pair_t, top_k,
-            "auto", barcode=bc,
-        )  # fmt: skip
-    bc = correlation_persistence(
-        A, kind, block_size=DEFAULT_TILE_BLOCK, scheduler=scheduler, progress=progress
-    )
-    total = sum(sizes.get(name, entries[name].n_neurons) for name in layer_names)
-    network = _entry(
-        NETWORK,
-        np.arange(n),
-        None,
-        rho,
-        *common,
-        total,
-        ts,
-        pair_t,
-        top_k,
-        "auto",
-        barcode=bc,
-    )
-    return RedundancyReport(
-        network=network,
-        layers=entries,
-        kind=kind,
+    report = _assemble(
+        _Neurons(labels_arr, layers_arr, const, rho),
+        layer_names,
+        layer_sizes,
+        options,
+        layer_barcode=lambda cols: correlation_persistence(A[:, cols], kind, scheduler=scheduler),
+        network_barcode=lambda: correlation_persistence(
+            A, kind, block_size=DEFAULT_TILE_BLOCK, scheduler=scheduler, progress=progress
+        ),
         n_examples=int(A.shape[0]),
-        thresholds=ts,
-        pair_threshold=pair_t,
-        top_k=top_k,
-        sampling=sampling,
-        meta={"path": "tiled"},
     )
+    report.meta["path"] = "tiled"
+    return report
