@@ -35,13 +35,8 @@ from __future__ import annotations
 
 from ._base import REDUCTIONS, WeightPenalty
 from ._baselines import CorrelationPenalty, DeCov, L1Penalty, L2Penalty, correlation_penalty, decov
-from ._topological import (
-    DeathSpread,
-    TopologicalRedundancy,
-    death_spread,
-    edge_deaths,
-    topological_redundancy,
-)
+from ._deaths import edge_deaths
+from ._topological import DeathSpread, TopologicalRedundancy, death_spread, topological_redundancy
 
 __all__ = [
     "REDUCTIONS",

@@ -10,11 +10,10 @@ from torch import nn
 
 from .._finite import check_finite_activations
 from .._options import check_choice
-from ..correlation import check_kind
+from ..correlation import Kind, as_real_float, check_kind
 from ..distributed import DISTRIBUTED_VALUES, gather_activations, use_distributed
 from ..persistence import BACKENDS
 
-Kind = Literal["abs", "sqrt"]
 Distributed = bool | Literal["auto"]
 REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 #: Which neurons the columns of the activations are (see ``_TreeLoss.forward``).
@@ -29,12 +28,7 @@ def _activations(A: object, who: str, distributed: Distributed = False) -> torch
             f"{who} needs activations as a torch.Tensor of shape (m examples, n neurons); "
             f"got {type(A).__name__}"
         )
-    if A.is_complex():
-        raise TypeError(f"{who}: activations must be real; got dtype {A.dtype}")
-    if not A.is_floating_point():
-        A = A.to(torch.get_default_dtype())
-    elif A.dtype not in (torch.float32, torch.float64):
-        A = A.float()  # half / bfloat16: correlations need float32 at least
+    A = as_real_float(A, f"{who}: activations", integer_dtype=torch.get_default_dtype())
     if A.ndim != 2:
         raise ValueError(
             f"{who}: activations must have shape (m examples, n neurons); got shape "

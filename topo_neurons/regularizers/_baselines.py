@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..correlation import normalized_activations
@@ -86,7 +88,23 @@ def decov(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
     return 0.5 * (fro2 - diag2)
 
 
-class CorrelationPenalty(_Loss):
+class _ActivationPenalty(_Loss):
+    """The module form of a penalty ``f(A, *, distributed)`` on activations (no other option).
+
+    A subclass names its functional as ``_penalty``.
+    """
+
+    _penalty: Callable[..., torch.Tensor]
+
+    def __init__(self, *, distributed: Distributed = False) -> None:
+        super().__init__(distributed=distributed)
+
+    def forward(self, A: torch.Tensor) -> torch.Tensor:
+        """The penalty of activations ``A`` of shape (m, n); a scalar tensor."""
+        return type(self)._penalty(A, distributed=self.distributed)
+
+
+class CorrelationPenalty(_ActivationPenalty):
     r"""Mean ``|ρ|`` over all pairs of distinct neurons (the "minimise all correlations" baseline).
 
     .. math::
@@ -116,15 +134,10 @@ class CorrelationPenalty(_Loss):
     tensor(0.3333)
     """
 
-    def __init__(self, *, distributed: Distributed = False) -> None:
-        super().__init__(distributed=distributed)
-
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """Mean ``|ρ|`` of activations ``A`` of shape (m, n); a scalar tensor."""
-        return correlation_penalty(A, distributed=self.distributed)
+    _penalty = staticmethod(correlation_penalty)
 
 
-class DeCov(_Loss):
+class DeCov(_ActivationPenalty):
     r"""DeCov (Cogswell et al., ICLR 2016): half the squared off-diagonal covariances.
 
     .. math::
@@ -132,6 +145,8 @@ class DeCov(_Loss):
         L_{\mathrm{DeCov}} = \tfrac{1}{2} \left( \lVert C \rVert_F^2
             - \lVert \operatorname{diag}(C) \rVert_2^2 \right),
         \quad C = \tfrac{1}{m} (A - \bar A)^\top (A - \bar A)
+
+    See :func:`decov` (the functional form) for the reference.
 
     Parameters
     ----------
@@ -142,11 +157,6 @@ class DeCov(_Loss):
     - Input: ``(m, n)``.
     - Output: scalar.
 
-    References
-    ----------
-    .. [1] M. Cogswell, F. Ahmed, R. Girshick, L. Zitnick, D. Batra, "Reducing overfitting in
-       deep networks by decorrelating representations", ICLR 2016.
-
     Examples
     --------
     >>> import torch
@@ -155,12 +165,7 @@ class DeCov(_Loss):
     tensor(4.)
     """
 
-    def __init__(self, *, distributed: Distributed = False) -> None:
-        super().__init__(distributed=distributed)
-
-    def forward(self, A: torch.Tensor) -> torch.Tensor:
-        """DeCov of activations ``A`` of shape (m, n); a scalar tensor."""
-        return decov(A, distributed=self.distributed)
+    _penalty = staticmethod(decov)
 
 
 class L1Penalty(WeightPenalty):
