@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from ._batches import (
     model_dtype_device,
     run_model,
 )
-from ._build import build_report, build_report_tiled, check_options
+from ._build import NeuronLayout, ReportOptions, build_report, build_report_tiled
 from ._report import RedundancyReport
 from ._streaming import StreamingCorrelation
 
@@ -188,7 +189,9 @@ def analyse(
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     check_kind(kind)
     check_choice("path", path, ANALYSE_PATHS, what="")
-    check_options(thresholds, top_k, pair_threshold)
+    checked = ReportOptions.checked(
+        kind=kind, thresholds=thresholds, top_k=top_k, pair_threshold=pair_threshold
+    )
     sampling = AllNeurons() if sampling is None else sampling
     target = check_device(device)
     dtype, home = model_dtype_device(model)
@@ -276,19 +279,13 @@ def analyse(
             FewExamplesWarning,
             stacklevel=2,
         )
-    where = (labels, point_layers, layer_names, index.sizes)
-    options = {
-        "kind": kind,
-        "thresholds": thresholds,
-        "top_k": top_k,
-        "pair_threshold": pair_threshold,
-        "sampling": repr(sampling),
-    }
+    layout = NeuronLayout(labels, point_layers, layer_names, index.sizes)
+    report_options = dataclasses.replace(checked, sampling=repr(sampling))
     if isinstance(acc, _KeptActivations):
         return build_report_tiled(
-            acc.stacked(), *where, **options, scheduler=scheduler, progress=progress
+            acc.stacked(), layout, report_options, scheduler=scheduler, progress=progress
         )
-    report = build_report(acc, *where, **options, backend=backend)
+    report = build_report(acc, layout, report_options, backend=backend)
     report.meta["path"] = "dense"
     return report
 

@@ -26,37 +26,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_TILE_BLOCK",
+    "NeuronLayout",
+    "ReportOptions",
     "build_report",
     "build_report_tiled",
-    "check_options",
     "death_summary",
 ]
 
 
 #: Block size of the tiled engine in :func:`analyse`.
 DEFAULT_TILE_BLOCK = 1024
-
-
-def check_options(
-    thresholds: Sequence[float], top_k: int, pair_threshold: float | None
-) -> tuple[tuple[float, ...], float, int]:
-    """Validate the report options; return ``(thresholds, pair_threshold, top_k)``.
-
-    ``pair_threshold=None`` becomes ``max(thresholds)``. Raises ``TypeError`` / ``ValueError``
-    naming the bad option.
-    """
-    try:
-        ts = tuple(float(t) for t in thresholds)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"thresholds must be a sequence of numbers; got {thresholds!r}") from exc
-    if not ts or any(not (0.0 <= t <= 1.0) for t in ts):
-        raise ValueError(f"thresholds must be a non-empty sequence in [0, 1]; got {thresholds!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-        raise ValueError(f"top_k must be a non-negative int; got {top_k!r}")
-    pt = max(ts) if pair_threshold is None else float(pair_threshold)
-    if not 0.0 <= pt <= 1.0:
-        raise ValueError(f"pair_threshold must lie in [0, 1]; got {pair_threshold!r}")
-    return ts, pt, int(top_k)
 
 
 def death_summary(deaths: np.ndarray) -> dict[str, float]:
@@ -87,40 +66,83 @@ class _Neurons:
 
 
 @dataclass(frozen=True)
-class _Options:
-    """The validated report options (see :func:`check_options`)."""
+class ReportOptions:
+    """The options of a report, validated (see :func:`analyse` for each).
 
+    Build it with :meth:`checked`, which raises on a bad option.
+    """
+
+    kind: str
     thresholds: tuple[float, ...]
     pair_threshold: float
     top_k: int
-    kind: str
-    sampling: str
+    sampling: str = "AllNeurons()"
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        kind: str = "abs",
+        thresholds: Sequence[float] = (0.1, 0.2, 0.5),
+        top_k: int = 20,
+        pair_threshold: float | None = None,
+        sampling: str = "AllNeurons()",
+    ) -> ReportOptions:
+        """Validate the options; ``pair_threshold=None`` becomes ``max(thresholds)``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad option, named in the message.
+        """
+        check_kind(kind)
+        try:
+            ts = tuple(float(t) for t in thresholds)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"thresholds must be a sequence of numbers; got {thresholds!r}"
+            ) from exc
+        if not ts or any(not (0.0 <= t <= 1.0) for t in ts):
+            raise ValueError(
+                f"thresholds must be a non-empty sequence in [0, 1]; got {thresholds!r}"
+            )
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+            raise ValueError(f"top_k must be a non-negative int; got {top_k!r}")
+        pt = max(ts) if pair_threshold is None else float(pair_threshold)
+        if not 0.0 <= pt <= 1.0:
+            raise ValueError(f"pair_threshold must lie in [0, 1]; got {pair_threshold!r}")
+        return cls(kind, ts, pt, int(top_k), sampling)
 
 
-def _options(
-    kind: str,
-    thresholds: Sequence[float],
-    top_k: int,
-    pair_threshold: float | None,
-    sampling: str,
-) -> _Options:
-    check_kind(kind)
-    ts, pair_t, k = check_options(thresholds, top_k, pair_threshold)
-    return _Options(ts, pair_t, k, kind, sampling)
+@dataclass(frozen=True)
+class NeuronLayout:
+    """Which layer each analysed neuron (column) belongs to, and its name.
 
+    Attributes
+    ----------
+    labels, point_layers : sequence of str, length n
+        Name (``"layer[index]"``) and layer of each neuron.
+    layer_names : sequence of str
+        Layers in order; each must own at least one column.
+    layer_sizes : mapping of str to int, optional
+        Neurons of each layer before sampling (default: the analysed count).
+    """
 
-def _label_arrays(
-    labels: Sequence[str], point_layers: Sequence[str], n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``labels`` and ``point_layers`` as object arrays, checked to have ``n`` entries each."""
-    labels_arr = np.asarray(list(labels), dtype=object)
-    layers_arr = np.asarray(list(point_layers), dtype=object)
-    if labels_arr.shape != (n,) or layers_arr.shape != (n,):
-        raise ValueError(
-            f"labels and point_layers must have {n} entries; got {labels_arr.shape[0]} and "
-            f"{layers_arr.shape[0]}"
-        )
-    return labels_arr, layers_arr
+    labels: Sequence[str]
+    point_layers: Sequence[str]
+    layer_names: Sequence[str]
+    layer_sizes: Mapping[str, int] | None = None
+
+    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``labels`` and ``point_layers`` as object arrays, checked to have ``n`` entries."""
+        labels_arr = np.asarray(list(self.labels), dtype=object)
+        layers_arr = np.asarray(list(self.point_layers), dtype=object)
+        if labels_arr.shape != (n,) or layers_arr.shape != (n,):
+            raise ValueError(
+                f"labels and point_layers must have {n} entries; got {labels_arr.shape[0]} "
+                f"and {layers_arr.shape[0]}"
+            )
+        return labels_arr, layers_arr
 
 
 def _entry(
@@ -128,7 +150,7 @@ def _entry(
     cols: np.ndarray,
     bc: Barcode,
     neurons: _Neurons,
-    options: _Options,
+    options: ReportOptions,
     *,
     total_neurons: int,
 ) -> LayerRedundancy:
@@ -171,18 +193,17 @@ def _entry(
 
 def _assemble(
     neurons: _Neurons,
-    layer_names: Sequence[str],
-    layer_sizes: Mapping[str, int] | None,
-    options: _Options,
+    layout: NeuronLayout,
+    options: ReportOptions,
     *,
     layer_barcode: Callable[[np.ndarray], Barcode],
     network_barcode: Callable[[], Barcode],
     n_examples: int,
 ) -> RedundancyReport:
     """One entry per layer (its barcode from ``layer_barcode(columns)``), then the network's."""
-    sizes = dict(layer_sizes) if layer_sizes is not None else {}
+    sizes = dict(layout.layer_sizes) if layout.layer_sizes is not None else {}
     entries: dict[str, LayerRedundancy] = {}
-    for name in layer_names:
+    for name in layout.layer_names:
         cols = np.flatnonzero(neurons.layers == name)
         if cols.size == 0:
             raise ValueError(f"layer {name!r} has no analysed neurons")
@@ -200,7 +221,7 @@ def _assemble(
         network_barcode(),
         neurons,
         options,
-        total_neurons=sum(sizes.get(name, entries[name].n_neurons) for name in layer_names),
+        total_neurons=sum(sizes.get(name, entries[name].n_neurons) for name in layout.layer_names),
     )
     return RedundancyReport(
         network=network,
@@ -216,17 +237,10 @@ def _assemble(
 
 def build_report(
     acc: StreamingCorrelation,
-    labels: Sequence[str],
-    point_layers: Sequence[str],
-    layer_names: Sequence[str],
-    layer_sizes: Mapping[str, int] | None = None,
+    layout: NeuronLayout,
+    options: ReportOptions,
     *,
-    kind: str = "abs",
-    thresholds: Sequence[float] = (0.1, 0.2, 0.5),
-    top_k: int = 20,
-    pair_threshold: float | None = None,
     backend: str = "auto",
-    sampling: str = "AllNeurons()",
 ) -> RedundancyReport:
     """Turn accumulated correlations into a :class:`RedundancyReport`.
 
@@ -234,25 +248,20 @@ def build_report(
     ----------
     acc : StreamingCorrelation
         Correlations of the ``n`` analysed neurons.
-    labels, point_layers : sequence of str, length n
-        Name (``"layer[index]"``) and layer of each neuron (column of ``acc``).
-    layer_names : sequence of str
-        Layers in order; each must own at least one column.
-    layer_sizes : mapping, optional
-        Neurons of each layer before sampling (default: the analysed count).
-    kind, thresholds, top_k, pair_threshold, backend, sampling
-        See :func:`analyse`.
+    layout : NeuronLayout
+        Name and layer of each of the ``n`` neurons (columns of ``acc``), the layers in order.
+    options : ReportOptions
+        Dissimilarity, thresholds, pairs, sampling description.
+    backend : {"auto", "native", "giotto", "gudhi"}
+        Persistence backend.
     """
-    options = _options(kind, thresholds, top_k, pair_threshold, sampling)
-    labels_arr, layers_arr = _label_arrays(labels, point_layers, acc.n)
+    labels, layers = layout.arrays(acc.n)
     C = acc.correlation()
-    D = dissimilarity_from_correlation(torch.from_numpy(C), kind).numpy()
+    D = dissimilarity_from_correlation(torch.from_numpy(C), options.kind).numpy()
     np.fill_diagonal(D, 0.0)
-    neurons = _Neurons(labels_arr, layers_arr, acc.constant(), rho=lambda i, j: float(C[i, j]))
     return _assemble(
-        neurons,
-        layer_names,
-        layer_sizes,
+        _Neurons(labels, layers, acc.constant(), rho=lambda i, j: float(C[i, j])),
+        layout,
         options,
         layer_barcode=lambda cols: zero_persistence(D[np.ix_(cols, cols)], backend),
         network_barcode=lambda: zero_persistence(D, backend=backend),
@@ -262,16 +271,9 @@ def build_report(
 
 def build_report_tiled(
     A: torch.Tensor,
-    labels: Sequence[str],
-    point_layers: Sequence[str],
-    layer_names: Sequence[str],
-    layer_sizes: Mapping[str, int] | None = None,
+    layout: NeuronLayout,
+    options: ReportOptions,
     *,
-    kind: str = "abs",
-    thresholds: Sequence[float] = (0.1, 0.2, 0.5),
-    top_k: int = 20,
-    pair_threshold: float | None = None,
-    sampling: str = "AllNeurons()",
     scheduler: str | Client | None = None,
     progress: bool = False,
 ) -> RedundancyReport:
@@ -285,8 +287,7 @@ def build_report_tiled(
     ----------
     A : torch.Tensor, shape (m, n), float64
         Activations of all examples (rows) of the ``n`` analysed neurons.
-    labels, point_layers, layer_names, layer_sizes, kind, thresholds, top_k, pair_threshold,
-    sampling
+    layout, options
         See :func:`build_report`.
     scheduler, progress
         See :func:`~topo_neurons.correlation_persistence`.
@@ -294,9 +295,8 @@ def build_report_tiled(
     from ..correlation import constant_neurons, normalized_activations
     from ..persistence import correlation_persistence
 
-    options = _options(kind, thresholds, top_k, pair_threshold, sampling)
     n = A.shape[1]
-    labels_arr, layers_arr = _label_arrays(labels, point_layers, n)
+    labels, layers = layout.arrays(n)
     const = np.zeros(n, dtype=bool)
     const[constant_neurons(A)] = True
     Z = normalized_activations(A)[0].numpy()
@@ -304,10 +304,10 @@ def build_report_tiled(
     def rho(i: int, j: int) -> float:
         return 0.0 if const[i] or const[j] else float(np.clip(Z[:, i] @ Z[:, j], -1.0, 1.0))
 
+    kind = options.kind
     report = _assemble(
-        _Neurons(labels_arr, layers_arr, const, rho),
-        layer_names,
-        layer_sizes,
+        _Neurons(labels, layers, const, rho),
+        layout,
         options,
         layer_barcode=lambda cols: correlation_persistence(A[:, cols], kind, scheduler=scheduler),
         network_barcode=lambda: correlation_persistence(

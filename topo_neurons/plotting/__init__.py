@@ -16,7 +16,13 @@ One module per family of figures: ``_barcodes`` (bars, death distributions, evol
 :func:`save_figure`, ``_common`` what they share.
 """
 
-from ._barcodes import plot_barcode, plot_barcode_evolution, plot_death_distribution
+from ._barcodes import (
+    BarcodeHistoryLike,
+    HasHistory,
+    plot_barcode,
+    plot_barcode_evolution,
+    plot_death_distribution,
+)
 from ._common import BarcodeLike, HasBarcode
 from ._diagrams import plot_diagram
 from ._mst import plot_mst
@@ -35,8 +41,10 @@ __all__ = [
     "CROSS_LAYER_COLOR",
     "OKABE_ITO",
     "SAVE_FORMATS",
+    "BarcodeHistoryLike",
     "BarcodeLike",
     "HasBarcode",
+    "HasHistory",
     "linkage_matrix",
     "paper_style",
     "plot_barcode",

@@ -3,26 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .._options import check_choice
 from ._common import (
     BarcodeLike,
+    bar_groups,
     begin,
-    edge_groups,
-    layer_colors,
-    layer_order,
     new_axes,
     unwrap,
 )
-from ._style import CROSS_LAYER_COLOR, OKABE_ITO
+from ._style import OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["plot_barcode", "plot_barcode_evolution", "plot_death_distribution"]
+__all__ = [
+    "BarcodeHistoryLike",
+    "HasHistory",
+    "plot_barcode",
+    "plot_barcode_evolution",
+    "plot_death_distribution",
+]
+
+
+class BarcodeHistoryLike(Protocol):
+    """What :func:`plot_barcode_evolution` draws: a :class:`~topo_neurons.BarcodeHistory`.
+
+    Recorded ``steps``, tracked ``layers`` and the death ``quantiles`` of a layer at each step.
+    """
+
+    @property
+    def steps(self) -> Sequence[int]: ...
+
+    @property
+    def layers(self) -> tuple[str, ...]: ...
+
+    def quantiles(self, layer: str | None = None, q: Sequence[float] = ...) -> np.ndarray: ...
+
+
+class HasHistory(Protocol):
+    """Anything with a ``.history`` (:class:`BarcodeHistoryLike`).
+
+    A :class:`~topo_neurons.BarcodeTracker`, or the Lightning ``BarcodeLogger``.
+    """
+
+    @property
+    def history(self) -> BarcodeHistoryLike: ...
 
 
 def plot_barcode(
@@ -88,21 +117,8 @@ def plot_barcode(
             y, deaths, left=0.0, height=height, color=color or OKABE_ITO[0], label="finite bars"
         )
     else:
-        names = layer_order(point_layers)
-        colors = layer_colors(names)
-        groups = edge_groups(bc, point_layers)
-        for name in [*names, ""]:
-            sel = groups == name
-            if not np.any(sel):
-                continue
-            ax.barh(
-                y[sel],
-                deaths[sel],
-                left=0.0,
-                height=height,
-                color=colors.get(name, CROSS_LAYER_COLOR),
-                label=name if name else "between layers",
-            )
+        for sel, col, label in bar_groups(bc, point_layers):
+            ax.barh(y[sel], deaths[sel], left=0.0, height=height, color=col, label=label)
     top = float(deaths.max()) if k else 0.0
     xmax = top * 1.12 if top > 0 else 1.0
     ax.set_xlim(0.0, xmax)
@@ -218,7 +234,7 @@ def plot_death_distribution(
 
 
 def plot_barcode_evolution(
-    history: Any,
+    history: BarcodeHistoryLike | HasHistory,
     layer: str | None = None,
     *,
     quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),

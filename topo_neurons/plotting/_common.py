@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..persistence import Barcode
-from ._style import OKABE_ITO
+from ._style import CROSS_LAYER_COLOR, OKABE_ITO
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BarcodeLike",
     "HasBarcode",
+    "bar_groups",
     "begin",
     "check_layers",
     "edge_groups",
@@ -92,6 +93,21 @@ def edge_groups(bc: Barcode, layers: np.ndarray) -> np.ndarray:
     a = layers[bc.edges[:, 0]]
     b = layers[bc.edges[:, 1]]
     return np.where(a == b, a, "")
+
+
+def bar_groups(bc: Barcode, layers: np.ndarray) -> Iterator[tuple[np.ndarray, str, str]]:
+    """The finite bars in colour groups: ``(mask over the bars, colour, legend label)``.
+
+    One group per layer (bars whose two endpoints lie in it), in order of first appearance,
+    then the bars between layers (grey, ``"between layers"``); empty groups are left out.
+    """
+    names = layer_order(layers)
+    colors = layer_colors(names)
+    groups = edge_groups(bc, layers)
+    for name in [*names, ""]:
+        sel = groups == name
+        if np.any(sel):
+            yield sel, colors.get(name, CROSS_LAYER_COLOR), name if name else "between layers"
 
 
 def begin(

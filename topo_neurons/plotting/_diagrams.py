@@ -10,10 +10,8 @@ import numpy as np
 from .._options import check_choice
 from ._common import (
     BarcodeLike,
+    bar_groups,
     begin,
-    edge_groups,
-    layer_colors,
-    layer_order,
 )
 from ._style import CROSS_LAYER_COLOR, OKABE_ITO
 
@@ -119,19 +117,8 @@ def plot_diagram(
     if point_layers is None:
         ax.scatter(xs, deaths, color=color or OKABE_ITO[0], label="finite classes", **kw)
     else:
-        names = layer_order(point_layers)
-        colors = layer_colors(names)
-        groups = edge_groups(bc, point_layers)
-        for name in [*names, ""]:
-            sel = groups == name
-            if np.any(sel):
-                ax.scatter(
-                    xs[sel],
-                    deaths[sel],
-                    color=colors.get(name, CROSS_LAYER_COLOR),
-                    label=name if name else "between layers",
-                    **kw,
-                )
+        for sel, col, label in bar_groups(bc, point_layers):
+            ax.scatter(xs[sel], deaths[sel], color=col, label=label, **kw)
     if infinite:
         yi = top * 1.08 if top > 0 else 0.95
         ax.axhline(yi, ls=":", lw=0.8, color="black", zorder=0)

@@ -6,9 +6,12 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._options import check_choice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 __all__ = [
     "COLUMN_WIDTHS",
@@ -41,7 +44,7 @@ _SAVE_RC: dict[str, Any] = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype
 SAVE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg", "eps", "ps")
 
 
-def save_figure(fig: Any, path: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike[str], **savefig_kwargs: Any) -> Path:
     """Write ``fig`` atomically, with TrueType (Type 42) fonts embedded in PDF and PostScript.
 
     The format is the suffix of ``path``. Whatever the surrounding ``rcParams``, the file gets
