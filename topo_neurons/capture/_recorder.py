@@ -1,4 +1,9 @@
-"""The forward-hook recorder: :class:`ActivationRecorder`."""
+"""The forward-hook recorder: :class:`ActivationRecorder`.
+
+The class holds the state of one recording and the hooks' life cycle (install on ``with``,
+remove on exit, the model's keyword mask); the set-up of the targets is :mod:`._targets`, what
+a hook keeps and how the records are read back is :mod:`._records`.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +13,14 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
-import torch.distributed
-import torch.fx
 from torch import nn
 
-from .._finite import check_finite_activations
 from .._options import check_choice
-from ._layers import (
-    _CHANNEL_TYPES,
-    _SEQ_FIRST_TYPES,
-    _WARNED,
-    POINTS,
-    POSITIONS,
-    _batch_axis_unknown,
-    _block_layers,
-    _check_mask,
-    _default_layers,
-    _display,
-    _is_neuron_layer,
-    _PostResolver,
-    _Target,
-    _Unknown,
-)
+from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _check_mask, _display, _Target
 from ._naming import NeuronIndex
+from ._records import output_rows, select_columns, stack_records
 from ._sampling import AllNeurons, SamplingStrategy
+from ._targets import resolve_targets, set_batch_dims
 
 __all__ = ["ActivationRecorder"]
 
@@ -176,8 +165,8 @@ class ActivationRecorder:
         self.positions = positions
         self._mask = _check_mask(mask)
         self._call_mask: torch.Tensor | None = None
-        self._targets = self._resolve(model, layers, point)
-        self._set_batch_dims(batch_dim)
+        self._targets = resolve_targets(model, layers, point)
+        set_batch_dims(model, self._targets, batch_dim)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._records: dict[str, list[torch.Tensor]] = {}
         self._versions: dict[str, list[int]] = {}
@@ -188,134 +177,6 @@ class ActivationRecorder:
         self._fastpath: bool | None = None
         self._warned_few = False
         self._warn_few_examples = True
-
-    # ---------------------------------------------------------------- set-up
-    def _resolve(
-        self,
-        model: nn.Module,
-        layers: str | nn.Module | Iterable[str | nn.Module] | None,
-        point: str,
-    ) -> list[_Target]:
-        named = dict(model.named_modules())
-        if layers is None:
-            resolver = _PostResolver(model, [m for _, m in _default_layers(model)])
-            chosen = _block_layers(model, resolver) or _default_layers(model)
-            if not chosen:
-                raise ValueError(
-                    f"{type(model).__name__} has no leaf module with parameters to record; "
-                    "pass layers=[...] with module names"
-                )
-        else:
-            chosen = self._named_layers(model, named, layers)
-            resolver = _PostResolver(model, [m for _, m in chosen])
-        targets = []
-        unseen: list[tuple[str, nn.Module, str]] = []
-        for name, mod in chosen:
-            t = _Target(name, mod, name, mod, channels=isinstance(mod, _CHANNEL_TYPES))
-            t.source = f"{_display(name)} ({type(mod).__name__})"
-            if point == "post" and _is_neuron_layer(mod):
-                found = resolver.resolve(name)
-                if isinstance(found, _Unknown):
-                    unseen.append((name, mod, found.reason))
-                elif found is not None:
-                    hook_name, fn = found
-                    t.hook_name, t.hook, t.fn = hook_name, named[hook_name], fn
-                    what = type(t.hook).__name__
-                    if fn is None:
-                        t.source = f"{_display(hook_name)} ({what})"
-                    else:
-                        fname = getattr(fn, "__name__", type(fn).__name__)
-                        t.source = f"{_display(hook_name)} ({what}) → {fname}"
-            targets.append(t)
-        self._warn_fallback(model, unseen)
-        return targets
-
-    @staticmethod
-    def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -> None:
-        """One warning naming every layer recorded before its activation (once per layer)."""
-        seen = _WARNED.setdefault(model, set())
-        new = [(n, m, r) for n, m, r in unseen if n not in seen]
-        if not new:
-            return
-        seen.update(n for n, _, _ in new)
-        names = ", ".join(f"{_display(n)!r} ({type(m).__name__})" for n, m, _ in new)
-        reasons = "; ".join(dict.fromkeys(r for _, _, r in new))
-        which = "layer" if len(new) == 1 else "layers"
-        warnings.warn(
-            f"point='post': cannot see which activation follows {which} {names} because "
-            f"{reasons}; recording the layer output before any activation. Name the activation "
-            "modules in layers=, or pass point='pre' to record pre-activations on purpose.",
-            UserWarning,
-            stacklevel=4,
-        )
-
-    @staticmethod
-    def _named_layers(
-        model: nn.Module,
-        named: dict[str, nn.Module],
-        layers: str | nn.Module | Iterable[str | nn.Module],
-    ) -> list[tuple[str, nn.Module]]:
-        by_id = {id(m): n for n, m in named.items()}
-        items = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
-        if not items:
-            raise ValueError("layers=[] selects nothing; pass None for every parametrised layer")
-        valid = [n for n in named if n]
-        shown = ", ".join(repr(n) for n in valid[:30]) + (" …" if len(valid) > 30 else "")
-        out: list[tuple[str, nn.Module]] = []
-        for item in items:
-            if isinstance(item, str):
-                if item not in named:
-                    raise ValueError(
-                        f"layer {item!r} is not a module of {type(model).__name__}; "
-                        f"valid names are: {shown}"
-                    )
-                name = item
-            elif isinstance(item, nn.Module):
-                if id(item) not in by_id:
-                    raise ValueError(
-                        f"module {type(item).__name__} is not part of {type(model).__name__}; "
-                        f"valid names are: {shown}"
-                    )
-                name = by_id[id(item)]
-            else:
-                raise TypeError(
-                    f"layers must hold module names (str) or modules; got {type(item).__name__}"
-                )
-            if any(name == n for n, _ in out):
-                raise ValueError(f"layer {_display(name)!r} is listed twice in layers")
-            out.append((name, named[name]))
-        return out
-
-    def _set_batch_dims(self, batch_dim: int | Mapping[str, int] | None) -> None:
-        names = [t.name for t in self._targets]
-        per: Mapping[str, int] = {}
-        default: int | None = None
-        if isinstance(batch_dim, Mapping):
-            unknown = [k for k in batch_dim if k not in names]
-            if unknown:
-                raise ValueError(
-                    f"batch_dim names layers {unknown} that are not recorded; recorded: {names}"
-                )
-            per = batch_dim
-        elif batch_dim is not None:
-            default = batch_dim
-        for t in self._targets:
-            b = per.get(t.name, default)
-            if b is None:
-                where = _batch_axis_unknown(self.model, t.hook_name)
-                if where is not None:
-                    raise ValueError(
-                        f"layer {_display(t.name)!r} is inside {where}: its outputs are "
-                        "(seq, batch, ...), so the batch axis cannot be taken as axis 0; pass "
-                        "batch_dim=1 (or batch_dim={layer: axis}), or build the model with "
-                        "batch_first=True"
-                    )
-                b = 0
-            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
-                raise ValueError(
-                    f"batch_dim for layer {_display(t.name)!r} must be an axis index ≥ 0; got {b!r}"
-                )
-            t.batch_dim = int(b)
 
     @property
     def mask(self) -> torch.Tensor | str | None:
@@ -332,54 +193,16 @@ class ActivationRecorder:
         applied to it, if any), e.g. ``{'fc1': 'relu1 (ReLU)', 'out': 'out (Linear)'}``."""
         return {t.name: t.source for t in self._targets}
 
-    def _mode(self, t: _Target, ndim: int) -> str:
-        if self.positions != "auto":
-            return self.positions
-        return "examples" if ndim >= 3 and not t.channels else "neurons"
-
     def _hook(self, t: _Target):
         name = t.name
 
         def hook(module: nn.Module, inputs: object, output: object) -> None:
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(
-                    f"layer {_display(name)!r} ({type(module).__name__}) returned "
-                    f"{type(output).__name__}, not a tensor; record a module that outputs a "
-                    "tensor of shape (batch, ...)"
-                )
-            if output.ndim < 2 or t.batch_dim >= output.ndim:
-                raise ValueError(
-                    f"layer {_display(name)!r} output has shape {tuple(output.shape)}; "
-                    f"expected (batch, features, ...) with the batch on axis {t.batch_dim}"
-                )
-            out = output.detach() if self.detach else output
-            if t.fn is not None:
-                out = t.fn(out)
-            if t.batch_dim:
-                out = out.movedim(t.batch_dim, 0)
-            mode = self._mode(t, out.ndim)
-            if mode == "neurons" or out.ndim == 2:
-                self._shapes[name] = tuple(out.shape[1:])
-                self._kinds[name] = "units" if t.channels and out.ndim > 2 else "features"
-                positions = tuple(out.shape[:1])
-                flat = out.reshape(out.shape[0], -1)
-            else:
-                if t.channels:
-                    out = out.movedim(1, -1)
-                self._shapes[name] = (out.shape[-1],)
-                self._kinds[name] = "channels" if t.channels else "features"
-                positions = tuple(out.shape[:-1])
-                flat = out.reshape(-1, out.shape[-1])
             mask = self._call_mask if isinstance(self._mask, str) else self._mask
-            if mask is not None:
-                if tuple(mask.shape) != positions:
-                    raise ValueError(
-                        f"mask of shape {tuple(mask.shape)} does not match the positions "
-                        f"{positions} of layer {_display(name)!r} (output "
-                        f"{tuple(output.shape)}, batch axis {t.batch_dim}, "
-                        f"{mode}); the mask needs one entry per example position"
-                    )
-                flat = flat[mask.reshape(-1).to(flat.device)]
+            flat, shape, kind = output_rows(
+                module, output, t, self.positions, mask, detach=self.detach
+            )
+            self._shapes[name] = shape
+            self._kinds[name] = kind
             # The version counter reveals a later in-place change (e.g. ReLU(inplace=True)).
             self._records.setdefault(name, []).append(flat)
             self._versions.setdefault(name, []).append(flat._version)
@@ -438,90 +261,11 @@ class ActivationRecorder:
         self._cache = None
 
     # ---------------------------------------------------------------- results
-    def _full(self) -> dict[str, torch.Tensor]:
-        """Full per-layer activations, in forward-call order, validated."""
-        if not self._records:
-            names = [_display(t.name) for t in self._targets]
-            raise RuntimeError(
-                "nothing was recorded: run the model inside `with recorder:` before reading "
-                f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''})"
-            )
-        for name, parts in self._records.items():
-            for part, version in zip(parts, self._versions[name]):
-                if part._version != version:
-                    raise ValueError(
-                        f"layer {_display(name)!r} output was modified in place after it was "
-                        "recorded (e.g. by a following ReLU(inplace=True)), so its recorded "
-                        "values are not its output; use point='post' (records the activation's "
-                        "output), record the module that modifies it instead, or construct "
-                        "that module with inplace=False"
-                    )
-        full = {
-            name: (parts[0] if len(parts) == 1 else torch.cat(parts, dim=0))
-            for name, parts in self._records.items()
-        }
-        rows = {name: a.shape[0] for name, a in full.items()}
-        if len(set(rows.values())) > 1:
-            calls = {_display(n): len(p) for n, p in self._records.items()}
-            shown = {_display(n): r for n, r in rows.items()}
-            if len(set(calls.values())) > 1:
-                raise ValueError(
-                    f"recorded layers have different numbers of examples {shown} (calls per "
-                    f"layer: {calls}); a module called more than once per forward (weight "
-                    "sharing) cannot be recorded with the others: record it in its own "
-                    "ActivationRecorder"
-                )
-            shapes = {_display(n): self._shapes[n] for n in rows}
-            raise ValueError(
-                f"recorded layers have different numbers of examples {shown} (neurons per "
-                f"layer: {shapes}); every layer must give one row per example: record layers "
-                "with the same positions (e.g. the tokens of a sequence model, not its pooled "
-                "output), or set positions=, batch_dim= or mask= so that they agree"
-            )
-        for name, a in full.items():
-            label, shape = _display(name), self._shapes[name]
-            check_finite_activations(
-                a,
-                lambda ex, neuron, value, _, label=label, shape=shape: (
-                    f"layer {label!r} output {value} at example {ex}, neuron {neuron} "
-                    f"(neurons of shape {shape}); NaN/Inf activations are an error"
-                ),
-                layer=label,
-            )
-        return full
-
     def _compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        if self._cache is not None:
-            return self._cache
-        full = self._full()
-        output_layer = next(reversed(full))
-        if type(self.sampling) is AllNeurons:  # fast path: nothing to select or check
-            self._cache = (self.sampling.select(full, output_layer), full)
-            return self._cache
-        sel = self.sampling.select(full, output_layer)
-        if not isinstance(sel, Mapping) or set(sel) != set(full):
-            got = list(sel) if isinstance(sel, Mapping) else type(sel).__name__
-            raise ValueError(
-                f"{self.sampling!r}.select returned indices for {got}; expected exactly the "
-                f"recorded layers {list(full)}"
-            )
-        chosen: dict[str, torch.Tensor] = {}
-        sampled = {}
-        for name, a in full.items():
-            idx = torch.as_tensor(sel[name], dtype=torch.long, device=a.device)
-            if idx.ndim != 1 or idx.numel() == 0:
-                raise ValueError(
-                    f"{self.sampling!r} selected {tuple(idx.shape)} indices for layer "
-                    f"{_display(name)!r}; expected a non-empty 1-D index tensor"
-                )
-            if int(idx.min()) < 0 or int(idx.max()) >= a.shape[1]:
-                raise ValueError(
-                    f"{self.sampling!r} selected an index outside [0, {a.shape[1]}) for layer "
-                    f"{_display(name)!r}"
-                )
-            chosen[name] = idx
-            sampled[name] = a if idx.numel() == a.shape[1] and _is_arange(idx) else a[:, idx]
-        self._cache = (chosen, sampled)
+        """``(chosen indices, sampled activations)`` per layer, cached until the next record."""
+        if self._cache is None:
+            full = stack_records(self._records, self._versions, self._shapes, self._targets)
+            self._cache = select_columns(self.sampling, full)
         return self._cache
 
     def per_layer(self) -> dict[str, torch.Tensor]:
@@ -606,7 +350,3 @@ class ActivationRecorder:
             f"ActivationRecorder(layers={names}, sampling={self.sampling!r}, "
             f"point={self.point!r}, positions={self.positions!r})"
         )
-
-
-def _is_arange(idx: torch.Tensor) -> bool:
-    return bool((idx == torch.arange(idx.numel(), device=idx.device)).all())

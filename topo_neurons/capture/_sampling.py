@@ -57,7 +57,53 @@ def _all(n: int, device: torch.device) -> torch.Tensor:
     return torch.arange(n, dtype=torch.long, device=device)
 
 
-class AllNeurons:
+class _FractionSampling:
+    """Base of the strategies that keep ``max(1, ⌊p · n_layer⌋)`` neurons of each hidden layer.
+
+    The output layer (the last recorded) is kept whole. A subclass sets ``p`` and chooses the
+    ``k`` columns of one hidden layer (``_pick``).
+    """
+
+    p: float
+
+    def _pick(self, a: torch.Tensor, k: int) -> torch.Tensor:
+        """Ascending indices of the ``k`` kept columns of ``a`` (m, n_layer)."""
+        raise NotImplementedError
+
+    def _keeps_all(self) -> bool:
+        """Whether every neuron is kept without choosing (no draw, no ranking)."""
+        return False
+
+    def select(
+        self, per_layer: Mapping[str, torch.Tensor], output_layer: str
+    ) -> dict[str, torch.Tensor]:
+        """Indices (ascending) of the neurons kept in each hidden layer; all of the output layer.
+
+        Parameters
+        ----------
+        per_layer : mapping of str to torch.Tensor, each of shape (m, n_layer)
+            Full activations of each recorded layer.
+        output_layer : str
+            Name of the layer kept whole.
+
+        Returns
+        -------
+        dict of str to torch.LongTensor, each of shape (k_layer,)
+        """
+        out = {}
+        for name, a in per_layer.items():
+            n = a.shape[1]
+            if name == output_layer or self._keeps_all():
+                out[name] = _all(n, a.device)
+            else:
+                out[name] = self._pick(a, _sample_count(self.p, n))
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"
+
+
+class AllNeurons(_FractionSampling):
     """Keep every neuron of every recorded layer.
 
     Examples
@@ -68,29 +114,16 @@ class AllNeurons:
     {'fc': tensor([0, 1, 2])}
     """
 
-    def select(
-        self, per_layer: Mapping[str, torch.Tensor], output_layer: str
-    ) -> dict[str, torch.Tensor]:
-        """Every index of every layer.
+    p = 1.0
 
-        Parameters
-        ----------
-        per_layer : mapping of str to torch.Tensor, each of shape (m, n_layer)
-            Full activations of each recorded layer.
-        output_layer : str
-            Name of the output layer (unused).
-
-        Returns
-        -------
-        dict of str to torch.LongTensor, each of shape (n_layer,)
-        """
-        return {name: _all(a.shape[1], a.device) for name, a in per_layer.items()}
+    def _keeps_all(self) -> bool:
+        return True
 
     def __repr__(self) -> str:
         return "AllNeurons()"
 
 
-class ImportanceSampling:
+class ImportanceSampling(_FractionSampling):
     """The paper's neuron sampling: the most active neurons of each hidden layer.
 
     For every hidden layer (every recorded layer except the output layer, the last one recorded)
@@ -124,42 +157,19 @@ class ImportanceSampling:
         use_distributed(distributed)  # validates the value
         self.distributed = distributed
 
-    def select(
-        self, per_layer: Mapping[str, torch.Tensor], output_layer: str
-    ) -> dict[str, torch.Tensor]:
-        """Indices (ascending) of the most active neurons of each hidden layer.
+    def _pick(self, a: torch.Tensor, k: int) -> torch.Tensor:
+        """The ``k`` columns of ``a`` of largest mean ``|activation|``, ascending."""
+        score = a.detach().abs().mean(dim=0)
+        if use_distributed(self.distributed):
+            torch.distributed.all_reduce(score)  # same ranking on every rank
+        order = torch.argsort(score, descending=True, stable=True)
+        return torch.sort(order[:k]).values
 
-        Parameters
-        ----------
-        per_layer : mapping of str to torch.Tensor, each of shape (m, n_layer)
-            Full activations of each recorded layer.
-        output_layer : str
-            Name of the layer kept whole.
-
-        Returns
-        -------
-        dict of str to torch.LongTensor, each of shape (k_layer,)
-        """
-        out = {}
-        gather = use_distributed(self.distributed)
-        for name, a in per_layer.items():
-            n = a.shape[1]
-            if name == output_layer or self.p == 1.0:
-                out[name] = _all(n, a.device)
-                continue
-            k = _sample_count(self.p, n)
-            score = a.detach().abs().mean(dim=0)
-            if gather:
-                torch.distributed.all_reduce(score)  # same ranking on every rank
-            order = torch.argsort(score, descending=True, stable=True)
-            out[name] = torch.sort(order[:k]).values
-        return out
-
-    def __repr__(self) -> str:
-        return f"ImportanceSampling(p={self.p})"
+    def _keeps_all(self) -> bool:
+        return self.p == 1.0
 
 
-class RandomSampling:
+class RandomSampling(_FractionSampling):
     """Uniformly random neurons of each hidden layer (a baseline for importance sampling).
 
     For every hidden layer keep ``max(1, ⌊p · n_layer⌋)`` neurons drawn without replacement;
@@ -192,33 +202,10 @@ class RandomSampling:
             )
         self._rng = np.random.default_rng(seed)
 
-    def select(
-        self, per_layer: Mapping[str, torch.Tensor], output_layer: str
-    ) -> dict[str, torch.Tensor]:
-        """Random indices (ascending) for each hidden layer; all of the output layer.
-
-        Parameters
-        ----------
-        per_layer : mapping of str to torch.Tensor, each of shape (m, n_layer)
-        output_layer : str
-
-        Returns
-        -------
-        dict of str to torch.LongTensor, each of shape (k_layer,)
-        """
-        out = {}
-        for name, a in per_layer.items():
-            n = a.shape[1]
-            if name == output_layer:
-                out[name] = _all(n, a.device)
-                continue
-            k = _sample_count(self.p, n)
-            idx = np.sort(self._rng.choice(n, size=k, replace=False))
-            out[name] = torch.as_tensor(idx, dtype=torch.long, device=a.device)
-        return out
-
-    def __repr__(self) -> str:
-        return f"RandomSampling(p={self.p})"
+    def _pick(self, a: torch.Tensor, k: int) -> torch.Tensor:
+        """``k`` columns of ``a`` drawn without replacement, ascending."""
+        idx = np.sort(self._rng.choice(a.shape[1], size=k, replace=False))
+        return torch.as_tensor(idx, dtype=torch.long, device=a.device)
 
 
 class FixedSelection:

@@ -1,0 +1,236 @@
+"""What the recorder's hooks keep, and how it is read back.
+
+:func:`output_rows` turns one hooked output into rows (examples) × columns (neurons): the batch
+axis first, the positions as neurons or as examples, the padding mask applied.
+:func:`stack_records` joins the rows of each layer and checks them (in-place changes, equal
+example counts, finite values); :func:`select_columns` applies the sampling strategy and checks
+what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .._finite import check_finite_activations
+from ._layers import _display, _Target
+from ._sampling import AllNeurons, SamplingStrategy
+
+__all__ = ["output_rows", "select_columns", "stack_records"]
+
+
+def record_mode(positions: str, t: _Target, ndim: int) -> str:
+    """``"neurons"`` or ``"examples"``: where the positions of a ``ndim``-axis output go."""
+    if positions != "auto":
+        return positions
+    return "examples" if ndim >= 3 and not t.channels else "neurons"
+
+
+def output_rows(
+    module: nn.Module,
+    output: object,
+    t: _Target,
+    positions: str,
+    mask: torch.Tensor | None,
+    *,
+    detach: bool,
+) -> tuple[torch.Tensor, tuple[int, ...], str]:
+    """One hooked output as a ``(rows, neurons)`` matrix.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The hooked module (named in errors).
+    output : object
+        What it returned; must be a tensor with the batch on axis ``t.batch_dim``.
+    t : _Target
+        The layer: its name, batch axis, functional activation and channel layout.
+    positions : {"auto", "neurons", "examples"}
+        Where the positions of the output go (see :func:`record_mode`).
+    mask : torch.Tensor of bool, optional
+        Keep-mask of shape ``(batch, positions…)``, applied to the rows.
+    detach : bool
+        Record a detached output.
+
+    Returns
+    -------
+    rows : torch.Tensor, shape (m, n)
+        ``m`` examples (batch × positions under ``"examples"``, masked), ``n`` neurons.
+    shape : tuple of int
+        The shape of one example's neurons (``(channels, H, W)``, ``(features,)``, …).
+    kind : {"units", "channels", "features"}
+        What the neurons are.
+    """
+    name = t.name
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(
+            f"layer {_display(name)!r} ({type(module).__name__}) returned "
+            f"{type(output).__name__}, not a tensor; record a module that outputs a "
+            "tensor of shape (batch, ...)"
+        )
+    if output.ndim < 2 or t.batch_dim >= output.ndim:
+        raise ValueError(
+            f"layer {_display(name)!r} output has shape {tuple(output.shape)}; "
+            f"expected (batch, features, ...) with the batch on axis {t.batch_dim}"
+        )
+    out = output.detach() if detach else output
+    if t.fn is not None:
+        out = t.fn(out)
+    if t.batch_dim:
+        out = out.movedim(t.batch_dim, 0)
+    mode = record_mode(positions, t, out.ndim)
+    if mode == "neurons" or out.ndim == 2:
+        shape = tuple(out.shape[1:])
+        kind = "units" if t.channels and out.ndim > 2 else "features"
+        where = tuple(out.shape[:1])
+        flat = out.reshape(out.shape[0], -1)
+    else:
+        if t.channels:
+            out = out.movedim(1, -1)
+        shape = (out.shape[-1],)
+        kind = "channels" if t.channels else "features"
+        where = tuple(out.shape[:-1])
+        flat = out.reshape(-1, out.shape[-1])
+    if mask is not None:
+        if tuple(mask.shape) != where:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not match the positions "
+                f"{where} of layer {_display(name)!r} (output "
+                f"{tuple(output.shape)}, batch axis {t.batch_dim}, "
+                f"{mode}); the mask needs one entry per example position"
+            )
+        flat = flat[mask.reshape(-1).to(flat.device)]
+    return flat, shape, kind
+
+
+def stack_records(
+    records: Mapping[str, list[torch.Tensor]],
+    versions: Mapping[str, list[int]],
+    shapes: Mapping[str, tuple[int, ...]],
+    targets: list[_Target],
+) -> dict[str, torch.Tensor]:
+    """Full per-layer activations, in forward-call order, validated.
+
+    Parameters
+    ----------
+    records : mapping of str to list of torch.Tensor
+        Per layer, the rows of each call (:func:`output_rows`), in call order.
+    versions : mapping of str to list of int
+        The version counter of each part when it was recorded.
+    shapes : mapping of str to tuple of int
+        Per layer, the shape of one example's neurons (named in errors).
+    targets : list of _Target
+        The hooked layers (named when nothing was recorded).
+
+    Returns
+    -------
+    dict of str to torch.Tensor, each of shape (m, n_layer)
+
+    Raises
+    ------
+    RuntimeError
+        Nothing was recorded.
+    ValueError
+        A part modified in place after it was recorded, layers with different numbers of
+        examples, or NaN/Inf in a layer's output.
+    """
+    if not records:
+        names = [_display(t.name) for t in targets]
+        raise RuntimeError(
+            "nothing was recorded: run the model inside `with recorder:` before reading "
+            f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''})"
+        )
+    for name, parts in records.items():
+        for part, version in zip(parts, versions[name]):
+            if part._version != version:
+                raise ValueError(
+                    f"layer {_display(name)!r} output was modified in place after it was "
+                    "recorded (e.g. by a following ReLU(inplace=True)), so its recorded "
+                    "values are not its output; use point='post' (records the activation's "
+                    "output), record the module that modifies it instead, or construct "
+                    "that module with inplace=False"
+                )
+    full = {
+        name: (parts[0] if len(parts) == 1 else torch.cat(parts, dim=0))
+        for name, parts in records.items()
+    }
+    rows = {name: a.shape[0] for name, a in full.items()}
+    if len(set(rows.values())) > 1:
+        calls = {_display(n): len(p) for n, p in records.items()}
+        shown = {_display(n): r for n, r in rows.items()}
+        if len(set(calls.values())) > 1:
+            raise ValueError(
+                f"recorded layers have different numbers of examples {shown} (calls per "
+                f"layer: {calls}); a module called more than once per forward (weight "
+                "sharing) cannot be recorded with the others: record it in its own "
+                "ActivationRecorder"
+            )
+        shapes = {_display(n): shapes[n] for n in rows}
+        raise ValueError(
+            f"recorded layers have different numbers of examples {shown} (neurons per "
+            f"layer: {shapes}); every layer must give one row per example: record layers "
+            "with the same positions (e.g. the tokens of a sequence model, not its pooled "
+            "output), or set positions=, batch_dim= or mask= so that they agree"
+        )
+    for name, a in full.items():
+        label, shape = _display(name), shapes[name]
+        check_finite_activations(
+            a,
+            lambda ex, neuron, value, _, label=label, shape=shape: (
+                f"layer {label!r} output {value} at example {ex}, neuron {neuron} "
+                f"(neurons of shape {shape}); NaN/Inf activations are an error"
+            ),
+            layer=label,
+        )
+    return full
+
+
+def select_columns(
+    sampling: SamplingStrategy, full: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Apply ``sampling`` to the full per-layer activations and check what it chose.
+
+    Parameters
+    ----------
+    sampling : SamplingStrategy
+    full : dict of str to torch.Tensor, each of shape (m, n_layer)
+        From :func:`stack_records`; the last layer is the output layer.
+
+    Returns
+    -------
+    chosen : dict of str to torch.LongTensor, each of shape (n_layer_sampled,)
+    sampled : dict of str to torch.Tensor, each of shape (m, n_layer_sampled)
+    """
+    output_layer = next(reversed(full))
+    if type(sampling) is AllNeurons:  # fast path: nothing to select or check
+        return sampling.select(full, output_layer), full
+    sel = sampling.select(full, output_layer)
+    if not isinstance(sel, Mapping) or set(sel) != set(full):
+        got = list(sel) if isinstance(sel, Mapping) else type(sel).__name__
+        raise ValueError(
+            f"{sampling!r}.select returned indices for {got}; expected exactly the "
+            f"recorded layers {list(full)}"
+        )
+    chosen: dict[str, torch.Tensor] = {}
+    sampled = {}
+    for name, a in full.items():
+        idx = torch.as_tensor(sel[name], dtype=torch.long, device=a.device)
+        if idx.ndim != 1 or idx.numel() == 0:
+            raise ValueError(
+                f"{sampling!r} selected {tuple(idx.shape)} indices for layer "
+                f"{_display(name)!r}; expected a non-empty 1-D index tensor"
+            )
+        if int(idx.min()) < 0 or int(idx.max()) >= a.shape[1]:
+            raise ValueError(
+                f"{sampling!r} selected an index outside [0, {a.shape[1]}) for layer "
+                f"{_display(name)!r}"
+            )
+        chosen[name] = idx
+        sampled[name] = a if idx.numel() == a.shape[1] and _is_arange(idx) else a[:, idx]
+    return chosen, sampled
+
+
+def _is_arange(idx: torch.Tensor) -> bool:
+    return bool((idx == torch.arange(idx.numel(), device=idx.device)).all())

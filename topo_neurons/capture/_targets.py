@@ -1,0 +1,182 @@
+"""From ``layers=`` to hook targets: which modules are recorded, at which point, batch axis.
+
+The set-up of :class:`~topo_neurons.ActivationRecorder`, done once at construction: resolve the
+layers (by name, by module, or the defaults of :mod:`._layers`), find the activation after each
+(``point="post"``, warning once per layer where it cannot be seen) and fix each output's batch
+axis.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from torch import nn
+
+from ._layers import (
+    _CHANNEL_TYPES,
+    _WARNED,
+    _batch_axis_unknown,
+    _block_layers,
+    _default_layers,
+    _display,
+    _is_neuron_layer,
+    _PostResolver,
+    _Target,
+    _Unknown,
+)
+
+__all__ = ["resolve_targets", "set_batch_dims"]
+
+
+def resolve_targets(
+    model: nn.Module,
+    layers: str | nn.Module | Iterable[str | nn.Module] | None,
+    point: str,
+) -> list[_Target]:
+    """The hook targets of ``layers=`` in ``model``, each with its record point.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layers : None, str, nn.Module, or iterable of str / nn.Module
+        As in :class:`~topo_neurons.ActivationRecorder` (``None``: the default layers).
+    point : {"post", "pre"}
+        Record after the activation that follows each layer, or the layer's own output.
+
+    Returns
+    -------
+    list of _Target
+        In the order of ``layers`` (the default layers: forward-call order); ``batch_dim``
+        still unset (see :func:`set_batch_dims`).
+    """
+    named = dict(model.named_modules())
+    if layers is None:
+        resolver = _PostResolver(model, [m for _, m in _default_layers(model)])
+        chosen = _block_layers(model, resolver) or _default_layers(model)
+        if not chosen:
+            raise ValueError(
+                f"{type(model).__name__} has no leaf module with parameters to record; "
+                "pass layers=[...] with module names"
+            )
+    else:
+        chosen = _named_layers(model, named, layers)
+        resolver = _PostResolver(model, [m for _, m in chosen])
+    targets = []
+    unseen: list[tuple[str, nn.Module, str]] = []
+    for name, mod in chosen:
+        t = _Target(name, mod, name, mod, channels=isinstance(mod, _CHANNEL_TYPES))
+        t.source = f"{_display(name)} ({type(mod).__name__})"
+        if point == "post" and _is_neuron_layer(mod):
+            found = resolver.resolve(name)
+            if isinstance(found, _Unknown):
+                unseen.append((name, mod, found.reason))
+            elif found is not None:
+                hook_name, fn = found
+                t.hook_name, t.hook, t.fn = hook_name, named[hook_name], fn
+                what = type(t.hook).__name__
+                if fn is None:
+                    t.source = f"{_display(hook_name)} ({what})"
+                else:
+                    fname = getattr(fn, "__name__", type(fn).__name__)
+                    t.source = f"{_display(hook_name)} ({what}) → {fname}"
+        targets.append(t)
+    _warn_fallback(model, unseen)
+    return targets
+
+
+def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -> None:
+    """One warning naming every layer recorded before its activation (once per layer)."""
+    seen = _WARNED.setdefault(model, set())
+    new = [(n, m, r) for n, m, r in unseen if n not in seen]
+    if not new:
+        return
+    seen.update(n for n, _, _ in new)
+    names = ", ".join(f"{_display(n)!r} ({type(m).__name__})" for n, m, _ in new)
+    reasons = "; ".join(dict.fromkeys(r for _, _, r in new))
+    which = "layer" if len(new) == 1 else "layers"
+    warnings.warn(
+        f"point='post': cannot see which activation follows {which} {names} because "
+        f"{reasons}; recording the layer output before any activation. Name the activation "
+        "modules in layers=, or pass point='pre' to record pre-activations on purpose.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _named_layers(
+    model: nn.Module,
+    named: dict[str, nn.Module],
+    layers: str | nn.Module | Iterable[str | nn.Module],
+) -> list[tuple[str, nn.Module]]:
+    """``layers=`` given by name or module, checked against ``model``: ``(name, module)`` pairs."""
+    by_id = {id(m): n for n, m in named.items()}
+    items = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
+    if not items:
+        raise ValueError("layers=[] selects nothing; pass None for every parametrised layer")
+    valid = [n for n in named if n]
+    shown = ", ".join(repr(n) for n in valid[:30]) + (" …" if len(valid) > 30 else "")
+    out: list[tuple[str, nn.Module]] = []
+    for item in items:
+        if isinstance(item, str):
+            if item not in named:
+                raise ValueError(
+                    f"layer {item!r} is not a module of {type(model).__name__}; "
+                    f"valid names are: {shown}"
+                )
+            name = item
+        elif isinstance(item, nn.Module):
+            if id(item) not in by_id:
+                raise ValueError(
+                    f"module {type(item).__name__} is not part of {type(model).__name__}; "
+                    f"valid names are: {shown}"
+                )
+            name = by_id[id(item)]
+        else:
+            raise TypeError(
+                f"layers must hold module names (str) or modules; got {type(item).__name__}"
+            )
+        if any(name == n for n, _ in out):
+            raise ValueError(f"layer {_display(name)!r} is listed twice in layers")
+        out.append((name, named[name]))
+    return out
+
+
+def set_batch_dims(
+    model: nn.Module, targets: list[_Target], batch_dim: int | Mapping[str, int] | None
+) -> None:
+    """Set ``batch_dim`` of every target: one axis for all, per layer name, or default 0.
+
+    Raises ``ValueError`` for names that are not recorded, for a negative or non-integer axis,
+    and for a layer inside a ``batch_first=False`` torch module when no axis is given.
+    """
+    names = [t.name for t in targets]
+    per: Mapping[str, int] = {}
+    default: int | None = None
+    if isinstance(batch_dim, Mapping):
+        unknown = [k for k in batch_dim if k not in names]
+        if unknown:
+            raise ValueError(
+                f"batch_dim names layers {unknown} that are not recorded; recorded: {names}"
+            )
+        per = batch_dim
+    elif batch_dim is not None:
+        default = batch_dim
+    for t in targets:
+        b = per.get(t.name, default)
+        if b is None:
+            where = _batch_axis_unknown(model, t.hook_name)
+            if where is not None:
+                raise ValueError(
+                    f"layer {_display(t.name)!r} is inside {where}: its outputs are "
+                    "(seq, batch, ...), so the batch axis cannot be taken as axis 0; pass "
+                    "batch_dim=1 (or batch_dim={layer: axis}), or build the model with "
+                    "batch_first=True"
+                )
+            b = 0
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
+            raise ValueError(
+                f"batch_dim for layer {_display(t.name)!r} must be an axis index ≥ 0; got {b!r}"
+            )
+        t.batch_dim = int(b)
