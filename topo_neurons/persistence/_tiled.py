@@ -37,7 +37,7 @@ from ..correlation import (
 from ._barcode import Barcode
 from ._engine import zero_persistence
 from ._schedule import run_plan
-from ._tiled_kernels import block_tree, kruskal_forest, pair_tree
+from ._tiled_kernels import Edges, block_tree, kruskal_forest, pair_tree
 
 __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
 
@@ -82,9 +82,7 @@ def _tiles(
                 gram_tile(ti, a, b, tmp, out, r0, c0, code, mirror=True, Pb=tj, dstT=outT)
 
 
-def diag_task(
-    PI: np.ndarray, const: np.ndarray, g0: int, code: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def diag_task(PI: np.ndarray, const: np.ndarray, g0: int, code: int) -> Edges:
     """MST ``T_i`` of one block (global endpoints ``a < b`` and weights).
 
     Parameters
@@ -117,9 +115,9 @@ def pair_task(
     gi: int,
     gj: int,
     code: int,
-    tree_i: tuple[np.ndarray, np.ndarray, np.ndarray],
-    tree_j: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tree_i: Edges,
+    tree_j: Edges,
+) -> Edges:
     """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``."""
     ka = const_i.shape[0]
     kb = const_j.shape[0]
@@ -135,7 +133,7 @@ def pair_task(
     return pair_tree(X, XT, ka, kb, gi, gj, tree_i, tree_j)
 
 
-def merge_task(n: int, *parts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple:
+def merge_task(n: int, *parts: Edges) -> tuple:
     """Minimum spanning forest (order ``(d, i, j)``) of the union of edge sets."""
     a = np.concatenate([p[0] for p in parts])
     b = np.concatenate([p[1] for p in parts])

@@ -15,7 +15,11 @@ import numpy as np
 
 from ._native import _abs_min
 
-__all__ = ["block_tree", "kruskal_forest", "pair_tree"]
+__all__ = ["Edges", "block_tree", "kruskal_forest", "pair_tree"]
+
+#: A list of weighted edges ``(a, b, w)``: global endpoints ``a < b`` (int64) and weights, each
+#: of shape (k,).
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @numba.njit(inline="always")
@@ -142,7 +146,7 @@ def _block_tree(T, k, g0):  # pragma: no cover - compiled
     return ea, eb, ew
 
 
-def block_tree(T: np.ndarray, k: int, g0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def block_tree(T: np.ndarray, k: int, g0: int) -> Edges:
     """MST of the complete graph on one block of ``k`` neurons (global indices ``g0 …``).
 
     Parameters
@@ -234,9 +238,9 @@ def pair_tree(
     kb: int,
     gi: int,
     gj: int,
-    tree_i: tuple[np.ndarray, np.ndarray, np.ndarray],
-    tree_j: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tree_i: Edges,
+    tree_j: Edges,
+) -> Edges:
     """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` (global endpoints, weights).
 
     Parameters
@@ -291,9 +295,7 @@ def _kruskal(n, a, b, order):  # pragma: no cover - compiled
     return keep[:nk]
 
 
-def kruskal_forest(
-    n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kruskal_forest(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> Edges:
     """Minimum spanning forest of the edges ``(a, b, w)`` on ``n`` vertices, order ``(w, a, b)``.
 
     Parameters
