@@ -3,21 +3,48 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-__all__ = ["add_command", "add_outputs", "positive_int"]
+__all__ = ["add_backend", "add_command", "add_kind", "add_outputs", "positive_int"]
 
 
 def add_command(
-    sub: argparse._SubParsersAction, name: str, *, help: str, description: str, epilog: str
+    sub: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    epilog: str,
 ) -> argparse.ArgumentParser:
-    """A subcommand's parser whose description and examples keep their line breaks."""
-    return sub.add_parser(
+    """The parser of subcommand ``name``, which ``run`` executes.
+
+    Its description and examples (``epilog``) keep their line breaks; ``run(args)`` returns
+    the exit status.
+    """
+    parser = sub.add_parser(
         name,
         help=help,
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_kind(parser: argparse.ArgumentParser, *, help: str) -> None:
+    """``--kind``: the correlation dissimilarity, one of ``topo_neurons.correlation.KINDS``."""
+    from ..correlation import KINDS
+
+    parser.add_argument("--kind", choices=KINDS, default="abs", help=help)
+
+
+def add_backend(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: the persistence backend, one of ``topo_neurons.persistence.BACKENDS``."""
+    from ..persistence import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
 
 
 def add_outputs(parser: argparse.ArgumentParser, *, old_form: str, name_default: str) -> None:

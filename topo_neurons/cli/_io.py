@@ -31,6 +31,7 @@ __all__ = [
     "load_array",
     "load_barcode",
     "output_dir",
+    "print_written",
     "save_figures",
 ]
 
@@ -182,3 +183,8 @@ def load_barcode(path: str) -> Barcode:
         return Barcode.load(path)
     except ValueError as exc:  # names the file and what is wrong with it
         raise UserError(" ".join(str(exc).split())) from None
+
+
+def print_written(paths: Sequence[Path]) -> None:
+    """Tell the user which files a command wrote (one line on stdout)."""
+    print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -10,9 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._args import add_command, positive_int
+from ._args import add_backend, add_command, add_kind, positive_int
 from ._errors import UserError, library_user_errors, note, progress_enabled
-from ._io import csv_list, figure_formats, figure_style, floats, output_dir, save_figures
+from ._io import (
+    csv_list,
+    figure_formats,
+    figure_style,
+    floats,
+    output_dir,
+    print_written,
+    save_figures,
+)
 from ._load import DATASETS, SAMPLINGS, load_data, load_model, sampling_strategy
 
 if TYPE_CHECKING:
@@ -176,18 +184,16 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
                 plt.close(fig)
     if not args.quiet:
         print(report.to_markdown().split("\n## ")[0].rstrip())
-        print(f"wrote {', '.join(str(p) for p in written)}")
+        print_written(written)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``analyse`` subcommand to ``sub``."""
-    from ..correlation import KINDS
-    from ..persistence import BACKENDS
-
     p = add_command(
         sub,
         "analyse",
+        _cmd_analyse,
         help="redundancy report + figures of a trained model",
         description="Run a model over a data set, accumulate the correlations of its neurons, "
         "and write a redundancy report (JSON + Markdown) and figures.",
@@ -222,14 +228,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="conv pixels / sequence tokens as examples or as parts of neurons (default auto)",
     )
-    p.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity (default abs)")
+    add_kind(p, help="dissimilarity (default abs)")
     p.add_argument("--sampling", choices=SAMPLINGS, default="all", help="neuron sampling")
     p.add_argument("--p", type=float, help="fraction of each hidden layer for --sampling")
     p.add_argument("--seed", type=int, default=0, help="seed of --sampling random")
     p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")
     p.add_argument("--thresholds", default="0.1,0.2,0.5", help="scales for effective neurons")
     p.add_argument("--top-k", type=int, default=20, help="redundant pairs listed (default 20)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    add_backend(p)
     p.add_argument(
         "--device", metavar="DEV", help="where the model runs: cpu, cuda, cuda:1, … (default cpu)"
     )
@@ -248,4 +254,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
-    p.set_defaults(func=_cmd_analyse)

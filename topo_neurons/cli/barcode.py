@@ -7,9 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ._args import add_command, add_outputs
+from ._args import add_backend, add_command, add_kind, add_outputs
 from ._errors import UserError, library_user_errors, note
-from ._io import FIGURE_FORMATS, figure_formats, figure_style, load_array, output_dir, save_figures
+from ._io import (
+    FIGURE_FORMATS,
+    figure_formats,
+    figure_style,
+    load_array,
+    output_dir,
+    print_written,
+    save_figures,
+)
 
 __all__ = ["register"]
 
@@ -90,7 +98,7 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
             plt.close(fig)
     if not args.quiet:
         print(f"{bc!r}")
-        print(f"wrote {', '.join(str(p) for p in [target, *figures])}")
+        print_written([target, *figures])
     return 0
 
 
@@ -99,12 +107,10 @@ _KIND_TEXT = {"abs": "1 − |ρ|", "sqrt": "√(1 − ρ²)"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``barcode`` subcommand to ``sub``."""
-    from ..correlation import KINDS
-    from ..persistence import BACKENDS
-
     b = add_command(
         sub,
         "barcode",
+        _cmd_barcode,
         help="barcode of activations or of a distance matrix",
         description="Compute the 0-dim barcode of activations (m examples × n neurons, "
         "through the correlation dissimilarity) or of a distance matrix; save it and its figure.",
@@ -118,8 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="activations",
         help="what the array holds (default activations)",
     )
-    b.add_argument("--kind", choices=KINDS, default="abs", help="dissimilarity for activations")
-    b.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+    add_kind(b, help="dissimilarity for activations")
+    add_backend(b)
     add_outputs(b, old_form="FILE.npz", name_default="the input's")
     b.add_argument("--figure", metavar="FILE", help="figure path instead (.png/.pdf/.svg)")
-    b.set_defaults(func=_cmd_barcode)

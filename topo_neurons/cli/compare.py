@@ -15,6 +15,7 @@ from ._io import (
     figure_style,
     load_barcode,
     output_dir,
+    print_written,
     save_figures,
 )
 
@@ -65,7 +66,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             d = bc.deaths
             med = f"median death {np.median(d):.4g}" if d.size else "no finite bars"
             print(f"{label}: {bc.n_points} points, {med}")
-        print(f"wrote {', '.join(str(t) for t in targets)}")
+        print_written(targets)
     return 0
 
 
@@ -74,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = add_command(
         sub,
         "compare",
+        _cmd_compare,
         help="overlay the death distributions of several barcodes",
         description="Draw the death distributions of several barcode files in one figure.",
         epilog=_COMPARE_EPILOG,
@@ -82,4 +84,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--labels", nargs="+", help="one label per file (default: file names)")
     c.add_argument("--style", choices=("ecdf", "hist"), default="ecdf", help="default ecdf")
     add_outputs(c, old_form="FIGURE", name_default="compare")
-    c.set_defaults(func=_cmd_compare)
