@@ -148,6 +148,7 @@ def rank_results() -> dict[int, dict]:
             if p.is_alive():
                 p.terminate()
                 p.join()
+    assert sorted(results) == list(range(WORLD))  # every rank answered: no loop below is empty
     for rank, res in results.items():
         assert "error" not in res, f"rank {rank} failed:\n{res['error']}"
     return results
@@ -160,6 +161,7 @@ def test_ranks_see_the_process_group(rank_results):
 
 def test_losses_equal_the_single_process_run(rank_results):
     A = full_activations()
+    assert len(losses(False)) == 6
     for name, loss in losses(False).items():
         ref = loss(A).item()
         for rank, res in rank_results.items():
@@ -174,6 +176,7 @@ def test_losses_single_process_without_group_raises_only_for_true():
 
 def test_gradients_ddp_convention_are_world_size_times_the_exact_slice(rank_results):
     """gradient="ddp" (default): rank r receives W · ∂L/∂A_r, undone by DDP's averaging."""
+    assert len(losses(False)) == 6
     for name, loss in losses(False).items():
         A = full_activations().requires_grad_()
         (g_ref,) = torch.autograd.grad(loss(A), A)
@@ -203,8 +206,10 @@ def test_ddp_parameter_gradients_equal_the_single_process_run(rank_results):
     x, y = batch()
     obj = objective(model, x, y)
     obj.backward()
+    assert len(list(model.named_parameters())) > 0
     for rank, res in rank_results.items():
         _, grads = res["ddp"]
+        assert sorted(grads) == sorted(k for k, _ in model.named_parameters())
         for k, p in model.named_parameters():
             np.testing.assert_allclose(
                 grads[k], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{k} rank {rank}"

@@ -326,7 +326,9 @@ def drifting(steps: int, m: int = 40, n: int = 15, seed: int = 0) -> list[np.nda
 
 
 def test_refresh_every_1_is_exactly_todays_loss():
-    for A in drifting(4):
+    seq = drifting(4)
+    assert len(seq) == 4
+    for A in seq:
         At = torch.from_numpy(A).requires_grad_()
         for mod, fun in [
             (tn.TopologicalRedundancy(refresh_every=1), lambda a: topological_redundancy(a)),
