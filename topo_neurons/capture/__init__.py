@@ -21,7 +21,9 @@ This package knows nothing of correlation or persistence (one direction of impor
 
 One module per part: ``_sampling`` (the strategies), ``_naming`` (neuron labels,
 :class:`NeuronIndex`), ``_layers`` (which modules are layers, the activation after each, traced
-with ``torch.fx``) and ``_recorder`` (:class:`ActivationRecorder`).
+with ``torch.fx``), ``_targets`` (from ``layers=`` to hook targets and batch axes), ``_records``
+(what a hook keeps, and reading the records back) and ``_recorder`` (:class:`ActivationRecorder`:
+the recording state and the hooks' life cycle).
 """
 
 from ._naming import NeuronIndex

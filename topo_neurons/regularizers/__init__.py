@@ -23,6 +23,10 @@ the activations raises ``ValueError`` naming the example and the neuron.
 Baselines: :func:`correlation_penalty` (mean ``|ρ|`` over all pairs), :func:`decov` (Cogswell
 et al. 2016), and :class:`L1Penalty` / :class:`L2Penalty` on the weights.
 
+One module per part: ``_base`` (input validation, the base classes), ``_deaths`` (the
+differentiable MST deaths), ``_tree_cache`` (the ``refresh_every`` cache of the tree),
+``_topological`` (T1 and T2) and ``_baselines``.
+
 References
 ----------
 .. [1] R. Ballester, C. Casacuberta, S. Escalera. "Decorrelating neurons using persistence".
