@@ -8,7 +8,8 @@ import os
 import re
 import sys
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -76,7 +77,8 @@ def load_data(
     return X.astype(np.float32)
 
 
-def _import_factory(spec: str) -> Any:
+def _import_factory(spec: str) -> Callable[[], object]:
+    """The callable ``spec`` names: ``package.module:name`` or ``path/to/file.py:name``."""
     if ":" not in spec:
         raise UserError(
             f"--model must be 'package.module:factory' or 'path/to/file.py:factory'; got {spec!r}"
@@ -123,7 +125,7 @@ def _import_factory(spec: str) -> Any:
     return factory
 
 
-def _state_dict(path: str) -> dict[str, Any]:
+def _state_dict(path: str) -> dict[str, torch.Tensor]:
     import pickle
 
     import torch
@@ -160,7 +162,7 @@ def _state_dict(path: str) -> dict[str, Any]:
     return obj
 
 
-def _eager_from_script(script: Any) -> Any:
+def _eager_from_script(script: torch.jit.ScriptModule) -> torch.nn.Sequential:
     """An eager ``nn.Sequential`` running a TorchScript ``Sequential``'s children in order.
 
     Forward hooks cannot be attached to TorchScript submodules, so each child is wrapped in an
@@ -177,7 +179,7 @@ def _eager_from_script(script: Any) -> Any:
         )
 
     class ScriptLayer(nn.Module):
-        def __init__(self, child: Any) -> None:
+        def __init__(self, child: torch.jit.ScriptModule) -> None:
             super().__init__()
             object.__setattr__(self, "_child", child)  # not registered as a submodule
             for pname, param in child.named_parameters():
@@ -187,7 +189,7 @@ def _eager_from_script(script: Any) -> Any:
             self.kind = str(getattr(child, "original_name", "module"))
             self.original_name = self.kind  # lets the recorder see a scripted ReLU's kind
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self._child(x)
 
         def extra_repr(self) -> str:

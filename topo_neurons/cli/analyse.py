@@ -6,7 +6,7 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ._load import DATASETS, SAMPLINGS, load_data, load_model, sampling_strategy
 
 if TYPE_CHECKING:
     import torch
+    from distributed import Client
 
     from ..analysis import RedundancyReport
     from ..capture import SamplingStrategy
@@ -94,7 +95,7 @@ def _run_analyse(
 
 
 @contextlib.contextmanager
-def _dask_client(address: str | None) -> Iterator[Any]:
+def _dask_client(address: str | None) -> Iterator[Client | None]:
     """A ``distributed.Client`` connected to ``address`` (closed on exit), or ``None``."""
     if not address:
         yield None

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 from torch import nn
@@ -53,7 +53,15 @@ from ..regularizers import WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
 from ..training import warn_small_batch  # noqa: E402
 
+if TYPE_CHECKING:  # pragma: no cover
+    import lightning.pytorch as pl
+
+    from ..capture import SamplingStrategy
+
 __all__ = ["BarcodeLogger", "TopologicalRegularization"]
+
+#: What a ``training_step`` returns: the loss, or a mapping with a ``"loss"`` entry.
+StepOutput: TypeAlias = torch.Tensor | Mapping[str, Any]
 
 Callback = _pl.Callback
 
@@ -104,7 +112,7 @@ class TopologicalRegularization(Callback):
         weight: float = 1.0,
         *,
         layers: str | nn.Module | Iterable[str | nn.Module] | None = None,
-        sampling: Any = None,
+        sampling: SamplingStrategy | None = None,
         every_n_steps: int = 1,
         log_name: str | None = "topo/penalty",
         **recorder_options: Any,
@@ -131,21 +139,21 @@ class TopologicalRegularization(Callback):
         self.log_name = log_name
         self.recorder_options = dict(recorder_options)
         self._recorder: ActivationRecorder | None = None
-        self._wrapped: Any = None
+        self._wrapped: Callable[..., StepOutput] | None = None
         self.last_penalty: torch.Tensor | None = None
 
     # ---------------------------------------------------------------- hooks
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.regularizer.to(pl_module.device)
         self._recorder = ActivationRecorder(
             pl_module, self.layers, sampling=self.sampling, **self.recorder_options
         )
         self._install(trainer, pl_module)
 
-    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._uninstall(pl_module)
 
-    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._uninstall(pl_module)
 
     def state_dict(self) -> dict[str, Any]:
@@ -155,14 +163,14 @@ class TopologicalRegularization(Callback):
         self.regularizer.load_state_dict(state_dict["regularizer"])
 
     # ---------------------------------------------------------------- the wrapper
-    def _install(self, trainer: Any, pl_module: Any) -> None:
+    def _install(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._wrapped is not None:
             return
         original = pl_module.training_step  # the bound method of the class
         callback = self
 
         @functools.wraps(original)
-        def training_step(*args: Any, **kwargs: Any) -> Any:
+        def training_step(*args: Any, **kwargs: Any) -> StepOutput:
             if trainer.global_step % callback.every_n_steps:
                 return original(*args, **kwargs)
             rec = callback._recorder
@@ -176,13 +184,15 @@ class TopologicalRegularization(Callback):
         self._wrapped = original
         pl_module.training_step = training_step  # an instance attribute: the class is intact
 
-    def _uninstall(self, pl_module: Any) -> None:
+    def _uninstall(self, pl_module: pl.LightningModule) -> None:
         if self._wrapped is not None:
             if "training_step" in vars(pl_module):
                 del pl_module.training_step
             self._wrapped = None
 
-    def _add_penalty(self, pl_module: Any, out: Any, rec: ActivationRecorder) -> Any:
+    def _add_penalty(
+        self, pl_module: pl.LightningModule, out: StepOutput, rec: ActivationRecorder
+    ) -> StepOutput:
         loss = out["loss"] if isinstance(out, Mapping) else out
         if not isinstance(loss, torch.Tensor):
             raise TypeError(
@@ -255,7 +265,7 @@ class BarcodeLogger(Callback):
         *,
         every_n_epochs: int = 1,
         kind: str = "abs",
-        sampling: Any = None,
+        sampling: SamplingStrategy | None = None,
         network: bool = False,
         tag: str = "barcodes",
         figures: bool = True,
@@ -282,7 +292,7 @@ class BarcodeLogger(Callback):
         self.history = BarcodeHistory()
         self._tracker: BarcodeTracker | None = None
 
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._tracker is None or self._tracker.model is not pl_module:
             tracker = BarcodeTracker(
                 pl_module,
@@ -295,7 +305,7 @@ class BarcodeLogger(Callback):
             tracker.history = self.history
             self._tracker = tracker
 
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         if trainer.sanity_checking or self._tracker is None:
@@ -304,7 +314,7 @@ class BarcodeLogger(Callback):
         barcodes = self._tracker.record(self.probe.to(pl_module.device), step=step)
         self._log(trainer, barcodes, step)
 
-    def _log(self, trainer: Any, barcodes: Mapping[str, Barcode], step: int) -> None:
+    def _log(self, trainer: pl.Trainer, barcodes: Mapping[str, Barcode], step: int) -> None:
         if trainer.global_rank != 0:
             return
         metrics = {

@@ -9,14 +9,17 @@ What is logged is described in :func:`topo_neurons.tracking.log_barcodes`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["summary_writer"]
 
 
-def summary_writer(log_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+def summary_writer(log_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> SummaryWriter:
     """A ``torch.utils.tensorboard.SummaryWriter`` writing to ``log_dir``.
 
     Parameters
