@@ -20,10 +20,10 @@ each layer become columns of ``A``:
 This package knows nothing of correlation or persistence (one direction of imports).
 
 One module per part: ``_sampling`` (the strategies), ``_naming`` (neuron labels,
-:class:`NeuronIndex`), ``_layers`` (which modules are layers, the activation after each, traced
-with ``torch.fx``), ``_targets`` (from ``layers=`` to hook targets and batch axes), ``_records``
-(what a hook keeps, and reading the records back) and ``_recorder`` (:class:`ActivationRecorder`:
-the recording state and the hooks' life cycle).
+:class:`NeuronIndex`), ``_layers`` (which modules are layers: types and roles), ``_trace`` (the
+activation after each layer, traced with ``torch.fx``), ``_targets`` (from ``layers=`` to hook
+targets and batch axes), ``_records`` (what a hook keeps, the mask, reading the records back)
+and ``_recorder`` (:class:`ActivationRecorder`: the recording state and the hooks' life cycle).
 """
 
 from ._naming import NeuronIndex

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from .._options import check_choice
-from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _check_mask, _display, _Target
+from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _display, _Target
 from ._naming import NeuronIndex
-from ._records import output_rows, select_columns, stack_records
+from ._records import _check_mask, output_rows, select_columns, stack_records
 from ._sampling import AllNeurons, SamplingStrategy
 from ._targets import resolve_targets, set_batch_dims
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +20,33 @@ from ._layers import _display, _Target
 from ._sampling import AllNeurons, SamplingStrategy
 
 __all__ = ["output_rows", "select_columns", "stack_records"]
+
+
+def _check_mask(mask: object) -> torch.Tensor | str | None:
+    if mask is None or isinstance(mask, str):
+        return mask
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(
+            "mask must be a boolean tensor (True = keep the position, attention_mask style), "
+            f"or the name of the model's keyword argument that holds it; got {type(mask).__name__}"
+        )
+    if mask.dtype != torch.bool:
+        if mask.is_floating_point() or mask.is_complex():
+            raise TypeError(
+                f"mask must be boolean or 0/1 integers (True/1 = keep); got dtype {mask.dtype}"
+            )
+        bad = (mask != 0) & (mask != 1)
+        if bool(bad.any()):
+            raise ValueError(
+                f"mask holds values other than 0 and 1 (e.g. {int(mask[bad][0])}); "
+                "pass a keep-mask: True/1 = keep the position, False/0 = padding"
+            )
+        mask = mask != 0
+    if mask.ndim < 1:
+        raise ValueError("mask must have a batch axis: shape (batch, positions...)")
+    return mask
 
 
 def record_mode(positions: str, t: _Target, ndim: int) -> str:

@@ -1,14 +1,15 @@
 """From ``layers=`` to hook targets: which modules are recorded, at which point, batch axis.
 
 The set-up of :class:`~topo_neurons.ActivationRecorder`, done once at construction: resolve the
-layers (by name, by module, or the defaults of :mod:`._layers`), find the activation after each
-(``point="post"``, warning once per layer where it cannot be seen) and fix each output's batch
-axis.
+layers (by name, by module, or the defaults: every leaf layer with parameters, or the MLP hidden
+layer of each attention block), find the activation after each (``point="post"``, :mod:`._trace`;
+warning once per layer where it cannot be seen) and fix each output's batch axis.
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -16,18 +17,65 @@ from torch import nn
 
 from ._layers import (
     _CHANNEL_TYPES,
-    _WARNED,
-    _batch_axis_unknown,
-    _block_layers,
-    _default_layers,
+    _SEQ_FIRST_TYPES,
     _display,
+    _is_attention,
     _is_neuron_layer,
-    _PostResolver,
     _Target,
-    _Unknown,
 )
+from ._trace import _PostResolver, _Unknown
 
 __all__ = ["resolve_targets", "set_batch_dims"]
+
+#: Layers already warned about (per model), so that a fallback is reported once.
+_WARNED: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Leaf modules with parameters of their own (Linear, Conv*, …) except normalisation."""
+    out = []
+    for name, mod in model.named_modules():
+        is_leaf = next(mod.children(), None) is None
+        if is_leaf and _is_neuron_layer(mod):
+            out.append((name, mod))
+    return out
+
+
+def _block_layers(model: nn.Module, resolver: _PostResolver) -> list[tuple[str, nn.Module]]:
+    """In a model with attention blocks: the layers of each block's MLP whose output goes
+    through an activation (``linear1`` of torch's encoder/decoder layers, ``intermediate.dense``
+    of a BERT layer); empty when the model has no attention."""
+    blocks = [
+        name
+        for name, mod in model.named_modules()
+        if isinstance(mod, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer))
+        or any(_is_attention(c) for c in mod.children())
+    ]
+    if not blocks:
+        return []
+    out = []
+    for name, mod in _default_layers(model):
+        if not any(name.startswith(b + ".") or not b for b in blocks):
+            continue
+        if isinstance(mod, nn.modules.linear.NonDynamicallyQuantizableLinear):
+            continue  # MultiheadAttention's out_proj, applied functionally
+        if isinstance(resolver.resolve(name), tuple):
+            out.append((name, mod))
+    return out
+
+
+def _batch_axis_unknown(model: nn.Module, name: str) -> str | None:
+    """The torch module holding ``name`` whose ``batch_first=False`` puts the batch on axis 1."""
+    named = dict(model.named_modules())
+    parts = name.split(".") if name else []
+    for k in range(len(parts), -1, -1):
+        prefix = ".".join(parts[:k])
+        mod = named.get(prefix)
+        if isinstance(mod, _SEQ_FIRST_TYPES) and any(
+            isinstance(m, nn.MultiheadAttention) and not m.batch_first for m in mod.modules()
+        ):
+            return f"{_display(prefix)!r} ({type(mod).__name__}, batch_first=False)"
+    return None
 
 
 def resolve_targets(
