@@ -118,6 +118,7 @@ def test_the_callback_changes_the_gradient_exactly_as_a_manual_loop(tmp_path):
     t1 = tn.TopologicalRedundancy(reduction="mean")(rec.activations())
     (nn.functional.cross_entropy(out, y) + lam * t1).backward()
     opt.step()
+    assert len(list(module.net.parameters())) == len(list(reference.parameters())) > 0
     for (name, p), q in zip(module.net.named_parameters(), reference.parameters()):
         torch.testing.assert_close(p.detach(), q.detach(), msg=name)
     torch.testing.assert_close(cb.last_penalty, lam * t1.detach())
@@ -319,6 +320,7 @@ def test_a_resumed_fit_continues_the_barcode_history_and_the_cached_tree(tmp_pat
     )
     trainer(tmp_path, [bars2, reg2], max_epochs=3).fit(Classifier(), loader(x, y), ckpt_path=ckpt)
     assert bars2.history.steps == [1, 2, 3]
+    assert len(bars.history.barcodes["net.act2"]) == 2  # the two epochs resumed from
     for old, new in zip(bars.history.barcodes["net.act2"], bars2.history.barcodes["net.act2"]):
         np.testing.assert_array_equal(old.deaths, new.deaths)
     assert reg2.regularizer._age == 3  # the tree searched at step 0 was still in use at step 2

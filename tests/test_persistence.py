@@ -249,6 +249,7 @@ def test_property_clusters_equal_single_linkage(backend, D):
         far = np.min(np.abs(thresholds[:, None] - values[None, :]), axis=1) > 1e-5
         thresholds = thresholds[far]
         assert thresholds.size >= 2
+    assert thresholds.size >= 2
     for t in thresholds:
         labels = bc.clusters(float(t))
         expected = fcluster(Z, t, criterion="distance")
@@ -415,7 +416,9 @@ def test_barcode_files_without_backend_still_load(kind, tmp_path, rng):
 
 
 def test_barcode_dict_round_trip(rng):
-    for bc in _barcodes_of_every_backend(rng):
+    barcodes = _barcodes_of_every_backend(rng)
+    assert len(barcodes) == 5
+    for bc in barcodes:
         d = bc.to_dict()
         assert list(d) == list(BARCODE_FIELDS)
         assert isinstance(d["n_points"], int) and isinstance(d["backend"], str)

@@ -73,6 +73,7 @@ def test_plot_barcode_colours_by_layer_with_a_legend(rng):
     assert set(groups) == set(legend)
     cross = groups.pop("between layers")
     assert len(cross) == int(np.sum(~same))
+    assert groups and sum(len(c) for c in groups.values()) == int(np.sum(same))
     for name, container in groups.items():
         expected = np.sort(bc.deaths[same & (layers[bc.edges[:, 0]] == name)])
         np.testing.assert_allclose(np.sort([r.get_width() for r in container]), expected)
@@ -204,11 +205,12 @@ def test_dendrogram_legend_explains_threshold_and_colours(rng):
     (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "threshold"]
     assert line.get_ydata()[0] == t and line.get_linestyle() == ":"
     # The links below the threshold are the legend's first colour, the others its second.
-    for c in ax.collections:
-        if isinstance(c, LineCollection):
-            tops = [s[:, 1].max() for s in c.get_segments()]
-            below = matplotlib.colors.to_hex(c.get_colors()[0]) == OKABE_ITO[0].lower()
-            assert all((h <= t) == below for h in tops)
+    links = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert links
+    for c in links:
+        tops = [s[:, 1].max() for s in c.get_segments()]
+        below = matplotlib.colors.to_hex(c.get_colors()[0]) == OKABE_ITO[0].lower()
+        assert all((h <= t) == below for h in tops)
     assert ax.get_ylim()[1] > bc.deaths.max()  # room for the legend above the root
     assert tn.plot_dendrogram(bc).get_legend() is None  # no threshold: one colour, no legend
 
@@ -476,6 +478,7 @@ def test_docs_figure_script_renders_every_figure_kind(rng, tmp_path):
     }
     assert set(figs) == set(kinds)
     for stem, fig in figs.items():
+        assert any(ax.get_title() for ax in fig.axes), stem
         for ax in fig.axes:
             if not ax.get_title():  # a colour bar
                 continue

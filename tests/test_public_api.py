@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_all_names_exist_and_have_docstrings():
+    assert len(tn.__all__) > 30
     for name in tn.__all__:
         assert hasattr(tn, name), f"{name} listed in __all__ but missing"
         if name != "__version__":

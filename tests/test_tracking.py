@@ -55,6 +55,7 @@ def test_records_every_k_steps_the_barcodes_of_each_layer():
         loss.backward()
         opt.step()
     assert recorded == [True, False, False, True, False, False, True, False]
+    assert len(reference) == 3
     hist = tracker.history
     assert hist.steps == [0, 3, 6] and hist.layers == ("fc1", "out")
     for k, (fc1, out) in enumerate(reference):
@@ -160,6 +161,7 @@ def test_tracker_logs_histograms_scalars_and_figures_to_tensorboard(tmp_path):
     assert set(tags["images"]) == {"topo/act", "topo/out"}
     for layer in ("act", "out"):
         deaths = [np.asarray(bc.deaths) for bc in tracker.history.barcodes[layer]]
+        assert len(deaths) == 3
         assert [e.step for e in acc.Histograms(f"topo/{layer}/deaths")] == [0, 2, 4]
         for event, d in zip(acc.Histograms(f"topo/{layer}/deaths"), deaths):
             h = event.histogram_value
