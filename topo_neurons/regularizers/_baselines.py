@@ -23,7 +23,10 @@ def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) ->
     Parameters
     ----------
     A : torch.Tensor, shape (m, n)
+        Activations, ``m ≥ 2`` examples of ``n ≥ 2`` neurons; gradient flows back to ``A``.
     distributed : {False, True, "auto"}, default False
+        Gather the activations of all ``torch.distributed`` ranks first (correlations over the
+        global batch).
 
     Returns
     -------
@@ -59,7 +62,10 @@ def decov(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
     Parameters
     ----------
     A : torch.Tensor, shape (m, n)
+        Activations; gradient flows back to ``A``.
     distributed : {False, True, "auto"}, default False
+        Gather the activations of all ``torch.distributed`` ranks first (covariances over the
+        global batch).
 
     Returns
     -------
@@ -118,7 +124,7 @@ class CorrelationPenalty(_ActivationPenalty):
     Shape
     -----
     - Input: ``(m, n)``.
-    - Output: scalar.
+    - Output: scalar, unitless, in ``[0, 1]`` (dtype and device of the input).
 
     References
     ----------
@@ -154,8 +160,8 @@ class DeCov(_ActivationPenalty):
 
     Shape
     -----
-    - Input: ``(m, n)``.
-    - Output: scalar.
+    - Input: ``(m, n)`` activations, ``m ≥ 2`` examples, ``n ≥ 2`` neurons.
+    - Output: scalar, in squared activation units (``≥ 0`` up to rounding).
 
     Examples
     --------
@@ -187,7 +193,7 @@ class L1Penalty(WeightPenalty):
     Shape
     -----
     - Input: a ``torch.nn.Module`` (not activations).
-    - Output: scalar.
+    - Output: scalar, in the units of the weights.
 
     Examples
     --------
@@ -221,7 +227,7 @@ class L2Penalty(WeightPenalty):
     Shape
     -----
     - Input: a ``torch.nn.Module``.
-    - Output: scalar.
+    - Output: scalar, in squared units of the weights.
 
     Examples
     --------
@@ -229,9 +235,9 @@ class L2Penalty(WeightPenalty):
     >>> import topo_neurons as tn
     >>> lin = torch.nn.Linear(2, 1)
     >>> with torch.no_grad():
-    ...     _ = lin.weight.copy_(torch.tensor([[1.0, -2.0]])); _ = lin.bias.fill_(5.0)
-    >>> tn.L2Penalty()(lin), tn.L2Penalty(include_biases=True)(lin)
-    (tensor(5., grad_fn=<SumBackward0>), tensor(30., grad_fn=<SumBackward0>))
+    ...     _ = lin.weight.fill_(2.0); _ = lin.bias.fill_(-1.0)
+    >>> tn.L2Penalty()(lin), tn.L2Penalty(include_biases=True)(lin)  # 2² + 2², then + (−1)²
+    (tensor(8., grad_fn=<SumBackward0>), tensor(9., grad_fn=<SumBackward0>))
     """
 
     _power = 2

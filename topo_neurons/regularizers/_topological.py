@@ -193,7 +193,7 @@ class TopologicalRedundancy(_TreeLoss):
     Shape
     -----
     - Input: ``(m, n)``, ``m`` examples (``≥ 2``), ``n`` neurons (``≥ 2``).
-    - Output: scalar.
+    - Output: scalar, unitless, in ``[0, n − 1]`` (sum) or ``[0, 1]`` (mean).
 
     Examples
     --------
@@ -253,7 +253,7 @@ class DeathSpread(_TreeLoss):
     Shape
     -----
     - Input: ``(m, n)``.
-    - Output: scalar.
+    - Output: scalar, unitless, in ``[−(1 − α), α/2]``.
 
     Examples
     --------
