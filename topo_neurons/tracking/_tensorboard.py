@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -32,11 +32,13 @@ class SummaryWriterLike(Protocol):
     (``histograms=False``, ``figures=False``).
     """
 
-    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> Any: ...
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> object: ...
 
-    def add_histogram(self, tag: str, values: np.ndarray, global_step: int) -> Any: ...
+    def add_histogram(self, tag: str, values: np.ndarray, global_step: int) -> object: ...
 
-    def add_figure(self, tag: str, figure: Figure, global_step: int, close: bool = True) -> Any: ...
+    def add_figure(
+        self, tag: str, figure: Figure, global_step: int, close: bool = True
+    ) -> object: ...
 
 
 def barcode_scalars(bc: Barcode) -> dict[str, float]:
