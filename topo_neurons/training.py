@@ -129,8 +129,8 @@ class Regularized(nn.Module):
 
     Examples
     --------
-    >>> import torch
     >>> import topo_neurons as tn
+    >>> import torch
     >>> _ = torch.manual_seed(0)
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     >>> reg = tn.Regularized(net, tn.TopologicalRedundancy(reduction="mean"), weight=0.1)

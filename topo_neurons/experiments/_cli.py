@@ -8,7 +8,7 @@ import sys
 
 from .data import TASKS
 from .models import MODELS
-from .protocol import REGULARIZERS, TrainConfig
+from .protocol import PROTOCOLS, REGULARIZERS, TrainConfig
 
 _DESCRIPTION = """\
 Reproduce the experiment of "Decorrelating neurons using persistence" (Ballester, Casacuberta
@@ -31,6 +31,19 @@ stopped; damaged rows of that file are reported by line and re-run.
 """
 
 
+#: The options of the recipe that take one of a few values: (flag, choices, default, help).
+_CHOICES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    (
+        "--protocol",
+        PROTOCOLS,
+        "paper",
+        "training recipe: the paper's (default) or the earlier Adam one",
+    ),
+    ("--kind", ("abs", "sqrt"), "abs", "dissimilarity (default abs)"),
+    ("--t1-reduction", ("sum", "mean"), "sum", "T1 reduction (default sum, as the paper)"),
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` subcommand to ``sub``."""
     p = sub.add_parser(
@@ -40,12 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="the quick configuration (minutes)")
-    p.add_argument(
-        "--protocol",
-        choices=("paper", "adam"),
-        default="paper",
-        help="training recipe: the paper's (default) or the earlier Adam one",
-    )
+    for flag, choices, default, text in _CHOICES:
+        p.add_argument(flag, choices=choices, default=default, help=text)
     p.add_argument("--tasks", nargs="+", metavar="TASK", help=f"tasks: {', '.join(TASKS)}")
     p.add_argument("--models", nargs="+", metavar="MODEL", help=f"models: {', '.join(MODELS)}")
     p.add_argument(
@@ -68,15 +77,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fresh-seed retrainings of each chosen weight per network (default 1; 0: none)",
     )
     p.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
-    p.add_argument(
-        "--kind", choices=("abs", "sqrt"), default="abs", help="dissimilarity (default abs)"
-    )
-    p.add_argument(
-        "--t1-reduction",
-        choices=("sum", "mean"),
-        default="sum",
-        help="T1 reduction (default sum, as the paper)",
-    )
     p.add_argument(
         "--sampling-p",
         type=float,
