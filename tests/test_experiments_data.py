@@ -62,6 +62,7 @@ def test_same_seed_same_split_other_seed_other_split(rng):
     a = _recover_ids(D.split_and_standardize(X, y, name="s", task_type="classification", seed=0))
     b = _recover_ids(D.split_and_standardize(X, y, name="s", task_type="classification", seed=0))
     c = _recover_ids(D.split_and_standardize(X, y, name="s", task_type="classification", seed=1))
+    assert len(a) == len(b) == 3  # train, validation, test
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(np.sort(a[2]), np.sort(c[2]))

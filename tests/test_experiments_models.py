@@ -81,6 +81,7 @@ def test_seeded_construction_is_reproducible():
     a = make_model("deep_trapezium", 30, 2)
     torch.manual_seed(5)
     b = make_model("deep_trapezium", 30, 2)
+    assert len(list(a.parameters())) == len(list(b.parameters())) == 12  # 6 layers
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q)
 

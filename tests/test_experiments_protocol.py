@@ -534,6 +534,7 @@ def test_paper_protocol_matches_the_authors_recipe_written_by_hand(reg, weight):
     model, row = P.train_network(P.RunSpec("syn", "trapezium", reg, weight, 3), cfg, ds)
     assert row["status"] == "ok"
     ref = _paper_reference(ds, reg, weight, 3, int(row["best_epoch"]), cfg)
+    assert len(list(model.parameters())) == len(list(ref.parameters())) == 8  # 4 layers
     for p, q in zip(model.parameters(), ref.parameters()):
         torch.testing.assert_close(p, q, atol=2e-6, rtol=1e-5)
     if reg != "none":  # the term changes the weights

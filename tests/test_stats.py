@@ -188,6 +188,7 @@ def test_cd_diagram_artists():
     out = S.plot_cd_diagram(R, DEMSAR_NAMES, cd, ax=ax, title="Demšar")
     assert out is ax
     texts = {t.get_text() for t in ax.texts}
+    assert len(R) == len(DEMSAR_NAMES) == 4
     for name, r in zip(DEMSAR_NAMES, R):
         assert f"{name} ({r:.2f})" in texts
     assert "CD = 1.25" in texts
