@@ -6,14 +6,18 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .._threads import one_torch_thread
 from ..data import Dataset, load_task
-from ..models import make_model
+from ..models import keras_init_, make_model, neuron_layers
 from ._config import ACTIVATION_REGULARIZERS, RunSpec, TrainConfig, build_regularizer, format_weight
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ... import Regularized
 
 __all__ = ["run_one", "train_network"]
 
@@ -91,7 +95,6 @@ def train_network(
         ``val_loss`` are those of the restored epoch.
     """
     from ... import AllNeurons, FewExamplesWarning, ImportanceSampling, Regularized
-    from ..models import keras_init_, neuron_layers
 
     if dataset is None:
         dataset = load_task(
@@ -114,7 +117,7 @@ def train_network(
     # the paper computes the term on a second forward pass with dropout off; without dropout
     # that pass equals the training forward, which is reused
     second_pass = paper and any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
-    regularized = None
+    regularized: Regularized | None = None
     if spec.regularizer in ACTIVATION_REGULARIZERS:
         sampling = AllNeurons() if config.sampling_p >= 1 else ImportanceSampling(config.sampling_p)
         regularized = Regularized(
@@ -164,7 +167,7 @@ def _train_loop(
     config: TrainConfig,
     dataset: Dataset,
     model: nn.Module,
-    regularized: nn.Module | None,
+    regularized: Regularized | None,
     opt: torch.optim.Optimizer,
     make_batches: Callable[[int, int, torch.Generator], list[torch.Tensor]],
     *,
@@ -172,8 +175,12 @@ def _train_loop(
     on_epoch: Callable[[int, float, float], None] | None,
     start: float,
 ) -> tuple[nn.Module, dict[str, object]]:
-    """The epochs of :func:`train_network`: ``regularized`` (a :class:`topo_neurons.Regularized`
-    of ``model``, or ``None`` for no regulariser) returns each batch's output and penalty."""
+    """Run the epochs of :func:`train_network`; return the restored model and its row.
+
+    ``regularized`` (a :class:`topo_neurons.Regularized` of ``model``, or ``None`` for no
+    regulariser) returns each batch's output and ``weight · R``. With ``check_outputs`` a
+    non-finite training output ends the run before the regulariser reads the activations.
+    """
     from ... import NonFiniteActivationsError
 
     paper = config.protocol == "paper"
