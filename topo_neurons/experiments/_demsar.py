@@ -7,17 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = [
-    "NEMENYI_Q",
-    "FriedmanResult",
-    "average_ranks",
-    "critical_difference",
-    "friedman_from_ranks",
-    "friedman_test",
-    "nemenyi_groups",
-    "nemenyi_q",
-    "rank_scores",
-]
+# The public names are those of topo_neurons.experiments.stats, which re-exports them.
 
 #: Scores of methods (columns) on data sets (rows): an array or nested sequences of floats.
 Scores = np.ndarray | Sequence[Sequence[float]]
