@@ -190,6 +190,11 @@ def test_property_to_gudhi_equals_gudhi_persistence(backend, D):
     np.testing.assert_array_equal(D64[back.edges[:, 0], back.edges[:, 1]], back.deaths)
     assert back == tn.zero_persistence(D64, backend="gudhi")  # the same pairs, in the same order
     assert back.to_gudhi() == sorted(expected, key=lambda p: -p[1][1])
+    # The deprecated list form still reads the deaths back (one release).
+    with pytest.warns(DeprecationWarning, match=r"pass the gudhi\.SimplexTree"):
+        np.testing.assert_array_equal(
+            Barcode.from_gudhi(expected, n_points=D.shape[0]), np.sort(want[:-1, 1])
+        )
 
 
 def _gudhi_tree(n: int, edges: dict[tuple[int, int], float]):
@@ -204,6 +209,11 @@ def _gudhi_tree(n: int, edges: dict[tuple[int, int], float]):
 
 
 def test_from_gudhi_counts_bars():
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(ValueError, match="expected 2 finite 0-dim bars, found 1"),
+    ):
+        Barcode.from_gudhi([(0, (0.0, np.inf)), (0, (0.0, 0.4))], n_points=3)
     tree = _gudhi_tree(3, {(0, 1): 0.0, (1, 2): 0.4})
     tree.compute_persistence()  # the default min_persistence=0 drops the zero-length bar
     with pytest.raises(ValueError, match="expected 2 finite 0-dim bars, found 1"):
@@ -214,8 +224,8 @@ def test_from_gudhi_counts_bars():
 
 
 def test_from_gudhi_errors():
-    with pytest.raises(TypeError, match="GUDHI's persistence list holds no pairs"):
-        Barcode.from_gudhi([(0, (0.0, np.inf)), (0, (0.0, 0.4))])
+    with pytest.raises(TypeError, match=r"takes a gudhi\.SimplexTree"):
+        Barcode.from_gudhi(np.array([[0.0, 0.4]]))
     tree = _gudhi_tree(2, {(0, 1): 0.3})
     with pytest.raises(ValueError, match=r"call simplex_tree\.compute_persistence"):
         Barcode.from_gudhi(tree)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,7 +182,9 @@ class Barcode:
         return out
 
     @classmethod
-    def from_gudhi(cls, simplex_tree: SimplexTree) -> Barcode:
+    def from_gudhi(
+        cls, simplex_tree: SimplexTree, n_points: int | None = None
+    ) -> Barcode | np.ndarray:
         """The barcode, with its pairs, of a GUDHI ``SimplexTree`` whose persistence is computed.
 
         GUDHI's persistence list (:meth:`to_gudhi`'s format) holds no pairs, so the barcode is
@@ -196,6 +199,8 @@ class Barcode:
             least its 1-skeleton) after
             ``simplex_tree.compute_persistence(min_persistence=-1)`` (or
             ``persistence(min_persistence=-1)``): ``-1`` keeps the zero-length bars.
+        n_points : int, optional
+            Only with the deprecated persistence-list form (below): the number of points.
 
         Returns
         -------
@@ -203,11 +208,19 @@ class Barcode:
             ``n − 1`` deaths (float64, the units of the filtration) with their MST edges,
             ``backend="gudhi"``.
 
+        Warns
+        -----
+        DeprecationWarning
+            When given GUDHI's persistence list (``[(dim, (birth, death)), …]``), the form of
+            earlier releases: it still returns, as then, only the ascending float64 deaths of
+            the finite 0-dim bars (an ``ndarray``: the list holds no pairs), checked against
+            ``n_points − 1`` when ``n_points`` is given. Pass the ``SimplexTree`` instead; the
+            list form goes in the next release.
+
         Raises
         ------
         TypeError
-            ``simplex_tree`` is not a ``SimplexTree`` (e.g. the persistence list, which has no
-            pairs).
+            ``simplex_tree`` is neither a ``SimplexTree`` nor a persistence list.
         ValueError
             Persistence was not computed; fewer than ``n − 1`` finite 0-dim bars (zero-length
             bars dropped, or a disconnected complex); a vertex born after 0.
@@ -221,10 +234,12 @@ class Barcode:
         >>> tn.Barcode.from_gudhi(st) == tn.zero_persistence(D)
         True
         """
+        if isinstance(simplex_tree, (list, tuple)):
+            return _deaths_of_persistence_list(simplex_tree, n_points)
         if not callable(getattr(simplex_tree, "persistence_pairs", None)):
             raise TypeError(
                 "from_gudhi takes a gudhi.SimplexTree whose persistence is computed; got "
-                f"{type(simplex_tree).__name__} (GUDHI's persistence list holds no pairs)"
+                f"{type(simplex_tree).__name__}"
             )
         try:
             pairs = simplex_tree.persistence_pairs()
@@ -410,3 +425,26 @@ BARCODE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Barcode))
 #: Backend of a barcode read from a file written before ``backend`` was stored.
 _DEFAULT_BACKEND: str = next(f.default for f in fields(Barcode) if f.name == "backend")
 _REQUIRED_FIELDS: tuple[str, ...] = tuple(name for name in BARCODE_FIELDS if name != "backend")
+
+
+def _deaths_of_persistence_list(
+    persistence: Sequence[tuple[int, tuple[float, float]]], n_points: int | None
+) -> np.ndarray:
+    """The deprecated :meth:`Barcode.from_gudhi` of a persistence list: its finite 0-dim deaths."""
+    warnings.warn(
+        "Barcode.from_gudhi(persistence_list) is deprecated and returns only the deaths (the "
+        "list holds no pairs); pass the gudhi.SimplexTree to get a Barcode with its edges",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    deaths = np.sort(
+        np.array(
+            [d for dim, (_, d) in persistence if dim == 0 and np.isfinite(d)], dtype=np.float64
+        )
+    )
+    if n_points is not None and deaths.shape[0] != n_points - 1:
+        raise ValueError(
+            f"expected {n_points - 1} finite 0-dim bars, found {deaths.shape[0]} "
+            "(was the list computed with min_persistence=-1?)"
+        )
+    return deaths
