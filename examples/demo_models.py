@@ -57,7 +57,9 @@ def train_digits_mlp(epochs: int = 15, seed: int = 0, regularizer=None, weight: 
     X, y = digits_standardized()
     X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
     model = digits_mlp()
-    regularized = tn.Regularized(model, regularizer, weight) if regularizer and weight else None
+    regularized = (
+        tn.Regularized(model, regularizer, weight) if regularizer is not None and weight else None
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(seed)
     batch = 128
