@@ -354,3 +354,51 @@ def test_property_invariant_under_permutation_and_affine_maps(m, n, seed, kind):
     D = tn.correlation_dissimilarity(A, kind=kind)
     D2 = tn.correlation_dissimilarity(A[:, perm] * scale[perm] + shift[perm], kind=kind)
     np.testing.assert_allclose(D2, D[np.ix_(perm, perm)], rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- extreme columns
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    m=st.integers(3, 40),
+    n=st.integers(2, 12),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    data=st.data(),
+)
+def test_property_power_of_two_column_scaling_leaves_the_correlation_unchanged(
+    seed, m, n, dtype, data
+):
+    """Columns scaled by 2**e, far past where their sums overflow or underflow, give the same
+    correlation bit for bit (the rescaling is exact, and so is the arithmetic's equivariance)."""
+    A = torch.from_numpy(activations(np.random.default_rng(seed), m, n)).to(dtype)
+    reach = 100 if dtype == torch.float32 else 900  # float32 spans 2**±126, float64 2**±1022
+    e = data.draw(st.lists(st.integers(-reach, reach), min_size=n, max_size=n))
+    scaled = A * torch.ldexp(torch.ones(n, dtype=dtype), torch.tensor(e))
+    assert bool(torch.isfinite(scaled).all())
+    want = tn.correlation_matrix(A)
+    assert torch.equal(tn.correlation_matrix(scaled), want)
+    assert torch.equal(tn.correlation_dissimilarity(scaled), tn.correlation_dissimilarity(A))
+    np.testing.assert_allclose(
+        want.double().numpy(), np.corrcoef(A.double().numpy(), rowvar=False), atol=1e-5
+    )
+
+
+def test_ordinary_activations_are_not_rescaled(rng):
+    from topo_neurons.correlation import rescale_extreme_columns
+
+    for dtype in (torch.float32, torch.float64):
+        A = torch.from_numpy(activations(rng, 50, 8)).to(dtype) * 1e6
+        assert rescale_extreme_columns(A) is A  # the same tensor: bit-identical downstream
+
+
+def test_extreme_columns_used_to_give_wrong_or_nan_correlations(rng):
+    """A float32 column of magnitude 1e37 overflowed its norm (correlations silently 0), one of
+    magnitude 1e-30 underflowed it (NaN); both now equal the correlation of the unscaled data."""
+    A = torch.from_numpy(activations(rng, 64, 6)).float()
+    B = A.clone()
+    B[:, 1] *= 3e37
+    B[:, 4] *= 1e-30
+    C = tn.correlation_matrix(B)
+    assert bool(torch.isfinite(C).all())
+    np.testing.assert_allclose(
+        C.double().numpy(), np.corrcoef(A.double().numpy(), rowvar=False), atol=1e-5
+    )

@@ -385,6 +385,33 @@ def test_sweep_records_every_run_and_resumes(tmp_path):
     assert len(P.read_results(path)) == 7
 
 
+def test_a_failing_run_is_named_and_the_finished_ones_are_kept(tmp_path, monkeypatch):
+    """An error that is not a divergence stops the sweep with the run's name (it used to end
+    `reproduce` with the bare message, e.g. "distance matrix contains nan", and no run named)."""
+    path = tmp_path / "results.csv"
+    real = P.train_network
+    calls = []
+
+    def failing(spec, config, dataset=None, **kw):
+        calls.append(spec)
+        if len(calls) == 3:
+            raise ValueError("distance matrix contains nan at [0, 7]")
+        return real(spec, config, dataset, **kw)
+
+    monkeypatch.setattr(P._training, "train_network", failing)
+    specs = _specs()
+    with pytest.raises(P.RunFailedError) as info:
+        P.run_sweep(specs, SWEEP_CFG, path, progress=False)
+    s = specs[2]
+    assert str(info.value) == (
+        f"run {s.task}/{s.model} {s.regularizer} λ={P.format_weight(s.weight)} seed {s.seed} "
+        f"({s.stage}) failed: ValueError: distance matrix contains nan at [0, 7]"
+    )
+    assert isinstance(info.value.__cause__, ValueError)
+    assert not isinstance(info.value, ValueError)  # the command shows its traceback
+    assert len(P.read_results(path)) == 2
+
+
 def test_interrupted_sweep_loses_nothing(tmp_path, monkeypatch):
     path = tmp_path / "results.csv"
     calls = []

@@ -597,3 +597,39 @@ def test_weight_penalties_share_the_public_base_and_keep_their_state_dict_keys()
     assert list(tn.L1Penalty().state_dict()) == []
     assert list(tn.TopologicalRedundancy().state_dict()) == ["_extra_state"]
     assert list(tn.DeathSpread().state_dict()) == ["_extra_state"]
+
+
+# ----------------------------------------------------------------------------- extreme columns
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tn.TopologicalRedundancy(),
+        lambda: tn.DeathSpread(),
+        lambda: tn.CorrelationPenalty(),
+        lambda: tn.TopologicalRedundancy(refresh_every=3),
+    ],
+    ids=["T1", "T2", "Corr", "T1-cached"],
+)
+def test_extreme_columns_give_the_loss_of_the_unscaled_activations(make, dtype):
+    """A column of a diverging network (float32 magnitude 1e37) or a nearly flat one (1e-30)
+    used to make the tree search fail on NaN distances ("distance matrix contains nan"), which
+    stopped a whole sweep; the losses are scale-invariant per neuron, so the value equals that
+    of the unscaled activations and the gradient is the unscaled one divided by the scale."""
+    torch.manual_seed(0)
+    A = torch.randn(64, 12, dtype=dtype)
+    big, tiny = (3e37, 1e-30) if dtype == torch.float32 else (1e300, 1e-300)
+    scale = torch.ones(12, dtype=dtype)
+    scale[5], scale[7] = big, tiny
+    loss = make().train()
+    ref_in = A.clone().requires_grad_(True)
+    ref = loss(ref_in)
+    (g_ref,) = torch.autograd.grad(ref, ref_in)
+    loss = make().train()
+    x = (A * scale).requires_grad_(True)
+    for _ in range(2):  # the cached T1: a search, then a step on the cached tree
+        value = loss(x)
+        (g,) = torch.autograd.grad(value, x)
+        torch.testing.assert_close(value, ref, rtol=1e-5, atol=1e-6)
+        assert bool(torch.isfinite(g).all())
+        torch.testing.assert_close(g * scale, g_ref, rtol=1e-4, atol=1e-5)

@@ -30,7 +30,7 @@ from ._normalize import normalized_activations
 from ._gram import GEMM_TILE, gemm_panels, gram_tile  # noqa: F401  # isort: skip
 from ._inputs import ConstantPolicy, Kind, as_real_float, check_kind  # noqa: F401  # isort: skip
 from ._inputs import _check_policy  # noqa: F401  # isort: skip
-from ._normalize import _prepare  # noqa: F401  # isort: skip
+from ._normalize import _prepare, rescale_extreme_columns  # noqa: F401  # isort: skip
 
 __all__ = [
     "CONSTANT_POLICIES",

@@ -7,12 +7,67 @@ path (dense, autograd, tiled) starts from.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ._inputs import _as_torch, _check_policy, _validate_activations
 
-__all__ = ["normalized_activations"]
+__all__ = ["normalized_activations", "rescale_extreme_columns"]
+
+#: Bits of headroom below overflow and above underflow that a column's sums keep (see
+#: :func:`rescale_extreme_columns`).
+_HEADROOM_BITS = 12
+
+
+def rescale_extreme_columns(
+    A: torch.Tensor, amax: torch.Tensor | None = None, amin: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``A`` with each column whose sums would overflow or underflow scaled by a power of two.
+
+    A correlation is invariant to scaling a column, and scaling by ``2**e`` is exact, but its
+    arithmetic is not: the mean sums ``m`` values and the norm sums ``m`` squares, so a column
+    of finite float32 activations of magnitude ``≳ 1e17`` (a network on its way to diverging)
+    overflows to ``inf`` and turns its correlations into ``0`` or NaN, and a column whose spread
+    is ``≲ 1e-16`` underflows its squares to zero. Such a column (magnitude above
+    ``sqrt(max / m) / 2**12``, or spread below ``2**12 · sqrt(tiny)``, of ``A``'s dtype) is
+    multiplied by the power of two that brings its magnitude (or spread) to ``[1, 2)``; every
+    other column is left as it is, and when no column needs it ``A`` itself is returned, so
+    ordinary activations go through unchanged, bit for bit.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (m, n)
+        Finite floating activations (the product keeps autograd: the scale is a constant).
+    amax, amin : torch.Tensor, shape (n,), optional
+        The columns' maxima and minima, when the caller has them already.
+
+    Returns
+    -------
+    torch.Tensor, shape (m, n)
+        ``A`` or ``A * 2**e`` with ``e`` an integer per column (0 for most).
+    """
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return A
+    if amax is None or amin is None:
+        amin, amax = torch.aminmax(A.detach(), dim=0)
+    finfo = torch.finfo(A.dtype)
+    high = math.sqrt(finfo.max / A.shape[0]) * 2.0**-_HEADROOM_BITS
+    low = math.sqrt(finfo.tiny) * 2.0**_HEADROOM_BITS
+    magnitude = torch.maximum(amax.abs(), amin.abs())
+    spread = amax - amin  # inf when the column spans more than the dtype: scaled down too
+    large = (magnitude > high) | ~torch.isfinite(spread)
+    small = (spread > 0) & (spread < low)
+    if not bool((large | small).any()):
+        return A
+    # Large: magnitude (≤ max) → [1, 2); small: spread → [1, 2) (its magnitude, at most
+    # 2**24 spreads away from 0 in float32, stays far from overflow).
+    ref = torch.where(large, magnitude, torch.where(small, spread, torch.ones_like(spread)))
+    _, exponent = torch.frexp(ref)  # ref = mantissa · 2**exponent, mantissa in [0.5, 1)
+    scale = torch.ldexp(torch.ones_like(ref), 1 - exponent)
+    scale = torch.where(large | small, scale, torch.ones_like(scale))
+    return A * scale
 
 
 def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,8 +85,12 @@ def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     const : torch.Tensor of bool, shape (n,)
         Which columns are constant.
     """
+    amin, amax = torch.aminmax(A.detach(), dim=0)
+    const = amax == amin
+    # Columns so large (or so flat) that their sums would overflow (or underflow) are first
+    # scaled by a power of two: exact, and the correlation does not change.
+    A = rescale_extreme_columns(A, amax, amin)
     A_det = A.detach()
-    const = A_det.amax(dim=0) == A_det.amin(dim=0)
     # Constant columns: the rounded mean of equal values may differ from them in the last bit,
     # so their centred values are set to exactly zero (torch.where passes them no gradient) and
     # divided by one instead of by a zero norm: no NaN in the forward or backward pass.

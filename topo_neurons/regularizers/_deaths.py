@@ -12,7 +12,7 @@ import torch
 
 from .._edges import EdgeCorrelationCPU
 from .._memory import check_square_fits
-from ..correlation import check_kind, dissimilarity_from_correlation
+from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
 from ..persistence import mst_edges
 from ._base import Kind, _activations, _check_backend
 
@@ -87,6 +87,9 @@ def _edge_deaths(
     A: torch.Tensor, kind: Kind, backend: str, edges: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`edge_deaths` on validated input (``edges``: validated, on ``A``'s device)."""
+    # Columns whose sums would overflow (or underflow) are scaled by a power of two first:
+    # exact, the correlations do not change, and ordinary activations pass through as they are.
+    A = rescale_extreme_columns(A)
     if edges is not None and A.device.type == "cpu":
         # Known edges on the CPU: one fused sweep over A, no normalised or transposed copy.
         rho = EdgeCorrelationCPU.apply(A, edges[:, 0], edges[:, 1])

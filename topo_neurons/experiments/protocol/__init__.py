@@ -83,8 +83,8 @@ from ._results import (
 from ._sweep import SweepOutcome as SweepOutcome
 from ._sweep import run_sweep
 from ._training import _DATA_CACHE as _DATA_CACHE
+from ._training import RunFailedError, run_one, train_network
 from ._training import _dataset_for as _dataset_for
-from ._training import run_one, train_network
 
 __all__ = [
     "PAPER_GRID",
@@ -95,6 +95,7 @@ __all__ = [
     "RESULT_FIELDS",
     "STAGES",
     "DamagedResultsWarning",
+    "RunFailedError",
     "RunSpec",
     "TrainConfig",
     "build_regularizer",

@@ -19,7 +19,7 @@ from ._config import ACTIVATION_REGULARIZERS, RunSpec, TrainConfig, build_regula
 if TYPE_CHECKING:  # pragma: no cover
     from ... import Regularized
 
-__all__ = ["run_one", "train_network"]
+__all__ = ["RunFailedError", "run_one", "train_network"]
 
 
 def _batches(m: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -43,6 +43,15 @@ def _keras_batches(m: int, batch_size: int, generator: torch.Generator) -> list[
 
 class _Diverged(Exception):
     pass
+
+
+class RunFailedError(RuntimeError):
+    """A run of the sweep failed with an error that is not a divergence (a bug to report).
+
+    The message names the run (task, model, regulariser, weight, seed, stage) and the error;
+    the original exception is its ``__cause__``. Finished runs are already in the results
+    file, so the same command resumes after a fix.
+    """
 
 
 def _evaluate(
@@ -313,7 +322,18 @@ def run_one(spec: RunSpec, config: TrainConfig) -> dict[str, object]:
     -------
     dict
         The row (see :func:`train_network`).
+
+    Raises
+    ------
+    RunFailedError
+        Training raised (a divergence is not an error: it is a ``"diverged"`` row).
     """
-    with one_torch_thread():
-        _, row = train_network(spec, config, _dataset_for(spec.task, config))
+    try:
+        with one_torch_thread():
+            _, row = train_network(spec, config, _dataset_for(spec.task, config))
+    except Exception as exc:
+        raise RunFailedError(
+            f"run {spec.task}/{spec.model} {spec.regularizer} λ={format_weight(spec.weight)} "
+            f"seed {spec.seed} ({spec.stage}) failed: {type(exc).__name__}: {exc}"
+        ) from exc
     return row
