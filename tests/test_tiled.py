@@ -246,3 +246,17 @@ def test_progress_bar_counts_the_tiles(rng, capsys):
     err = capsys.readouterr().err
     total = _tiled.tile_task_count(600, 256)
     assert "tiles:" in err and f"0/{total} [" in err  # tqdm bar over the tile tasks
+
+
+def test_extreme_columns_give_the_barcode_of_the_unscaled_activations():
+    """Columns scaled by 2**124 and 2**-100 (their float32 sums would overflow / underflow)
+    give the tiled engine the dense barcode of the unscaled activations, bit for bit."""
+    torch.manual_seed(0)
+    A = torch.randn(64, 700)
+    B = A.clone()
+    B[:, 5] *= 2.0**124
+    B[:, 600] *= 2.0**-100
+    tiled = tn.correlation_persistence(B, block_size=256)
+    dense = tn.zero_persistence(tn.correlation_dissimilarity(A))
+    assert np.array_equal(tiled.deaths, dense.deaths)
+    assert np.array_equal(tiled.edges, dense.edges)
