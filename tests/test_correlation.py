@@ -402,3 +402,16 @@ def test_extreme_columns_used_to_give_wrong_or_nan_correlations(rng):
     np.testing.assert_allclose(
         C.double().numpy(), np.corrcoef(A.double().numpy(), rowvar=False), atol=1e-5
     )
+
+
+def test_subnormal_spreads_are_scaled_into_range(rng):
+    """A column spread over subnormal float32 values (1e-42) needs a scale past 2**127; the
+    largest power of two the dtype holds is used, and the correlation is still exact."""
+    A = torch.from_numpy(activations(rng, 40, 5)).float()
+    B = A.clone()
+    B[:, 2] = torch.ldexp(torch.round(A[:, 2] * 64), torch.tensor(-149))  # multiples of 2**-149
+    assert 0 < float(B[:, 2].abs().max()) < torch.finfo(torch.float32).tiny
+    ref = np.corrcoef(B.double().numpy(), rowvar=False)
+    C = tn.correlation_matrix(B)
+    assert bool(torch.isfinite(C).all())
+    np.testing.assert_allclose(C.double().numpy(), ref, atol=1e-5)

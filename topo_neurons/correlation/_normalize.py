@@ -65,7 +65,10 @@ def rescale_extreme_columns(
     # 2**24 spreads away from 0 in float32, stays far from overflow).
     ref = torch.where(large, magnitude, torch.where(small, spread, torch.ones_like(spread)))
     _, exponent = torch.frexp(ref)  # ref = mantissa · 2**exponent, mantissa in [0.5, 1)
-    scale = torch.ldexp(torch.ones_like(ref), 1 - exponent)
+    # A subnormal spread would ask for a scale past the largest power of two of the dtype: the
+    # largest one leaves its squares far above underflow all the same.
+    top = math.frexp(finfo.max)[1] - 1  # 127 for float32, 1023 for float64
+    scale = torch.ldexp(torch.ones_like(ref), (1 - exponent).clamp_(max=top))
     scale = torch.where(large | small, scale, torch.ones_like(scale))
     return A * scale
 
