@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from topo_neurons.experiments import reproduction as R
 from topo_neurons.experiments.stats import critical_difference, friedman_test
@@ -217,3 +218,36 @@ def test_refits_give_a_selection_free_estimate_beside_the_paper_selection():
     assert f"T1 agree ({d_sel[2]:+.4f} vs +0.0100)" in text
     assert f"L2 DISAGREE ({d_sel[1]:+.4f} vs -0.0100)" in text
     assert "Runs: 18 in the sweep (3 diverged), 19 refit(s)." in text
+
+
+def test_barcode_figure_draws_trained_networks_without_training(monkeypatch):
+    """Issue 12: the figure takes trained networks. ``train_barcode_networks`` trains none, T1
+    and T2 (the same runs as the sweep's); ``plot_barcode_networks`` only draws them."""
+    from topo_neurons.experiments.data import load_task
+    from topo_neurons.experiments.protocol import RunSpec, TrainConfig, train_network
+    from topo_neurons.experiments.reproduction import _reproduce
+
+    cfg = TrainConfig(max_epochs=1)
+    ds = load_task("breast_cancer")
+    spec = RunSpec("breast_cancer", "trapezium", "none", 0.0, 0)
+    networks = R.train_barcode_networks(spec, {"t1": 1e-3, "t2": 0.1}, cfg, dataset=ds)
+    assert list(networks) == ["none", "t1", "t2"]
+    for reg, (model, row) in networks.items():
+        assert not model.training and row["regularizer"] == reg and row["status"] == "ok"
+    _, again = train_network(RunSpec("breast_cancer", "trapezium", "t2", 0.1, 0), cfg, ds)
+    assert {k: v for k, v in again.items() if k != "seconds"} == {
+        k: v for k, v in networks["t2"][1].items() if k != "seconds"
+    }
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("plot_barcode_networks trained a network")
+
+    monkeypatch.setattr(_reproduce, "train_network", no_training)
+    before = {k: v.clone() for k, v in networks["t1"][0].state_dict().items()}
+    fig = R.plot_barcode_networks(networks, ds, kind="abs")
+    assert len(fig.axes) == 4
+    assert fig.axes[1].get_title().startswith("T1 (λ = 1e-3)")
+    after = networks["t1"][0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="networks is empty"):
+        R.plot_barcode_networks({}, ds)

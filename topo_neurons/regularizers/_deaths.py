@@ -83,18 +83,34 @@ def edge_deaths(
     return _edge_deaths(A, kind, backend, edges)
 
 
+@torch.no_grad()
+def _extrema(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The columns' ``(max, min)``, shape (n,) each: the constant neurons (``max == min``) and
+    the check of extreme columns (:func:`~topo_neurons.correlation.rescale_extreme_columns`)
+    both read them, so a call computes them once."""
+    return A.amax(dim=0), A.amin(dim=0)
+
+
 def _edge_deaths(
-    A: torch.Tensor, kind: Kind, backend: str, edges: torch.Tensor | None
+    A: torch.Tensor,
+    kind: Kind,
+    backend: str,
+    edges: torch.Tensor | None,
+    extrema: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`edge_deaths` on validated input (``edges``: validated, on ``A``'s device)."""
+    """:func:`edge_deaths` on validated input (``edges``: validated, on ``A``'s device).
+
+    ``extrema``: the columns' ``(max, min)`` when the caller has them (the tree cache does).
+    """
     # Columns whose sums would overflow (or underflow) are scaled by a power of two first:
     # exact, the correlations do not change, and ordinary activations pass through as they are.
-    A = rescale_extreme_columns(A)
+    amax, amin = _extrema(A) if extrema is None else extrema
+    A = rescale_extreme_columns(A, amax, amin)
     if edges is not None and A.device.type == "cpu":
         # Known edges on the CPU: one fused sweep over A, no normalised or transposed copy.
         rho = EdgeCorrelationCPU.apply(A, edges[:, 0], edges[:, 1])
         return dissimilarity_from_correlation(rho, kind), edges
-    Zt, norm, const = _normalized_rows(A.detach())
+    Zt, norm, const = _normalized_rows(A.detach(), amax == amin)
     if edges is None:
         edges = mst_edges(_ranking_matrix(Zt), backend=backend)
     i, j = edges[:, 0], edges[:, 1]
@@ -130,15 +146,17 @@ def _check_edges(edges: object, n: int, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _normalized_rows(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _normalized_rows(
+    A: torch.Tensor, const: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``Zᵀ`` (rows: centred unit-norm neurons), the column norms, and the constant neurons.
 
     Same values as :func:`~topo_neurons.correlation.normalized_activations` (constant neurons:
     exactly zero rows, norm replaced by 1), computed in the transposed layout, where every
-    per-neuron reduction and every edge gather reads contiguous memory.
+    per-neuron reduction and every edge gather reads contiguous memory. ``const``: which
+    columns are constant (``max == min``, from the caller's column extrema).
     """
     At = A.T.clone(memory_format=torch.contiguous_format)  # a copy: modified in place below
-    const = At.amax(dim=1) == At.amin(dim=1)
     Zt = At.sub_(At.mean(dim=1, keepdim=True))
     if bool(const.any()):
         Zt[const] = 0.0

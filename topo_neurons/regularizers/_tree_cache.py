@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 
 from ._base import Distributed, Kind, Selection, _activations, _Loss
-from ._deaths import _edge_deaths
+from ._deaths import _edge_deaths, _extrema
 
 
 def _check_refresh_every(k: object) -> int:
@@ -43,13 +43,7 @@ _DEAD_EDGE_SLACK = 0.01
 
 
 @torch.no_grad()
-def _constant(A: torch.Tensor) -> torch.Tensor:
-    """Boolean mask of the constant columns of ``A``."""
-    return A.amax(dim=0) == A.amin(dim=0)
-
-
-@torch.no_grad()
-def _dead_hubs(A: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor) -> bool:
+def _dead_hubs(const_now: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor) -> bool:
     """Whether neurons that turned constant since the search hold too many cached edges.
 
     A constant neuron (a dead ReLU) has ``d = 1`` with every neuron, so a minimum spanning tree
@@ -59,7 +53,7 @@ def _dead_hubs(A: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor)
     but were not at the search hold, beyond one edge each, more than
     ``_DEAD_EDGE_SLACK · (n − 1)`` edges of the cached tree, the tree is searched again.
     """
-    died = _constant(A) & ~const_before
+    died = const_now & ~const_before
     degree = torch.bincount(edges.reshape(-1), minlength=died.numel())
     excess = (degree[died] - 1).clamp_(min=0).sum()
     return int(excess) > _DEAD_EDGE_SLACK * edges.shape[0]
@@ -110,14 +104,18 @@ class _TreeLoss(_Loss):
             return self._loss(A)
         A = _activations(A, type(self).__name__, self.distributed)
         key = (A.shape[1], _selection_key(selection))
+        extrema = _extrema(A)
+        const = extrema[0] == extrema[1]
         cached = self._edges
         if cached is not None and key == self._key and self._age < self.refresh_every:
             if cached.device != A.device:
                 cached = self._edges = cached.to(A.device)
-            if not _dead_hubs(A, cached, self._const.to(A.device)):
+            if not _dead_hubs(const, cached, self._const.to(A.device)):
                 self._age += 1
-                return self._loss_on(A, cached)
-        d, edges = _edge_deaths(A, self.kind, self.backend, None)
+                # The cached edges were validated when found: no check (and no device sync).
+                d, _ = _edge_deaths(A, self.kind, self.backend, cached, extrema)
+                return self._reduce(d)
+        d, edges = _edge_deaths(A, self.kind, self.backend, None, extrema)
         if cached is not None and key == self._key:
             n = A.shape[1]
             old = cached.to(edges.device).sort(dim=1).values  # (i, j) with i < j, as edges
@@ -127,12 +125,7 @@ class _TreeLoss(_Loss):
         else:
             self.changed_edges = None
         self._edges, self._key, self._age = edges, key, 1
-        self._const = _constant(A.detach())
-        return self._reduce(d)
-
-    def _loss_on(self, A: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-        # The cached edges were validated when found: no check (and no device sync) per step.
-        d, _ = _edge_deaths(A, self.kind, self.backend, edges)
+        self._const = const
         return self._reduce(d)
 
     #: Name of the functional form, in the messages of invalid activations.
