@@ -78,6 +78,7 @@ def train_network(
     dataset: Dataset | None = None,
     *,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    regularizer: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, object]]:
     """Train one network by the protocol and return it with its result row.
 
@@ -91,6 +92,10 @@ def train_network(
         The loaded task (loaded from ``spec.task`` and ``config`` when ``None``).
     on_epoch : callable, optional
         Called as ``on_epoch(epoch, val_metric, val_loss)`` after each epoch.
+    regularizer : torch.nn.Module, optional
+        The loss module to use instead of ``build_regularizer(spec.regularizer, config)``
+        (a variant the protocol's names do not cover, e.g. ``benchmarks/dead_neurons.py``);
+        ``spec.regularizer`` still says how it is applied (activations or weights).
 
     Returns
     -------
@@ -122,7 +127,7 @@ def train_network(
     model = make_model(spec.model, dataset.input_shape, dataset.n_outputs)
     if paper:
         keras_init_(model)
-    reg = build_regularizer(spec.regularizer, config)
+    reg = build_regularizer(spec.regularizer, config) if regularizer is None else regularizer
     # the paper computes the term on a second forward pass with dropout off; without dropout
     # that pass equals the training forward, which is reused
     second_pass = paper and any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
