@@ -27,7 +27,9 @@ class NonFiniteActivationsError(ValueError):
     layer : str, optional
         The layer whose output holds the value, where the raiser knows it.
     example : int, optional
-        Row of the first non-finite value (in the batch the raiser saw; see the message).
+        The example holding the first non-finite value: its index in the data set where the
+        raiser knows it (:func:`~topo_neurons.analyse`, data fed in batches), else its row in
+        the batch the raiser saw; the message says which.
     neuron : int, optional
         Column of the first non-finite value.
     value : float, optional
@@ -71,6 +73,7 @@ def check_finite_activations(
     describe: Callable[[int, int, float, list[int]], str],
     *,
     layer: str | None = None,
+    example_of: Callable[[int], int] | None = None,
 ) -> None:
     """Raise :class:`NonFiniteActivationsError` if ``A`` holds a NaN or ±Inf.
 
@@ -83,6 +86,10 @@ def check_finite_activations(
         first non-finite value (row-major order) and the sorted columns holding any.
     layer : str, optional
         Stored on the error.
+    example_of : callable, optional
+        ``example_of(row) → example``: the example a row of ``A`` is in the caller's data (a
+        data set fed in batches, a sequence's tokens), stored on the error as ``example``;
+        default: the row itself.
 
     Notes
     -----
@@ -98,6 +105,8 @@ def check_finite_activations(
     ex, neuron = (int(v) for v in torch.nonzero(~finite)[0])
     value = a[ex, neuron].item()
     bad = torch.nonzero(~finite.all(dim=0)).flatten().tolist()
+    message = describe(ex, neuron, value, bad)
+    example = ex if example_of is None else int(example_of(ex))
     raise NonFiniteActivationsError(
-        describe(ex, neuron, value, bad), layer=layer, example=ex, neuron=neuron, value=value
+        message, layer=layer, example=example, neuron=neuron, value=value
     )

@@ -17,6 +17,7 @@ gradients (see :mod:`topo_neurons.distributed`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Iterable
@@ -70,6 +71,32 @@ def warn_small_batch(who: str, A: torch.Tensor, regularizer: nn.Module, stacklev
         stacklevel=stacklevel,
     )
     return True
+
+
+_ACCEPTED = (
+    "an activation loss called as regularizer(activations) with one (m, n) tensor "
+    "(TopologicalRedundancy, DeathSpread, CorrelationPenalty, DeCov, or your nn.Module whose "
+    "forward takes that one tensor) or a weight penalty called as regularizer(model) "
+    "(L1Penalty, L2Penalty)"
+)
+
+
+def _check_takes_one_argument(regularizer: nn.Module, on_weights: bool) -> None:
+    """``TypeError`` at construction if ``regularizer`` cannot be called with one argument
+    (e.g. ``nn.MSELoss()``, whose forward takes ``(input, target)``)."""
+    try:
+        sig = inspect.signature(regularizer.forward)
+    except (TypeError, ValueError):  # a builtin or C forward: cannot tell, let it run
+        return
+    try:
+        sig.bind(None)
+    except TypeError:
+        what = "model" if on_weights else "activations"
+        raise TypeError(
+            f"regularizer {type(regularizer).__name__} cannot be called as "
+            f"regularizer({what}): its forward takes {sig}. Regularized needs {_ACCEPTED}; "
+            "a task loss such as nn.MSELoss belongs in your own loss, beside the penalty"
+        ) from None
 
 
 class Regularized(nn.Module):
@@ -158,11 +185,7 @@ class Regularized(nn.Module):
         super().__init__()
         check_choice("penalty_pass", penalty_pass, _PENALTY_PASSES, what="")
         if not isinstance(regularizer, nn.Module):
-            raise TypeError(
-                "regularizer must be a loss module (TopologicalRedundancy, DeathSpread, "
-                "CorrelationPenalty, DeCov, L1Penalty, L2Penalty); got "
-                f"{type(regularizer).__name__}"
-            )
+            raise TypeError(f"regularizer must be {_ACCEPTED}; got {type(regularizer).__name__}")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
         if not (math.isfinite(weight) and weight >= 0):
@@ -183,6 +206,7 @@ class Regularized(nn.Module):
                 f"{type(regularizer).__name__} penalises the model's weights; "
                 f"penalty_pass={penalty_pass!r} applies only to activation regularisers"
             )
+        _check_takes_one_argument(regularizer, self.on_weights)
         self.penalty_pass = penalty_pass
         self.recorder = None
         if not self.on_weights:
@@ -198,6 +222,10 @@ class Regularized(nn.Module):
             self.recorder._warn_few_examples = False  # _check_batch says it with drop_last
         self._warned_small_batch = False
 
+    # The recording (hooks, the MST on the CPU, numba kernels) cannot be traced by dynamo:
+    # torch.compile(Regularized(...)) runs this forward eagerly; a compiled model inside runs
+    # eagerly while it is recorded (see ActivationRecorder).
+    @torch.compiler.disable
     def forward(self, *args: Any, **kwargs: Any) -> RegularizedOutput:
         """Run the model and return ``(output, weight · regularizer)``."""
         if self.recorder is None:

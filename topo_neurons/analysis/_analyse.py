@@ -238,8 +238,10 @@ def analyse(
         rec = ActivationRecorder(model, layers=layers, sampling=sampling, **options)
         rec._warn_few_examples = False  # analyse warns on the whole data set below
         rec.mask = next(masks)
+        rec._data_at(0, 0)  # errors name the example's index in the data set and its batch
         with rec:
             run_model(model, first, dtype, device)
+        seen = rec._recorded_examples()
         index = rec.neuron_index()
         A = rec.activations()
         # Data-dependent strategies choose on the first batch only; then the columns stay.
@@ -263,9 +265,11 @@ def analyse(
         rec = ActivationRecorder(model, layers=layer_names, sampling=fixed, **options)
         rec._warn_few_examples = False
         with rec:
-            for x in it:
+            for k, x in enumerate(it, start=1):
                 rec.mask = next(masks)
+                rec._data_at(seen, k)
                 run_model(model, x, dtype, device)
+                seen += rec._recorded_examples()
                 acc.update(rec.activations())
                 rec.clear()
     if acc.n_examples < 2:

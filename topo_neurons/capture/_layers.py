@@ -53,6 +53,11 @@ _CHANNEL_TYPES: tuple[type[nn.Module], ...] = (
 )
 
 
+#: Modules that return a tuple, not a tensor (``(output, (h, c))``, ``(output, weights)``):
+#: never recorded by default; named in ``layers=`` they need ``select_output=``.
+_TUPLE_TYPES: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.LSTMCell, nn.MultiheadAttention)
+
+
 #: torch modules whose ``batch_first=False`` makes their inner outputs ``(seq, batch, …)``.
 _SEQ_FIRST_TYPES: tuple[type[nn.Module], ...] = (
     nn.Transformer,
@@ -125,3 +130,9 @@ class _Target:
     source: str = ""
     channels: bool = False
     batch_dim: int | None = 0
+    #: Only this call of the module in each forward (``layers=["name#k"]``), or every call.
+    call: int | None = None
+    #: Each call of the module in a forward is its own layer ``name#k`` (shared blocks).
+    per_call: bool = False
+    #: Which element of a tuple output is the layer's output (``select_output=``).
+    select: int | Callable[[object], torch.Tensor] | None = None

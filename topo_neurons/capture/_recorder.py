@@ -8,8 +8,7 @@ a hook keeps and how the records are read back is :mod:`._records`.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -18,23 +17,19 @@ from torch import nn
 from .._options import check_choice
 from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _display, _Target
 from ._naming import NeuronIndex
-from ._records import _check_mask, output_rows, select_columns, stack_records
+from ._records import (
+    FewExamplesWarning,
+    _check_mask,
+    mask_from_kwargs,
+    output_rows,
+    select_columns,
+    stack_records,
+    warn_few_examples,
+)
 from ._sampling import AllNeurons, SamplingStrategy
-from ._targets import resolve_targets, set_batch_dims
+from ._targets import resolve_targets, set_batch_dims, unwrap_compiled
 
-__all__ = ["ActivationRecorder"]
-
-
-class FewExamplesWarning(UserWarning):
-    """No more examples than neurons (``m ≤ n``): the correlations are degenerate.
-
-    ``n`` columns over ``m`` examples span at most ``m − 1`` dimensions, so the deaths are biased
-    towards 0 (all near 0, and T1 near its maximum, when ``m ≪ n``). The recorder,
-    :func:`~topo_neurons.analyse` and :class:`~topo_neurons.Regularized` warn with this category;
-    filter it where a small batch is deliberate (the paper trains 1010 neurons on batches of 256)::
-
-        warnings.simplefilter("ignore", tn.FewExamplesWarning)
-    """
+__all__ = ["ActivationRecorder", "FewExamplesWarning"]
 
 
 class ActivationRecorder:
@@ -146,6 +141,7 @@ class ActivationRecorder:
         positions: str = "auto",
         batch_dim: int | Mapping[str, int] | None = None,
         mask: torch.Tensor | np.ndarray | str | None = None,
+        select_output: int | Callable | Mapping[str, int | Callable] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -159,19 +155,25 @@ class ActivationRecorder:
         check_choice("point", point, POINTS, what="", plural="options")
         check_choice("positions", positions, POSITIONS, what="", plural="options")
         self.model = model
+        #: The module whose layers are hooked: the model, or what ``torch.compile`` wrapped.
+        self._root = unwrap_compiled(model)
         self.sampling = sampling
         self.detach = bool(detach)
         self.point = point
         self.positions = positions
         self._mask = _check_mask(mask)
         self._call_mask: torch.Tensor | None = None
-        self._targets = resolve_targets(model, layers, point)
-        set_batch_dims(model, self._targets, batch_dim)
+        self._targets = resolve_targets(self._root, layers, point, select_output)
+        set_batch_dims(self._root, self._targets, batch_dim)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._records: dict[str, list[torch.Tensor]] = {}
         self._versions: dict[str, list[int]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._kinds: dict[str, str] = {}
+        self._where: dict[str, list[tuple[tuple[int, ...], torch.Tensor | None]]] = {}
+        self._calls: dict[str, int] = {}
+        self._first_example, self._batch = 0, None
+        self._stance: object = None
         self._cache: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
         self._active = False
         self._fastpath: bool | None = None
@@ -197,22 +199,30 @@ class ActivationRecorder:
         name = t.name
 
         def hook(module: nn.Module, inputs: object, output: object) -> None:
+            k = self._calls[name] = self._calls.get(name, -1) + 1  # call k in this forward
+            if t.call is not None and k != t.call:
+                return
+            key = f"{name}#{k}" if t.per_call else name
             mask = self._call_mask if isinstance(self._mask, str) else self._mask
-            flat, shape, kind = output_rows(
+            flat, shape, kind, where = output_rows(
                 module, output, t, self.positions, mask, detach=self.detach
             )
-            self._shapes[name] = shape
-            self._kinds[name] = kind
+            self._shapes[key] = shape
+            self._kinds[key] = kind
+            self._where.setdefault(key, []).append((where, mask))
             # The version counter reveals a later in-place change (e.g. ReLU(inplace=True)).
-            self._records.setdefault(name, []).append(flat)
-            self._versions.setdefault(name, []).append(flat._version)
+            self._records.setdefault(key, []).append(flat)
+            self._versions.setdefault(key, []).append(flat._version)
             self._cache = None
 
         return hook
 
     def _model_mask_hook(self, module: nn.Module, args: object, kwargs: dict) -> None:
-        value = kwargs.get(self._mask) if isinstance(self._mask, str) else None
-        self._call_mask = None if value is None else _check_mask(value)
+        self._calls = {}  # a new forward: calls of shared modules count from 0
+        if not isinstance(self._mask, str):
+            self._call_mask = None
+            return
+        self._call_mask = mask_from_kwargs(self._mask, module, kwargs)
 
     def __enter__(self) -> ActivationRecorder:
         if self._active:
@@ -223,8 +233,13 @@ class ActivationRecorder:
                 self._handles.append(t.hook.register_forward_hook(self._hook(t)))
             # Always installed: rec.mask may become a keyword name inside the block.
             self._handles.append(
-                self.model.register_forward_pre_hook(self._model_mask_hook, with_kwargs=True)
+                self._root.register_forward_pre_hook(self._model_mask_hook, with_kwargs=True)
             )
+            if self._root is not self.model:
+                # Code compiled without these hooks would not call them (dynamo does not
+                # guard on hooks): the compiled model runs eagerly while it is recorded.
+                self._stance = torch.compiler.set_stance("force_eager")
+                self._stance.__enter__()
             if any(isinstance(m, _SEQ_FIRST_TYPES) for m in self.model.modules()):
                 self._fastpath = torch.backends.mha.get_fastpath_enabled()
                 torch.backends.mha.set_fastpath_enabled(False)
@@ -241,6 +256,9 @@ class ActivationRecorder:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        if self._stance is not None:
+            self._stance.__exit__(None, None, None)
+            self._stance = None
         if self._fastpath is not None:
             torch.backends.mha.set_fastpath_enabled(self._fastpath)
             self._fastpath = None
@@ -257,14 +275,34 @@ class ActivationRecorder:
         self._versions = {}
         self._shapes = {}
         self._kinds = {}
+        self._where = {}
+        self._calls = {}
         self._call_mask = None
         self._cache = None
+
+    def _data_at(self, first_example: int, batch: int | None) -> None:
+        """Name errors by the data set: the next recorded example is ``first_example`` of
+        batch ``batch`` (set by :func:`~topo_neurons.analyse` before each batch)."""
+        self._first_example, self._batch = int(first_example), batch
+
+    def _recorded_examples(self) -> int:
+        """Examples (batch rows, not positions) recorded so far by the first layer."""
+        parts = next(iter(self._where.values()), [])
+        return sum(where[0] for where, _ in parts)
 
     # ---------------------------------------------------------------- results
     def _compute(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(chosen indices, sampled activations)`` per layer, cached until the next record."""
         if self._cache is None:
-            full = stack_records(self._records, self._versions, self._shapes, self._targets)
+            full = stack_records(
+                self._records,
+                self._versions,
+                self._shapes,
+                self._targets,
+                self._where,
+                self._first_example,
+                self._batch,
+            )
             self._cache = select_columns(self.sampling, full)
         return self._cache
 
@@ -305,16 +343,7 @@ class ActivationRecorder:
         m, n = A.shape
         if m <= n and n > 1 and self._warn_few_examples and not self._warned_few:
             self._warned_few = True
-            warnings.warn(
-                f"{m} examples for {n} neurons (m ≤ n): the {n} columns span at most m − 1 = "
-                f"{m - 1} dimensions, so their correlations are degenerate and the deaths biased "
-                "towards 0 (all near 0, and T1 near its maximum, when m ≪ n). Record more "
-                "examples than neurons: a larger batch, fewer or sampled neurons, "
-                "positions='examples'; in a training loop DataLoader(..., drop_last=True) "
-                "avoids a short last batch.",
-                FewExamplesWarning,
-                stacklevel=2,
-            )
+            warn_few_examples(m, n)
         return A
 
     def selection(self) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ what it returns.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,7 +20,54 @@ from .._finite import check_finite_activations
 from ._layers import _display, _Target
 from ._sampling import AllNeurons, SamplingStrategy
 
-__all__ = ["output_rows", "select_columns", "stack_records"]
+__all__ = [
+    "FewExamplesWarning",
+    "mask_from_kwargs",
+    "output_rows",
+    "select_columns",
+    "stack_records",
+    "warn_few_examples",
+]
+
+
+class FewExamplesWarning(UserWarning):
+    """No more examples than neurons (``m ≤ n``): the correlations are degenerate.
+
+    ``n`` columns over ``m`` examples span at most ``m − 1`` dimensions, so the deaths are biased
+    towards 0 (all near 0, and T1 near its maximum, when ``m ≪ n``). The recorder,
+    :func:`~topo_neurons.analyse` and :class:`~topo_neurons.Regularized` warn with this category;
+    filter it where a small batch is deliberate (the paper trains 1010 neurons on batches of 256)::
+
+        warnings.simplefilter("ignore", tn.FewExamplesWarning)
+    """
+
+
+def mask_from_kwargs(name: str, module: nn.Module, kwargs: Mapping[str, object]):
+    """The keep-mask held by the model's keyword argument ``name`` in this call (``None`` if
+    it is ``None``); ``ValueError`` listing the call's keyword arguments if it has no ``name``."""
+    if name not in kwargs:
+        raise ValueError(
+            f"mask={name!r} names a keyword argument that this call of "
+            f"{type(module).__name__} does not have; its keyword arguments are "
+            f"{sorted(kwargs) or 'none'} (pass the mask by keyword, e.g. "
+            f"model(input_ids=..., {name}=...), or name one of those)"
+        )
+    value = kwargs[name]
+    return None if value is None else _check_mask(value)
+
+
+def warn_few_examples(m: int, n: int) -> None:
+    """Warn (:class:`FewExamplesWarning`) that ``m ≤ n``: the correlations are degenerate."""
+    warnings.warn(
+        f"{m} examples for {n} neurons (m ≤ n): the {n} columns span at most m − 1 = "
+        f"{m - 1} dimensions, so their correlations are degenerate and the deaths biased "
+        "towards 0 (all near 0, and T1 near its maximum, when m ≪ n). Record more "
+        "examples than neurons: a larger batch, fewer or sampled neurons, "
+        "positions='examples'; in a training loop DataLoader(..., drop_last=True) "
+        "avoids a short last batch.",
+        FewExamplesWarning,
+        stacklevel=3,
+    )
 
 
 def _check_mask(mask: object) -> torch.Tensor | str | None:
@@ -90,12 +138,23 @@ def output_rows(
         The shape of one example's neurons (``(channels, H, W)``, ``(features,)``, …).
     kind : {"units", "channels", "features"}
         What the neurons are.
+    where : tuple of int
+        The example positions of the call, ``(batch, positions…)`` (``(batch,)`` when rows are
+        examples), before the mask.
     """
     name = t.name
+    if t.select is not None:
+        output = _selected(module, output, t)
     if not isinstance(output, torch.Tensor):
+        tip = (
+            f"pass select_output=0 (or select_output={{{_display(name)!r}: index or "
+            "callable}) to record one of its elements, or record"
+            if isinstance(output, (tuple, list))
+            else "record"
+        )
         raise TypeError(
             f"layer {_display(name)!r} ({type(module).__name__}) returned "
-            f"{type(output).__name__}, not a tensor; record a module that outputs a "
+            f"{type(output).__name__}, not a tensor; {tip} a module that outputs a "
             "tensor of shape (batch, ...)"
         )
     if output.ndim < 2 or t.batch_dim >= output.ndim:
@@ -130,7 +189,43 @@ def output_rows(
                 f"{mode}); the mask needs one entry per example position"
             )
         flat = flat[mask.reshape(-1).to(flat.device)]
-    return flat, shape, kind
+    return flat, shape, kind, where
+
+
+def _selected(module: nn.Module, output: object, t: _Target) -> object:
+    """The element of a tuple output that ``select_output=`` names (index or callable)."""
+    sel = t.select
+    if callable(sel):
+        return sel(output)
+    if not isinstance(output, (tuple, list)):
+        raise TypeError(
+            f"select_output={sel!r} for layer {_display(t.name)!r} ({type(module).__name__}) "
+            f"indexes a tuple output, but the layer returned {type(output).__name__}; drop "
+            "select_output= for this layer"
+        )
+    if sel >= len(output):
+        raise ValueError(
+            f"select_output={sel} for layer {_display(t.name)!r} ({type(module).__name__}): "
+            f"its output is a {type(output).__name__} of {len(output)} elements (valid "
+            f"indices 0 … {len(output) - 1})"
+        )
+    return output[sel]
+
+
+def locate_row(row: int, parts: list[tuple[tuple[int, ...], torch.Tensor | None]]):
+    """``(example, position)`` of row ``row`` of a layer's records: the example counted over
+    the recorded calls (each call's batch after the previous ones), the position inside it
+    (``()`` when rows are examples)."""
+    before = 0
+    for where, keep in parts:
+        rows = int(keep.sum()) if keep is not None else int(np.prod(where))
+        if row < rows:
+            flat = int(torch.nonzero(keep.reshape(-1))[row]) if keep is not None else row
+            idx = np.unravel_index(flat, where)
+            return before + int(idx[0]), tuple(int(i) for i in idx[1:])
+        row -= rows
+        before += where[0]
+    raise IndexError(row)  # pragma: no cover - rows come from these parts
 
 
 def stack_records(
@@ -138,6 +233,9 @@ def stack_records(
     versions: Mapping[str, list[int]],
     shapes: Mapping[str, tuple[int, ...]],
     targets: list[_Target],
+    where: Mapping[str, list[tuple[tuple[int, ...], torch.Tensor | None]]] | None = None,
+    first_example: int = 0,
+    batch: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Full per-layer activations, in forward-call order, validated.
 
@@ -151,6 +249,13 @@ def stack_records(
         Per layer, the shape of one example's neurons (named in errors).
     targets : list of _Target
         The hooked layers (named when nothing was recorded).
+    where : mapping of str to list of (tuple of int, mask or None), optional
+        Per layer and call, the example positions and the keep-mask (:func:`output_rows`):
+        a NaN's row is named as its example (and position).
+    first_example : int, default 0
+        Index in the data set of the first recorded example (a data set fed in batches).
+    batch : int, optional
+        The batch of the data set being recorded (named in errors).
 
     Returns
     -------
@@ -192,7 +297,8 @@ def stack_records(
             raise ValueError(
                 f"recorded layers have different numbers of examples {shown} (calls per "
                 f"layer: {calls}); a module called more than once per forward (weight "
-                "sharing) cannot be recorded with the others: record it in its own "
+                "sharing) cannot be recorded as one layer with the others: name each call "
+                "as its own layer, layers=['name#0', 'name#1', …], or record it in its own "
                 "ActivationRecorder"
             )
         shapes = {_display(n): shapes[n] for n in rows}
@@ -204,13 +310,24 @@ def stack_records(
         )
     for name, a in full.items():
         label, shape = _display(name), shapes[name]
+        parts = where.get(name) if where is not None else None
+
+        def example_of(row: int, parts=parts) -> tuple[int, tuple[int, ...]]:
+            ex, pos = locate_row(row, parts) if parts else (row, ())
+            return first_example + ex, pos
+
+        def describe(row, neuron, value, _, label=label, shape=shape, example_of=example_of):
+            ex, pos = example_of(row)
+            at = f"example {ex}" + (" of the data set" if batch is not None else "")
+            at += f" (in batch {batch}, counting from 0)" if batch is not None else ""
+            at += f", position {pos}" if pos else ""
+            return (
+                f"layer {label!r} output {value} at {at}, neuron {neuron} (neurons of shape "
+                f"{shape}); NaN/Inf activations are an error"
+            )
+
         check_finite_activations(
-            a,
-            lambda ex, neuron, value, _, label=label, shape=shape: (
-                f"layer {label!r} output {value} at example {ex}, neuron {neuron} "
-                f"(neurons of shape {shape}); NaN/Inf activations are an error"
-            ),
-            layer=label,
+            a, describe, layer=label, example_of=lambda row, f=example_of: f(row)[0]
         )
     return full
 

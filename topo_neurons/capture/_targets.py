@@ -18,33 +18,66 @@ from torch import nn
 from ._layers import (
     _CHANNEL_TYPES,
     _SEQ_FIRST_TYPES,
+    _TUPLE_TYPES,
     _display,
+    _is_activation_module,
     _is_attention,
     _is_neuron_layer,
     _Target,
 )
 from ._trace import _PostResolver, _Unknown
 
-__all__ = ["resolve_targets", "set_batch_dims"]
+__all__ = ["resolve_targets", "set_batch_dims", "unwrap_compiled"]
 
 #: Layers already warned about (per model), so that a fallback is reported once.
 _WARNED: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
 
 
+def unwrap_compiled(model: nn.Module) -> nn.Module:
+    """The module that ``torch.compile`` wrapped (``OptimizedModule._orig_mod``), else ``model``.
+
+    Its layers are the model's (the same names as before compilation) and its hooks fire when
+    it runs eagerly, which the recorder makes it do while recording.
+    """
+    while (
+        isinstance(getattr(model, "_orig_mod", None), nn.Module)
+        and type(model).__name__ == "OptimizedModule"
+    ):
+        model = model._orig_mod
+    return model
+
+
 def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf modules with parameters of their own (Linear, Conv*, …) except normalisation."""
+    """Leaf modules with parameters of their own (Linear, Conv*, …) except normalisation, and
+    except modules that return a tuple (LSTM, GRU, RNN, LSTMCell, MultiheadAttention: they
+    cannot be recorded without ``select_output=``) and attention's functional ``out_proj``."""
     out = []
     for name, mod in model.named_modules():
+        if isinstance(mod, _TUPLE_TYPES):
+            continue
+        if isinstance(mod, nn.modules.linear.NonDynamicallyQuantizableLinear):
+            continue  # MultiheadAttention's out_proj, applied functionally: no hook fires
         is_leaf = next(mod.children(), None) is None
         if is_leaf and _is_neuron_layer(mod):
             out.append((name, mod))
     return out
 
 
-def _block_layers(model: nn.Module, resolver: _PostResolver) -> list[tuple[str, nn.Module]]:
+def _tuple_layers(model: nn.Module) -> list[str]:
+    """Names of the modules with parameters that return tuples (left out of the defaults)."""
+    return [n for n, m in model.named_modules() if isinstance(m, _TUPLE_TYPES)]
+
+
+def _block_layers(model: nn.Module, resolver: _PostResolver) -> list[_Target]:
     """In a model with attention blocks: the layers of each block's MLP whose output goes
     through an activation (``linear1`` of torch's encoder/decoder layers, ``intermediate.dense``
-    of a BERT layer); empty when the model has no attention."""
+    of a BERT layer); empty when the model has no attention.
+
+    Where a block's forward cannot be traced (ALBERT's ``AlbertLayer``), its elementwise
+    activation modules outside its attention (ALBERT's ``activation``, the MLP's hidden layer)
+    are recorded as they are. A block shared by every layer of the network (ALBERT) calls them
+    once per layer: each call is then its own layer ``name#k`` (see ``per_call``).
+    """
     blocks = [
         name
         for name, mod in model.named_modules()
@@ -53,15 +86,28 @@ def _block_layers(model: nn.Module, resolver: _PostResolver) -> list[tuple[str, 
     ]
     if not blocks:
         return []
+    inside = lambda n, b: not b or n.startswith(b + ".")  # noqa: E731
     out = []
     for name, mod in _default_layers(model):
-        if not any(name.startswith(b + ".") or not b for b in blocks):
+        if not any(inside(name, b) for b in blocks):
             continue
-        if isinstance(mod, nn.modules.linear.NonDynamicallyQuantizableLinear):
-            continue  # MultiheadAttention's out_proj, applied functionally
         if isinstance(resolver.resolve(name), tuple):
-            out.append((name, mod))
-    return out
+            out.append(_Target(name, mod, name, mod))
+    named = dict(model.named_modules())
+    attention = [n for n, m in named.items() if _is_attention(m)]
+    for b in blocks:
+        if any(inside(t.name, b) for t in out):
+            continue
+        for name, mod in named.items():
+            if (
+                inside(name, b)
+                and _is_activation_module(mod)
+                and not any(inside(name, a) for a in attention)
+            ):
+                out.append(_Target(name, mod, name, mod, per_call=True))
+    order = {n: k for k, n in enumerate(named)}
+    out = list({t.name: t for t in out}.values())
+    return sorted(out, key=lambda t: order[t.name])
 
 
 def _batch_axis_unknown(model: nn.Module, name: str) -> str | None:
@@ -71,6 +117,8 @@ def _batch_axis_unknown(model: nn.Module, name: str) -> str | None:
     for k in range(len(parts), -1, -1):
         prefix = ".".join(parts[:k])
         mod = named.get(prefix)
+        if isinstance(mod, nn.RNNBase) and not mod.batch_first:
+            return f"{_display(prefix)!r} ({type(mod).__name__}, batch_first=False)"
         if isinstance(mod, _SEQ_FIRST_TYPES) and any(
             isinstance(m, nn.MultiheadAttention) and not m.batch_first for m in mod.modules()
         ):
@@ -82,6 +130,7 @@ def resolve_targets(
     model: nn.Module,
     layers: str | nn.Module | Iterable[str | nn.Module] | None,
     point: str,
+    select_output: object = None,
 ) -> list[_Target]:
     """The hook targets of ``layers=`` in ``model``, each with its record point.
 
@@ -90,8 +139,11 @@ def resolve_targets(
     model : torch.nn.Module
     layers : None, str, nn.Module, or iterable of str / nn.Module
         As in :class:`~topo_neurons.ActivationRecorder` (``None``: the default layers).
+        ``"name#k"`` is call ``k`` (from 0) of module ``name`` in each forward.
     point : {"post", "pre"}
         Record after the activation that follows each layer, or the layer's own output.
+    select_output : None, int, callable, or mapping of str to int / callable
+        Which element of a tuple output is recorded (one for all, or per layer name).
 
     Returns
     -------
@@ -102,21 +154,34 @@ def resolve_targets(
     named = dict(model.named_modules())
     if layers is None:
         resolver = _PostResolver(model, [m for _, m in _default_layers(model)])
-        chosen = _block_layers(model, resolver) or _default_layers(model)
+        chosen = _block_layers(model, resolver) or [
+            _Target(n, m, n, m) for n, m in _default_layers(model)
+        ]
         if not chosen:
+            tuples = _tuple_layers(model)
+            extra = (
+                f" (modules that return tuples are not recorded by default: {tuples}; name "
+                "one in layers= with select_output=0 to record its output tensor)"
+                if tuples
+                else ""
+            )
             raise ValueError(
-                f"{type(model).__name__} has no leaf module with parameters to record; "
+                f"{type(model).__name__} has no leaf module with parameters to record{extra}; "
                 "pass layers=[...] with module names"
             )
+        _warn_tuples(model)
     else:
         chosen = _named_layers(model, named, layers)
-        resolver = _PostResolver(model, [m for _, m in chosen])
+        resolver = _PostResolver(model, [t.layer for t in chosen])
+    selects = _check_select(select_output, [t.name for t in chosen])
     targets = []
     unseen: list[tuple[str, nn.Module, str]] = []
-    for name, mod in chosen:
-        t = _Target(name, mod, name, mod, channels=isinstance(mod, _CHANNEL_TYPES))
+    for t in chosen:
+        name, mod = t.hook_name, t.layer
+        t.channels = isinstance(mod, _CHANNEL_TYPES)
+        t.select = selects.get(t.name)
         t.source = f"{_display(name)} ({type(mod).__name__})"
-        if point == "post" and _is_neuron_layer(mod):
+        if point == "post" and _is_neuron_layer(mod) and t.select is None:
             found = resolver.resolve(name)
             if isinstance(found, _Unknown):
                 unseen.append((name, mod, found.reason))
@@ -132,6 +197,51 @@ def resolve_targets(
         targets.append(t)
     _warn_fallback(model, unseen)
     return targets
+
+
+def _warn_tuples(model: nn.Module) -> None:
+    """Say once per model which recurrent layers the defaults leave out (tuple outputs)."""
+    seen = _WARNED.setdefault(model, set())
+    rnns = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, (nn.RNNBase, nn.LSTMCell)) and f"tuple:{n}" not in seen
+    ]
+    if rnns:
+        seen.update(f"tuple:{n}" for n in rnns)
+        warnings.warn(
+            f"layers=None leaves out the recurrent layers {rnns}: they return tuples "
+            "((output, state)), not one tensor. To record one, name it in layers= with "
+            "select_output=0 (its output sequence; batch_dim=1 unless batch_first=True).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _check_select(select_output: object, names: list[str]) -> dict[str, object]:
+    """``select_output=`` per recorded layer name (checked: ints ≥ 0 or callables)."""
+    if select_output is None:
+        return {}
+    if isinstance(select_output, Mapping):
+        unknown = [k for k in select_output if k not in names]
+        if unknown:
+            raise ValueError(
+                f"select_output names layers {unknown} that are not recorded; recorded: {names}"
+            )
+        per = dict(select_output)
+    else:
+        per = dict.fromkeys(names, select_output)
+    for name, sel in per.items():
+        ok = callable(sel) or (
+            isinstance(sel, (int, np.integer)) and not isinstance(sel, bool) and sel >= 0
+        )
+        if not ok:
+            raise TypeError(
+                f"select_output for layer {_display(name)!r} must be an index ≥ 0 into the "
+                f"layer's tuple output (0: an LSTM's output sequence) or a callable "
+                f"output → tensor; got {sel!r}"
+            )
+    return per
 
 
 def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -> None:
@@ -157,37 +267,48 @@ def _named_layers(
     model: nn.Module,
     named: dict[str, nn.Module],
     layers: str | nn.Module | Iterable[str | nn.Module],
-) -> list[tuple[str, nn.Module]]:
-    """``layers=`` given by name or module, checked against ``model``: ``(name, module)`` pairs."""
+) -> list[_Target]:
+    """``layers=`` given by name or module, checked against ``model``; ``"name#k"`` is call
+    ``k`` of module ``name`` in each forward; a compiled model's ``_orig_mod.`` prefix is
+    dropped."""
     by_id = {id(m): n for n, m in named.items()}
     items = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
     if not items:
         raise ValueError("layers=[] selects nothing; pass None for every parametrised layer")
     valid = [n for n in named if n]
     shown = ", ".join(repr(n) for n in valid[:30]) + (" …" if len(valid) > 30 else "")
-    out: list[tuple[str, nn.Module]] = []
+    out: list[_Target] = []
     for item in items:
+        call = None
         if isinstance(item, str):
-            if item not in named:
+            name = item
+            while name.startswith("_orig_mod.") and name not in named:
+                name = name[len("_orig_mod.") :]  # named as in the torch.compile wrapper
+            module_name = name
+            head, sep, tail = name.rpartition("#")
+            if name not in named and sep and tail.isdigit() and head in named:
+                module_name, call = head, int(tail)
+            if module_name not in named:
                 raise ValueError(
                     f"layer {item!r} is not a module of {type(model).__name__}; "
-                    f"valid names are: {shown}"
+                    f"valid names are: {shown} (call k of a module called several times per "
+                    "forward: 'name#k')"
                 )
-            name = item
         elif isinstance(item, nn.Module):
             if id(item) not in by_id:
                 raise ValueError(
                     f"module {type(item).__name__} is not part of {type(model).__name__}; "
                     f"valid names are: {shown}"
                 )
-            name = by_id[id(item)]
+            name = module_name = by_id[id(item)]
         else:
             raise TypeError(
                 f"layers must hold module names (str) or modules; got {type(item).__name__}"
             )
-        if any(name == n for n, _ in out):
+        if any(name == t.name for t in out):
             raise ValueError(f"layer {_display(name)!r} is listed twice in layers")
-        out.append((name, named[name]))
+        mod = named[module_name]
+        out.append(_Target(name, mod, module_name, mod, call=call))
     return out
 
 
