@@ -21,7 +21,7 @@ settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-BACKENDS = ("native", "giotto", "gudhi")
+BACKENDS = ("native", "giotto", "gudhi", "torch")
 
 
 @pytest.fixture(params=BACKENDS)

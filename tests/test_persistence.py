@@ -546,7 +546,7 @@ def test_unknown_backend_lists_the_valid_ones(name):
     D = np.array([[0.0, 0.3], [0.3, 0.0]])
     with pytest.raises(ValueError, match=r"not a valid persistence backend; valid backends are"):
         tn.zero_persistence(D, backend=name)
-    with pytest.raises(ValueError, match=r"\('auto', 'native', 'giotto', 'gudhi'\)"):
+    with pytest.raises(ValueError, match=r"\('auto', 'native', 'giotto', 'gudhi', 'torch'\)"):
         tn.differentiable_deaths(torch.tensor(D), backend=name)
 
 

@@ -28,6 +28,7 @@ from ._normalize import normalized_activations
 # Beyond ``__all__``: the names the tiled engine, the regularisers, the analysis, the CLI and
 # the benchmarks import from here (``from topo_neurons.correlation import X`` keeps working).
 from ._gram import GEMM_TILE, gemm_panels, gram_tile  # noqa: F401  # isort: skip
+from ._gram import _map_into as map_into  # noqa: F401  # isort: skip
 from ._inputs import ConstantPolicy, Kind, as_real_float, check_kind  # noqa: F401  # isort: skip
 from ._inputs import _check_policy  # noqa: F401  # isort: skip
 from ._normalize import _prepare, rescale_extreme_columns  # noqa: F401  # isort: skip

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._engine import zero_persistence
+from ._engine import resolve_backend, zero_persistence
+from ._torch_mst import device_distance_tensor, torch_mst_dense
 
 __all__ = ["differentiable_deaths", "mst_edges"]
 
@@ -22,7 +23,16 @@ def mst_edges(D: torch.Tensor | np.ndarray, backend: str = "auto") -> torch.Tens
     Returns
     -------
     torch.Tensor of int64, shape (n − 1, 2), on the device of ``D`` (CPU for numpy).
+
+    Notes
+    -----
+    With ``backend="torch"`` (what ``"auto"`` picks on a GPU) a tensor's tree is searched on
+    its device and the edges never leave it; ``D`` is checked there, with one synchronisation
+    to read the verdict.
     """
+    if isinstance(D, torch.Tensor) and resolve_backend(backend, D) == "torch":
+        edges, _ = torch_mst_dense(device_distance_tensor(D))
+        return edges
     bc = zero_persistence(D, backend=backend)
     device = D.device if isinstance(D, torch.Tensor) else None
     # Copy: the barcode's arrays are read-only and torch warns on non-writable memory.
@@ -40,8 +50,9 @@ def differentiable_deaths(D: torch.Tensor, backend: str = "auto") -> torch.Tenso
     ----------
     D : torch.Tensor, shape (n, n)
         Distance matrix (float32 or float64, any device), usually with ``requires_grad``.
-    backend : {"auto", "native", "giotto", "gudhi"}
-        Persistence backend used to find the edges.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}
+        Persistence backend used to find the edges (``"auto"``: ``"torch"`` on a GPU, where
+        nothing of ``D`` is copied to the host).
 
     Returns
     -------

@@ -1,19 +1,48 @@
-"""``zero_persistence``: one function, three backends."""
+"""``zero_persistence``: one function, four backends."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .._options import check_choice
 from ._backends import giotto_edges, gudhi_edges, native_edges
 from ._barcode import Barcode
+from ._torch_mst import device_distance_tensor, torch_mst_dense
 from ._validate import as_distance_array, check_distance_matrix
 
-__all__ = ["BACKENDS", "zero_persistence"]
+__all__ = ["BACKENDS", "resolve_backend", "zero_persistence"]
 
 _FUNCS = {"native": native_edges, "giotto": giotto_edges, "gudhi": gudhi_edges}
-#: Valid backend names; ``"auto"`` picks ``"native"``.
-BACKENDS: tuple[str, ...] = ("auto", *_FUNCS)
+#: Valid backend names; ``"auto"`` picks ``"torch"`` for a tensor on a non-CPU device (a GPU),
+#: else ``"native"``.
+BACKENDS: tuple[str, ...] = ("auto", *_FUNCS, "torch")
+
+
+def resolve_backend(backend: str, D: object) -> str:
+    """The backend ``"auto"`` stands for on ``D``: ``"torch"`` on a device tensor, else native."""
+    if backend != "auto":
+        return backend
+    on_device = isinstance(D, torch.Tensor) and D.device.type != "cpu"
+    return "torch" if on_device else "native"
+
+
+def _torch_barcode(D: object) -> Barcode:
+    """The ``"torch"`` backend: the Borůvka MST on the tensor's device (numpy: on the CPU)."""
+    if isinstance(D, torch.Tensor):
+        Dt = device_distance_tensor(D)
+    else:
+        arr = as_distance_array(D)
+        check_distance_matrix(arr)
+        Dt = torch.from_numpy(arr)
+    edges, deaths = torch_mst_dense(Dt)
+    # The barcode is a host object: n − 1 deaths and edges are copied, never the matrix.
+    return Barcode(
+        deaths=deaths.cpu().numpy(),
+        edges=edges.cpu().numpy(),
+        n_points=Dt.shape[0],
+        backend="torch",
+    )
 
 
 def barcode_from_edges(D: np.ndarray, edges: np.ndarray, backend: str) -> Barcode:
@@ -37,11 +66,15 @@ def zero_persistence(D: object, backend: str = "auto") -> Barcode:
         :func:`~topo_neurons.correlation_dissimilarity`). Tensors are detached (no gradient:
         see :func:`~topo_neurons.differentiable_deaths`). float32 is kept; other dtypes become
         float64.
-    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
-        ``"native"`` (what ``"auto"`` picks): compiled dense Prim, O(n²) time, O(n) extra memory,
-        deterministic ties (smallest vertex index first). ``"giotto"``: giotto-ph
-        ``ripser_parallel`` (computes in float32). ``"gudhi"``: GUDHI ``RipsComplex``. All read
-        the upper triangle and return exactly ``n − 1`` finite bars, zero-length ones included.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}, default "auto"
+        ``"native"`` (what ``"auto"`` picks on the CPU): compiled dense Prim, O(n²) time, O(n)
+        extra memory, deterministic ties (smallest vertex index first). ``"giotto"``: giotto-ph
+        ``ripser_parallel`` (computes in float32). ``"gudhi"``: GUDHI ``RipsComplex``.
+        ``"torch"`` (what ``"auto"`` picks for a tensor on a GPU): Borůvka rounds in torch
+        operations on the tensor's device, the unique tree under the order ``(d, i, j)`` (the
+        tiled engine's edges); only the ``n − 1`` deaths and edges are copied to the host. All
+        read the upper triangle and return exactly ``n − 1`` finite bars, zero-length ones
+        included.
 
     Returns
     -------
@@ -68,8 +101,10 @@ def zero_persistence(D: object, backend: str = "auto") -> Barcode:
            [1, 2]])
     """
     check_choice("backend", backend, BACKENDS, what="persistence backend", plural="backends")
+    name = resolve_backend(backend, D)
+    if name == "torch":
+        return _torch_barcode(D)
     arr = as_distance_array(D)
-    name = "native" if backend == "auto" else backend
     if name != "native" or arr.shape[0] == 1:  # native fuses the checks into its pass
         check_distance_matrix(arr)
     n = arr.shape[0]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._options import check_choice
 from ..correlation import (
     GEMM_TILE,
     _check_policy,
@@ -38,6 +39,7 @@ from ._barcode import Barcode
 from ._engine import zero_persistence
 from ._schedule import run_plan
 from ._tiled_kernels import Edges, block_tree, kruskal_forest, pair_tree
+from ._torch_tiles import torch_mst_activations
 
 __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
 
@@ -50,6 +52,8 @@ DEFAULT_BLOCK = 1024
 #: Inputs merged per reduction task (Kruskal on their union).
 _FAN_IN = 8
 _CODES = {"abs": 1, "sqrt": 2}
+#: Values of ``correlation_persistence(backend=...)``.
+_ENGINES: tuple[str, ...] = ("auto", "cpu", "torch")
 
 #: Scratch arrays per (thread, name, dtype), reused by the tasks a thread runs; emptied after
 #: each local run (a Dask worker keeps its own for the next run).
@@ -205,6 +209,7 @@ def correlation_persistence(
     block_size: int | None = None,
     scheduler: Any = None,
     progress: bool | Callable[[int, int], None] = False,
+    backend: str = "auto",
 ) -> Barcode:
     """Exact 0-dim persistence of the correlation dissimilarity of activations, any ``n``.
 
@@ -238,6 +243,14 @@ def correlation_persistence(
     progress : bool or callable, default False
         ``True``: a tqdm bar (stderr) over the tile tasks; a callable is called as
         ``progress(done, total)`` after each tile task.
+    backend : {"auto", "cpu", "torch"}, default "auto"
+        ``"cpu"``: the engine above on the host (a device tensor is copied there).
+        ``"torch"``: Borůvka rounds in torch operations on the tensor's device (numpy: the CPU),
+        dense for ``n ≤ DENSE_MAX_NEURONS`` with ``block_size=None``, else from Gram tiles of
+        ``block_size`` neurons (default 256 on the CPU, 8192 on a GPU), never storing ``n²``
+        values; ``scheduler`` and ``progress`` do not apply. ``"auto"``: ``"torch"`` for a
+        tensor on a GPU, else ``"cpu"``. On the CPU both give the same edges and bitwise the
+        same deaths.
 
     Returns
     -------
@@ -253,7 +266,7 @@ def correlation_persistence(
         As :func:`~topo_neurons.correlation_dissimilarity` (wrong rank, fewer than 2 examples or
         neurons, NaN/Inf naming the neuron, unknown ``kind``/``constant``, constant neurons
         under ``"raise"``), or a ``block_size`` that is not a positive multiple of 256, or an
-        unknown ``scheduler``.
+        unknown ``scheduler`` or ``backend``.
     TypeError
         Not an array/tensor, a complex dtype, a non-integer ``block_size``.
 
@@ -270,6 +283,10 @@ def correlation_persistence(
     check_kind(kind)
     _check_policy(constant)
     k = None if block_size is None else _check_block_size(block_size)
+    check_choice("backend", backend, _ENGINES, what="engine", plural="engines")
+    on_device = isinstance(A, torch.Tensor) and A.device.type != "cpu"
+    if backend == "torch" or (backend == "auto" and on_device):
+        return torch_mst_activations(A, kind, constant, block_size=k, dense_max=DENSE_MAX_NEURONS)
     if isinstance(A, torch.Tensor):
         A = A.detach()
         if A.device.type != "cpu":
