@@ -211,7 +211,7 @@ def test_untraceable_forward_falls_back_to_the_layer_output_and_warns_once_namin
     assert "cannot see which activation follows layers 'fc' (Linear), 'out' (Linear)" in str(
         caught[0].message
     )
-    assert "torch.fx cannot trace (model) (Untraceable)" in str(caught[0].message)
+    assert "torch.fx cannot trace the model (Untraceable)" in str(caught[0].message)
     with rec:
         model(x)
     torch.testing.assert_close(rec.per_layer()["fc"], model.fc(x))

@@ -185,7 +185,9 @@ class Regularized(nn.Module):
         super().__init__()
         check_choice("penalty_pass", penalty_pass, _PENALTY_PASSES, what="")
         if not isinstance(regularizer, nn.Module):
-            raise TypeError(f"regularizer must be {_ACCEPTED}; got {type(regularizer).__name__}")
+            raise TypeError(
+                f"regularizer must be a loss module, {_ACCEPTED}; got {type(regularizer).__name__}"
+            )
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
         if not (math.isfinite(weight) and weight >= 0):

@@ -254,10 +254,12 @@ def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -
     names = ", ".join(f"{_display(n)!r} ({type(m).__name__})" for n, m, _ in new)
     reasons = "; ".join(dict.fromkeys(r for _, _, r in new))
     which = "layer" if len(new) == 1 else "layers"
+    whose = "layer's" if len(new) == 1 else "layers'"
     warnings.warn(
-        f"point='post': cannot see which activation follows {which} {names} because "
-        f"{reasons}; recording the layer output before any activation. Name the activation "
-        "modules in layers=, or pass point='pre' to record pre-activations on purpose.",
+        f"point='post': cannot see which activation follows {which} {names}, because "
+        f"{reasons}. The {whose} own output (before any activation) is recorded instead; "
+        "name the activation modules in layers=, or pass point='pre' to record "
+        "pre-activations on purpose.",
         UserWarning,
         stacklevel=4,
     )

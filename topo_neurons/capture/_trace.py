@@ -18,7 +18,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import _PASS_TYPES, _display, _is_activation_module
+from ._layers import _PASS_TYPES, _is_activation_module
 
 #: Elementwise activation functions as ``torch.fx`` sees them, mapped to their out-of-place form.
 _ACT_FUNCS: dict[Any, Callable[..., torch.Tensor]] = {
@@ -136,10 +136,9 @@ class _PostResolver:
                     warnings.simplefilter("ignore")
                     self._graphs[prefix] = _Tracer(self._leaves).trace(root)
             except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-                where = _display(prefix)
+                where = f"module {prefix!r}" if prefix else "the model"
                 self._graphs[prefix] = _Unknown(
-                    f"torch.fx cannot trace {where} ({type(root).__name__}): {first}"
+                    f"torch.fx cannot trace {where} ({type(root).__name__}): {_why(root, exc)}"
                 )
         return self._graphs[prefix]
 
@@ -178,8 +177,8 @@ class _PostResolver:
             count[n.target] = count.get(n.target, 0) + 1
         nodes = [n for n in calls if n.target == rel]
         if len(nodes) != 1:
-            how = "never" if not nodes else f"{len(nodes)} times"
-            return _Unknown(f"the traced forward calls it {how}")
+            how = "never calls it" if not nodes else f"calls it {len(nodes)} times"
+            return _Unknown(f"the traced forward {how}")
         node = last = nodes[0]
         full = lambda t: f"{prefix}.{t}" if prefix else t  # noqa: E731
         while True:
@@ -203,6 +202,24 @@ class _PostResolver:
                 return None
             fn = _activation_fn(u, node)
             return (full(last.target), fn) if fn is not None else None
+
+
+#: ``forward`` of a class that defines none (torch's placeholder, LightningModule's).
+_NO_FORWARD = ("Module._forward_unimplemented", "LightningModule.forward")
+
+
+def defines_no_forward(module: nn.Module) -> bool:
+    """Whether ``module``'s class defines no ``forward`` (torch's or Lightning's placeholder)."""
+    return getattr(type(module).forward, "__qualname__", "") in _NO_FORWARD
+
+
+def _why(root: nn.Module, exc: Exception) -> str:
+    """Why tracing failed, in one short clause (the first sentence of torch.fx's message)."""
+    if defines_no_forward(root) or ("forward" in str(exc) and "missing" in str(exc)):
+        return "it defines no forward method"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= 160 else first[:157] + "…"
 
 
 def _activation_fn(u: torch.fx.Node, src: torch.fx.Node) -> Callable | None:

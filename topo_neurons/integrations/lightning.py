@@ -47,10 +47,12 @@ from . import require
 _pl = require("lightning.pytorch", "lightning")
 
 from ..capture import ActivationRecorder, AllNeurons  # noqa: E402
+from ..capture._trace import defines_no_forward  # noqa: E402
 from ..correlation import check_kind  # noqa: E402
 from ..persistence import Barcode  # noqa: E402
 from ..regularizers import WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
+from ..tracking._tracker import check_batch  # noqa: E402
 from ..training import warn_small_batch  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -229,16 +231,25 @@ class BarcodeLogger(Callback):
     each tracked layer's barcode is logged at the current ``global_step``:
 
     * to **every** logger in ``trainer.loggers`` (TensorBoard, CSV, …): the summary scalars
-      ``{tag}/{layer}/{s}`` of :data:`topo_neurons.tracking.SUMMARY_SCALARS` via
+      ``{tag}/{layer}/{s}`` of :data:`topo_neurons.tracking.SUMMARY_SCALARS` and, beside
+      them, ``{tag}/{layer}/dead_neurons``, the number of neurons constant over the probe
+      (dead: they count as uncorrelated, ``d = 1``, so the death statistics alone hide them;
+      see :attr:`BarcodeTracker.dead_neurons <topo_neurons.BarcodeTracker>`), via
       ``logger.log_metrics``;
     * to loggers whose ``experiment`` is a TensorBoard ``SummaryWriter`` (e.g.
       ``TensorBoardLogger``), also the death histograms ``{tag}/{layer}/deaths`` and the barcode
       figures ``{tag}/{layer}`` (see :func:`topo_neurons.tracking.log_barcodes`).
 
+    The module is run with ``pl_module(probe)`` (``pl_module(**probe)`` for a mapping), so it
+    must define ``forward``, or ``forward_fn`` must say how to run it: this is checked when the
+    fit starts (``setup``), with a ``TypeError``, not after the first epoch.
+
     Parameters
     ----------
-    probe : torch.Tensor
-        A fixed input batch, shape ``(m, ...)`` (``m ≥ 2``), moved to the module's device.
+    probe : torch.Tensor or mapping of str to torch.Tensor
+        A fixed input batch, shape ``(m, ...)`` (``m ≥ 2``), moved to the module's device; or
+        the module's keyword arguments (Hugging Face style ``{"input_ids": …,
+        "attention_mask": …}``, with ``mask="attention_mask"`` to drop padded tokens).
     layers : sequence of str, optional
         Layers to track (default: :class:`~topo_neurons.ActivationRecorder`'s).
     every_n_epochs : int, default 1
@@ -249,13 +260,20 @@ class BarcodeLogger(Callback):
     tag : str, default "barcodes"
     figures : bool, default True
         Log the barcode figures to TensorBoard.
+    forward_fn : callable, optional
+        ``forward_fn(pl_module, probe)`` runs the module on the probe (e.g.
+        ``lambda module, x: module.net(x)`` for a module without ``forward``).
     **recorder_options
-        Passed to :class:`~topo_neurons.ActivationRecorder` (``point=``, ``positions=``, …).
+        Passed to :class:`~topo_neurons.ActivationRecorder` (``point=``, ``positions=``,
+        ``mask=``, …).
 
     Attributes
     ----------
     history : BarcodeHistory
         Everything recorded (kept in :meth:`state_dict`, so a resumed fit continues it).
+    dead_neurons : dict of str to list of int
+        Per layer, the number of dead (constant) neurons at each record, aligned with
+        ``history.steps`` (kept in :meth:`state_dict` too).
     """
 
     def __init__(
@@ -269,15 +287,14 @@ class BarcodeLogger(Callback):
         network: bool = False,
         tag: str = "barcodes",
         figures: bool = True,
+        forward_fn: Callable[[pl.LightningModule, Any], Any] | None = None,
         **recorder_options: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(probe, torch.Tensor):
-            raise TypeError(f"probe must be a torch.Tensor batch; got {type(probe).__name__}")
-        if probe.ndim < 1 or probe.shape[0] < 2:
-            raise ValueError(
-                f"probe must be a batch of at least 2 examples; got shape {tuple(probe.shape)}"
-            )
+        check_batch(probe, "probe")
+        if forward_fn is not None and not callable(forward_fn):
+            raise TypeError(f"forward_fn must be callable; got {type(forward_fn).__name__}")
+        self.forward_fn = forward_fn
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"tag must be a non-empty str; got {tag!r}")
         self.probe = probe
@@ -290,9 +307,17 @@ class BarcodeLogger(Callback):
         self.figures = bool(figures)
         self.recorder_options = dict(recorder_options)
         self.history = BarcodeHistory()
+        self.dead_neurons: dict[str, list[int]] = {}
         self._tracker: BarcodeTracker | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.forward_fn is None and defines_no_forward(pl_module):
+            raise TypeError(
+                f"BarcodeLogger runs the module on the probe batch as pl_module(probe), but "
+                f"{type(pl_module).__name__} defines no forward method; define forward, or "
+                "pass forward_fn=lambda module, probe: module.net(probe) (whatever runs your "
+                "network on a batch)"
+            )
         if self._tracker is None or self._tracker.model is not pl_module:
             tracker = BarcodeTracker(
                 pl_module,
@@ -300,9 +325,11 @@ class BarcodeLogger(Callback):
                 kind=self.kind,
                 sampling=self.sampling,
                 network=self.network,
+                forward_fn=self.forward_fn,
                 **self.recorder_options,
             )
             tracker.history = self.history
+            tracker.dead_neurons = self.dead_neurons
             self._tracker = tracker
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -311,17 +338,26 @@ class BarcodeLogger(Callback):
         if trainer.sanity_checking or self._tracker is None:
             return
         step = int(trainer.global_step)
-        barcodes = self._tracker.record(self.probe.to(pl_module.device), step=step)
+        probe = self.probe
+        if isinstance(probe, Mapping):
+            probe = {
+                k: v.to(pl_module.device) if isinstance(v, torch.Tensor) else v
+                for k, v in probe.items()
+            }
+        else:
+            probe = probe.to(pl_module.device)
+        barcodes = self._tracker.record(probe, step=step)
         self._log(trainer, barcodes, step)
 
     def _log(self, trainer: pl.Trainer, barcodes: Mapping[str, Barcode], step: int) -> None:
         if trainer.global_rank != 0:
             return
-        metrics = {
-            f"{self.tag}/{name}/{key}": value
-            for name, bc in barcodes.items()
-            for key, value in barcode_scalars(bc).items()
-        }
+        metrics = {}
+        for name, bc in barcodes.items():
+            for key, value in barcode_scalars(bc).items():
+                metrics[f"{self.tag}/{name}/{key}"] = value
+            if self.dead_neurons.get(name):  # beside the death statistics
+                metrics[f"{self.tag}/{name}/dead_neurons"] = float(self.dead_neurons[name][-1])
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
             writer = getattr(logger, "experiment", None)
@@ -335,6 +371,7 @@ class BarcodeLogger(Callback):
     def state_dict(self) -> dict[str, Any]:
         h = self.history
         return {
+            "dead_neurons": {name: list(c) for name, c in self.dead_neurons.items()},
             "steps": list(h.steps),
             "barcodes": {
                 name: [
@@ -351,6 +388,9 @@ class BarcodeLogger(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history.steps[:] = [int(s) for s in state_dict["steps"]]
+        self.dead_neurons.clear()
+        for name, counts in state_dict.get("dead_neurons", {}).items():
+            self.dead_neurons[name] = [int(c) for c in counts]
         self.history.barcodes.clear()
         for name, bcs in state_dict["barcodes"].items():
             self.history.barcodes[name] = [

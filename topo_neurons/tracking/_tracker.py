@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,62 @@ import torch
 
 from .._modes import eval_mode
 from ..capture import ActivationRecorder, AllNeurons, SamplingStrategy
-from ..correlation import check_kind, correlation_dissimilarity
+from ..correlation import check_kind, constant_neurons, correlation_dissimilarity
 from ..persistence import Barcode, zero_persistence
 from ._history import BarcodeHistory
 from ._tensorboard import SummaryWriterLike, log_barcodes
 
-__all__ = ["NETWORK", "BarcodeTracker"]
+__all__ = ["NETWORK", "BarcodeTracker", "Batch", "check_batch", "run_forward"]
+
+#: One input batch: a tensor (``model(x)``) or a mapping of the model's keyword arguments
+#: (``model(**x)``, e.g. a Hugging Face tokenizer's ``{"input_ids": …, "attention_mask": …}``).
+Batch = torch.Tensor | Mapping[str, Any]
+
+
+def check_batch(x: object, what: str = "batch") -> None:
+    """A batch of at least 2 examples: a tensor, or a mapping holding tensors (keyword
+    arguments); ``TypeError`` / ``ValueError`` naming ``what`` otherwise."""
+    if isinstance(x, Mapping):
+        tensors = [v for v in x.values() if isinstance(v, torch.Tensor)]
+        if not tensors:
+            raise TypeError(
+                f"{what} as a mapping must hold the model's keyword arguments as tensors "
+                f"(e.g. {{'input_ids': ..., 'attention_mask': ...}}); got keys {list(x)}"
+            )
+        first = tensors[0]
+    elif isinstance(x, torch.Tensor):
+        first = x
+    else:
+        raise TypeError(
+            f"{what} must be a torch.Tensor batch or a mapping of the model's keyword "
+            f"arguments (tensors); got {type(x).__name__}"
+        )
+    if first.ndim < 1 or first.shape[0] < 2:
+        raise ValueError(
+            f"{what} must be a batch of at least 2 examples; got shape {tuple(first.shape)}"
+        )
+
+
+def run_forward(
+    model: torch.nn.Module,
+    x: Batch,
+    forward_fn: Callable[[torch.nn.Module, Batch], Any] | None = None,
+) -> None:
+    """Run ``model`` on batch ``x``: ``forward_fn(model, x)`` if given, else ``model(**x)``
+    for a mapping and ``model(x)`` for a tensor."""
+    if forward_fn is not None:
+        forward_fn(model, x)
+    elif isinstance(x, Mapping):
+        model(**x)
+    elif isinstance(x, torch.Tensor):
+        model(x)
+    else:
+        raise TypeError(
+            "a batch must be a tensor (model(x)) or a mapping of the model's keyword arguments "
+            f"(model(**x), e.g. {{'input_ids': ..., 'attention_mask': ...}}); got "
+            f"{type(x).__name__}"
+        )
+
 
 #: Key of the whole-network barcode when a tracker records it (``network=True``).
 NETWORK = "network"
@@ -55,6 +105,9 @@ class BarcodeTracker:
         Prefix of the TensorBoard tags.
     figures : bool, default True
         Whether to log the barcode figures to ``writer`` (drawing costs ~0.1 s per layer).
+    forward_fn : callable, optional
+        ``forward_fn(model, batch)`` runs the model on a batch (default: ``model(batch)``, or
+        ``model(**batch)`` for a mapping such as a Hugging Face tokenizer's output).
     **recorder_options
         Passed to :class:`~topo_neurons.ActivationRecorder` (``point=``, ``positions=``, …).
 
@@ -62,6 +115,14 @@ class BarcodeTracker:
     ----------
     history : BarcodeHistory
         Steps and per-layer barcodes recorded so far.
+    dead_neurons : dict of str to list of int
+        Per layer (and ``"network"``), the number of dead neurons at each record, aligned with
+        ``history.steps``: neurons constant over the batch
+        (:func:`~topo_neurons.correlation.constant_neurons`, the definition
+        :func:`~topo_neurons.analyse` reports), which count as uncorrelated with every other
+        neuron (``d = 1``, the largest death), so the death statistics alone hide them. Logged
+        to ``writer`` as ``{tag}/{layer}/dead_neurons``. Kept in memory (not in
+        :meth:`save`'s file).
 
     Examples
     --------
@@ -88,6 +149,7 @@ class BarcodeTracker:
         writer: SummaryWriterLike | None = None,
         tag: str = "barcodes",
         figures: bool = True,
+        forward_fn: Callable[[torch.nn.Module, Batch], Any] | None = None,
         **recorder_options: Any,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
@@ -107,6 +169,9 @@ class BarcodeTracker:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"tag must be a non-empty str; got {tag!r}")
         self.writer, self.tag, self.figures = writer, tag, bool(figures)
+        if forward_fn is not None and not callable(forward_fn):
+            raise TypeError(f"forward_fn must be callable; got {type(forward_fn).__name__}")
+        self.forward_fn = forward_fn
         # Resolves the layer names now: an unknown layer fails here, not mid-training.
         if "detach" in recorder_options:
             raise ValueError("BarcodeTracker always records detached activations; drop detach=")
@@ -114,18 +179,21 @@ class BarcodeTracker:
             model, layers=layers, sampling=self.sampling, detach=True, **recorder_options
         )
         self.history = BarcodeHistory()
+        self.dead_neurons: dict[str, list[int]] = {}
         self._calls = 0
 
     def __repr__(self) -> str:
         return f"BarcodeTracker(every={self.every}, kind={self.kind!r}, {self.history!r})"
 
-    def step(self, x: torch.Tensor, step: int | None = None) -> bool:
+    def step(self, x: Batch, step: int | None = None) -> bool:
         """Count one training step; on every ``every``-th, record the barcodes on batch ``x``.
 
         Parameters
         ----------
-        x : torch.Tensor, shape (m, ...)
-            Input batch (``m ≥ 2``).
+        x : torch.Tensor of shape (m, ...), or mapping of str to tensors
+            Input batch (``m ≥ 2``): a tensor (``model(x)``) or the model's keyword arguments
+            (``model(**x)``, e.g. ``{"input_ids": …, "attention_mask": …}`` with
+            ``mask="attention_mask"`` to drop padded tokens).
         step : int, optional
             The step number stored in the history (default: the number of calls so far).
 
@@ -141,7 +209,7 @@ class BarcodeTracker:
         self.record(x, step=call if step is None else step)
         return True
 
-    def record(self, x: torch.Tensor, step: int | None = None) -> dict[str, Barcode]:
+    def record(self, x: Batch, step: int | None = None) -> dict[str, Barcode]:
         """Record the barcodes on batch ``x`` now (whatever the step count).
 
         Returns
@@ -152,7 +220,7 @@ class BarcodeTracker:
         model = self.model
         try:
             with eval_mode(model), torch.no_grad(), self._recorder as rec:
-                model(x)
+                run_forward(model, x, self.forward_fn)
                 per_layer = rec.per_layer()
         finally:
             self._recorder.clear()
@@ -177,18 +245,25 @@ class BarcodeTracker:
         if not per_layer:
             raise ValueError("per_layer is empty: no activations to record")
         out: dict[str, Barcode] = {}
+        dead: dict[str, int] = {}
         for name, a in per_layer.items():
             D = correlation_dissimilarity(a.detach(), kind=self.kind)
             out[str(name)] = zero_persistence(D, backend="native")
+            dead[str(name)] = len(constant_neurons(a.detach()))
         if self.network:
             A = torch.cat([a.detach() for a in per_layer.values()], dim=1)
             out[NETWORK] = zero_persistence(
                 correlation_dissimilarity(A, kind=self.kind), backend="native"
             )
+            dead[NETWORK] = sum(dead.values())
         step = len(self.history) if step is None else int(step)
         self.history.append(step, out)
+        for name, count in dead.items():
+            self.dead_neurons.setdefault(name, []).append(count)
         if self.writer is not None:
             log_barcodes(self.writer, out, step, tag=self.tag, figures=self.figures)
+            for name, count in dead.items():
+                self.writer.add_scalar(f"{self.tag}/{name}/dead_neurons", count, step)
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
