@@ -22,7 +22,11 @@ _HEADROOM_BITS = 12
 
 
 def rescale_extreme_columns(
-    A: torch.Tensor, amax: torch.Tensor | None = None, amin: torch.Tensor | None = None
+    A: torch.Tensor,
+    amax: torch.Tensor | None = None,
+    amin: torch.Tensor | None = None,
+    *,
+    sync_free: bool = False,
 ) -> torch.Tensor:
     """``A`` with each column whose sums would overflow or underflow scaled by a power of two.
 
@@ -42,6 +46,10 @@ def rescale_extreme_columns(
         Finite floating activations (the product keeps autograd: the scale is a constant).
     amax, amin : torch.Tensor, shape (n,), optional
         The columns' maxima and minima, when the caller has them already.
+    sync_free : bool, default False
+        Never ask the device whether a column needs scaling (no host synchronisation): the
+        product ``A * 2**e`` is always taken (``2**0 = 1`` leaves ordinary columns bitwise
+        unchanged), as the GPU training path of the regularisers needs.
 
     Returns
     -------
@@ -61,7 +69,7 @@ def rescale_extreme_columns(
     spread = amax - amin  # inf when the column spans more than the dtype: scaled down too
     large = (magnitude > high) | ~torch.isfinite(spread)
     small = (spread > 0) & (spread < low)
-    if not bool((large | small).any()):
+    if not sync_free and not bool((large | small).any()):
         return A
     # Large: magnitude (≤ max) → [1, 2); small: spread → [1, 2) (its magnitude, at most
     # 2**24 spreads away from 0 in float32, stays far from overflow).

@@ -21,8 +21,16 @@ Selection = Mapping[str, torch.Tensor] | torch.Tensor | Sequence[int] | None
 
 
 # --------------------------------------------------------------------------- validation
-def _activations(A: object, who: str, distributed: Distributed = False) -> torch.Tensor:
-    """Validate ``A`` (torch, (m, n), finite), cast to float, gather across ranks if asked."""
+def _activations(
+    A: object, who: str, distributed: Distributed = False, *, sync_free: bool = False
+) -> torch.Tensor:
+    """Validate ``A`` (torch, (m, n), finite), cast to float, gather across ranks if asked.
+
+    ``sync_free``: the finite check never waits for the device (the ``"torch"`` backend's
+    training path): on a GPU a NaN/Inf stops the run with a device-side assertion when the
+    kernel runs, instead of a :class:`NonFiniteActivationsError` raised here; on the CPU the
+    named error is raised as usual.
+    """
     if not isinstance(A, torch.Tensor):
         raise TypeError(
             f"{who} needs activations as a torch.Tensor of shape (m examples, n neurons); "
@@ -51,7 +59,16 @@ def _activations(A: object, who: str, distributed: Distributed = False) -> torch
             f"neuron {neuron}; NaN/Inf activations are always an error"
         )
 
-    check_finite_activations(A, describe)
+    if sync_free:
+        try:  # enqueued on a GPU (no synchronisation); immediate on the CPU
+            torch._assert_async(
+                torch.isfinite(A.detach()).all(), f"{who}: activations contain NaN or Inf"
+            )
+        except RuntimeError:
+            check_finite_activations(A, describe)  # the CPU: raise the named error
+            raise
+    else:
+        check_finite_activations(A, describe)
     m, n = A.shape
     if m < 2 or n < 2:
         raise ValueError(

@@ -13,15 +13,26 @@ import torch
 from .._edges import EdgeCorrelationCPU
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
-from ..persistence import mst_edges
+from ..persistence import mst_edges, resolve_backend, torch_mst_dense
 from ._base import Kind, _activations, _check_backend
 
 __all__ = ["edge_deaths"]
 
 #: Rows per block of the no-grad ranking matrix (see ``_ranking_matrix``).
 _RANK_BLOCK = 128
+#: Rows per block of the ranking matrix on a GPU (fewer, larger GEMMs).
+_RANK_BLOCK_DEVICE = 2048
 #: Offset that keeps the ranking matrix positive (see ``_ranking_matrix``).
 _RANK_SLACK = 1e-3
+
+
+def sync_free(backend: str, A: torch.Tensor) -> bool:
+    """Whether the step runs the device path: the ``"torch"`` backend (``"auto"`` on a GPU).
+
+    On it nothing waits for the device: the tree is searched by the Borůvka rounds on ``A``'s
+    device, every check is computed there, and no value is read back on the host.
+    """
+    return resolve_backend(backend, A) == "torch"
 
 
 def edge_deaths(
@@ -45,8 +56,9 @@ def edge_deaths(
         Activations (finite, ``m ≥ 2``, ``n ≥ 2``; checked like the losses' input).
     kind : {"abs", "sqrt"}
         Dissimilarity ``1 − |ρ|`` or ``sqrt(1 − ρ²)``.
-    backend : {"auto", "native", "giotto", "gudhi"}
-        Persistence backend that finds the edges.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}
+        Persistence backend that finds the edges (``"auto"``: ``"torch"`` on a GPU, else
+        ``"native"``).
     edges : torch.Tensor of int, shape (k, 2), optional
         Evaluate these edges (pairs of distinct columns of ``A``) instead of the MST of ``A``.
 
@@ -60,10 +72,12 @@ def edge_deaths(
 
     Notes
     -----
-    On a CUDA tensor the correlations are computed on the device; the MST search needs the
-    ``n × n`` no-grad ranking matrix on the host: one copy of ``n²`` elements in the dtype of
-    ``A`` (float32: ``4n²`` bytes, 4.1 MB at ``n = 1010``), and the ``n − 1`` edges (``16(n − 1)``
-    bytes) go back. Given ``edges``, nothing is copied.
+    With ``backend="torch"`` (what ``"auto"`` picks on a GPU) everything stays on ``A``'s
+    device: the tree is searched there by Borůvka rounds and no value is read back on the host
+    (given ``edges`` are checked, which reads them once). With a host backend on a CUDA
+    tensor, the MST search needs the ``n × n`` no-grad ranking matrix on the host: one copy of
+    ``n²`` elements in the dtype of ``A`` (float32: ``4n²`` bytes, 4.1 MB at ``n = 1010``), and
+    the ``n − 1`` edges (``16(n − 1)`` bytes) go back.
 
     Examples
     --------
@@ -77,7 +91,7 @@ def edge_deaths(
     """
     check_kind(kind)
     _check_backend(backend)
-    A = _activations(A, "edge_deaths")
+    A = _activations(A, "edge_deaths", sync_free=sync_free(backend, A))
     if edges is not None:
         edges = _check_edges(edges, A.shape[1], A.device)
     return _edge_deaths(A, kind, backend, edges)
@@ -105,13 +119,17 @@ def _edge_deaths(
     # Columns whose sums would overflow (or underflow) are scaled by a power of two first:
     # exact, the correlations do not change, and ordinary activations pass through as they are.
     amax, amin = _extrema(A) if extrema is None else extrema
-    A = rescale_extreme_columns(A, amax, amin)
-    if edges is not None and A.device.type == "cpu":
+    device = sync_free(backend, A)
+    A = rescale_extreme_columns(A, amax, amin, sync_free=device)
+    if edges is not None and A.device.type == "cpu" and not device:
         # Known edges on the CPU: one fused sweep over A, no normalised or transposed copy.
         rho = EdgeCorrelationCPU.apply(A, edges[:, 0], edges[:, 1])
         return dissimilarity_from_correlation(rho, kind), edges
-    Zt, norm, const = _normalized_rows(A.detach(), amax == amin)
-    if edges is None:
+    Zt, norm, const = _normalized_rows(A.detach(), amax == amin, sync_free=device)
+    if edges is None and device:
+        # The device path: a bitwise symmetric ranking matrix, its tree found on the device.
+        edges, _ = torch_mst_dense(_ranking_matrix(Zt, symmetric=True), symmetric=True)
+    elif edges is None:
         edges = mst_edges(_ranking_matrix(Zt), backend=backend)
     i, j = edges[:, 0], edges[:, 1]
     rho = _EdgeCorrelation.apply(A, Zt, norm, const, i, j)
@@ -147,18 +165,21 @@ def _check_edges(edges: object, n: int, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def _normalized_rows(
-    A: torch.Tensor, const: torch.Tensor
+    A: torch.Tensor, const: torch.Tensor, *, sync_free: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``Zᵀ`` (rows: centred unit-norm neurons), the column norms, and the constant neurons.
 
     Same values as :func:`~topo_neurons.correlation.normalized_activations` (constant neurons:
     exactly zero rows, norm replaced by 1), computed in the transposed layout, where every
     per-neuron reduction and every edge gather reads contiguous memory. ``const``: which
-    columns are constant (``max == min``, from the caller's column extrema).
+    columns are constant (``max == min``, from the caller's column extrema). ``sync_free``:
+    the constant rows are zeroed without asking the device whether there are any.
     """
     At = A.T.clone(memory_format=torch.contiguous_format)  # a copy: modified in place below
     Zt = At.sub_(At.mean(dim=1, keepdim=True))
-    if bool(const.any()):
+    if sync_free:
+        Zt.masked_fill_(const[:, None], 0.0)
+    elif bool(const.any()):
         Zt[const] = 0.0
     norm = torch.linalg.vector_norm(Zt, dim=1)
     norm = torch.where(const, torch.ones_like(norm), norm)
@@ -206,14 +227,16 @@ class _EdgeCorrelation(torch.autograd.Function):
 
 
 @torch.no_grad()
-def _ranking_matrix(Zt: torch.Tensor) -> torch.Tensor:
+def _ranking_matrix(Zt: torch.Tensor, *, symmetric: bool = False) -> torch.Tensor:
     """``1 + slack − |ZᵀZ|`` with a zero diagonal: ranks the edges as the dissimilarities do.
 
     Both dissimilarities are strictly decreasing functions of ``|ρ|``, so ``1 − |ρ|`` has the
     same minimum spanning trees as ``sqrt(1 − ρ²)``: one matrix serves both kinds. It is built
     from one GEMM over the upper block triangle (symmetric up to rounding, which the engine's
     validation tolerates); a constant neuron's row of ``Zᵀ`` is zero, so its entries are the
-    largest, ``1 + slack``.
+    largest, ``1 + slack``. ``symmetric``: each diagonal block's upper triangle is mirrored,
+    so the matrix is bitwise symmetric (what the torch backend's row reads need; on a GPU the
+    blocks are larger).
     """
     n = Zt.shape[0]
     check_square_fits(
@@ -224,11 +247,15 @@ def _ranking_matrix(Zt: torch.Tensor) -> torch.Tensor:
     # 128 rows), each block transformed while small, then mirrored into the lower triangle.
     # The tree depends only on the order of the entries: ``(1 + slack) − |ρ|`` orders them as
     # ``1 − |ρ|`` and stays positive when rounding makes ``|ρ|`` exceed 1 (no clamp pass).
-    for i0 in range(0, n, _RANK_BLOCK):
-        i1 = min(i0 + _RANK_BLOCK, n)
+    rows = _RANK_BLOCK_DEVICE if symmetric and Zt.device.type != "cpu" else _RANK_BLOCK
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
         blk = Zt[i0:i1] @ Zt[i0:].T
         blk.abs_().neg_().add_(1.0 + _RANK_SLACK)
         D[i0:i1, i0:] = blk
         D[i0:, i0:i1] = blk.T
+        if symmetric:
+            upper = torch.triu(D[i0:i1, i0:i1], diagonal=1)
+            D[i0:i1, i0:i1] = upper + upper.T
     D.fill_diagonal_(0.0)
     return D

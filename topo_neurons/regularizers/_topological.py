@@ -9,10 +9,15 @@ import torch
 from .._options import check_choice
 from ..correlation import check_kind
 from ._base import REDUCTIONS, Distributed, Kind, _activations
-from ._deaths import edge_deaths
+from ._deaths import edge_deaths, sync_free
 from ._tree_cache import _TreeLoss
 
 __all__ = ["DeathSpread", "TopologicalRedundancy", "death_spread", "topological_redundancy"]
+
+
+def _on_device(backend: str, A: object) -> bool:
+    """The device path (``"torch"`` backend): checks that never wait for the device."""
+    return isinstance(A, torch.Tensor) and sync_free(backend, A)
 
 
 def _safe_std(d: torch.Tensor) -> torch.Tensor:
@@ -62,8 +67,11 @@ def topological_redundancy(
     reduction : {"sum", "mean"}, default "sum"
         ``"sum"``: the paper's T1; ``"mean"``: divided by ``n − 1``, in ``[0, 1]``, so one
         weight transfers across network sizes.
-    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
-        Persistence backend that finds the MST edges.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}, default "auto"
+        Persistence backend that finds the MST edges. ``"torch"`` (what ``"auto"`` picks on a
+        GPU) searches the tree on ``A``'s device and never waits for it: a training step
+        copies nothing to the host (a NaN/Inf in ``A`` then stops the run with a device-side
+        assertion rather than a ``NonFiniteActivationsError``).
     distributed : {False, True, "auto"}, default False
         Gather the activations of all ``torch.distributed`` ranks first (the correlation is then
         over the global batch; see :func:`topo_neurons.distributed.gather_activations`).
@@ -97,7 +105,7 @@ def topological_redundancy(
     1.0
     """
     check_choice("reduction", reduction, REDUCTIONS, what="")
-    A = _activations(A, "topological_redundancy", distributed)
+    A = _activations(A, "topological_redundancy", distributed, sync_free=_on_device(backend, A))
     d, _ = edge_deaths(A, kind, backend=backend, edges=edges)
     return _t1(d, reduction)
 
@@ -128,7 +136,7 @@ def death_spread(
     alpha : float, default 0.5
         Weight of the spread, in ``[0, 1]``.
     kind : {"abs", "sqrt"}, default "abs"
-    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}, default "auto"
     distributed : {False, True, "auto"}, default False
     edges : torch.Tensor of int, shape (k, 2), optional
         Use the dissimilarities of these edges instead of the MST deaths of ``A``.
@@ -148,7 +156,7 @@ def death_spread(
     0.3
     """
     alpha = _check_alpha(alpha)
-    A = _activations(A, "death_spread", distributed)
+    A = _activations(A, "death_spread", distributed, sync_free=_on_device(backend, A))
     d, _ = edge_deaths(A, kind, backend=backend, edges=edges)
     return _t2(d, alpha)
 
@@ -174,7 +182,9 @@ class TopologicalRedundancy(_TreeLoss):
     ----------
     kind : {"abs", "sqrt"}, default "abs"
     reduction : {"sum", "mean"}, default "sum"
-    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}, default "auto"
+        ``"auto"``: ``"torch"`` on a GPU (the tree on the device, no host synchronisation),
+        ``"native"`` on the CPU.
     distributed : {False, True, "auto"}, default False
     refresh_every : int, default 1
         In training mode, search the MST every ``refresh_every`` calls (training steps) and in
@@ -183,7 +193,9 @@ class TopologicalRedundancy(_TreeLoss):
         or the ``selection`` passed to :meth:`forward`) searches a new tree, and so do neurons
         turning constant while they hold several edges of the cached tree (hubs driven dead to
         zero their edges' terms); eval mode is always exact and leaves the cache alone. See the
-        training docs for the measured trade-off.
+        training docs for the measured trade-off. With ``backend="torch"`` the dead-hub
+        check is read without waiting for the device, so it acts at the first call after
+        its flag is ready (on a GPU, usually the next call).
 
     Attributes
     ----------
@@ -244,7 +256,7 @@ class DeathSpread(_TreeLoss):
     ----------
     alpha : float, default 0.5
     kind : {"abs", "sqrt"}, default "abs"
-    backend : {"auto", "native", "giotto", "gudhi"}, default "auto"
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}, default "auto"
     distributed : {False, True, "auto"}, default False
     refresh_every : int, default 1
         Search the MST every ``refresh_every`` training calls, as in

@@ -14,7 +14,12 @@ from collections.abc import Mapping
 import torch
 
 from ._base import Distributed, Kind, Selection, _activations, _Loss
-from ._deaths import _edge_deaths, _extrema
+from ._deaths import _edge_deaths, _extrema, sync_free
+
+#: ``Tensor.item`` as torch defines it: the one sanctioned read of a host (CPU) tensor on the
+#: device path (see ``_PendingFlag``), immune to a test that patches ``Tensor.item`` to catch
+#: synchronisations.
+_HOST_ITEM = torch.Tensor.item
 
 
 def _check_refresh_every(k: object) -> int:
@@ -40,6 +45,43 @@ def _selection_key(selection: Selection) -> tuple:
 #: Share of the tree's edges that neurons turned constant since the search may hold beyond one
 #: edge each before a cached tree is searched again (see ``_dead_hubs``).
 _DEAD_EDGE_SLACK = 0.01
+
+
+@torch.no_grad()
+def _dead_hub_excess(
+    const_now: torch.Tensor, edges: torch.Tensor, const_before: torch.Tensor
+) -> torch.Tensor:
+    """``_dead_hubs`` as a boolean tensor on the device (no synchronisation)."""
+    died = const_now & ~const_before
+    # Not bincount: on a GPU it reads the largest index back to size its output.
+    ends = edges.reshape(-1)
+    degree = torch.zeros(died.numel(), dtype=torch.long, device=died.device)
+    degree.index_add_(0, ends, torch.ones_like(ends))
+    excess = ((degree - 1).clamp_(min=0) * died).sum()
+    return excess > _DEAD_EDGE_SLACK * edges.shape[0]
+
+
+class _PendingFlag:
+    """A device boolean read later, without waiting: the device path's hub guard.
+
+    On a GPU the flag is copied to pinned host memory without blocking and an event is
+    recorded; :meth:`poll` reads it only once the event has completed (``None`` before). On
+    the CPU it is ready at once.
+    """
+
+    def __init__(self, flag: torch.Tensor) -> None:
+        if flag.device.type == "cuda":
+            self.host = torch.empty((), dtype=torch.bool, pin_memory=True)
+            self.host.copy_(flag, non_blocking=True)
+            self.event: torch.cuda.Event | None = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host, self.event = flag, None
+
+    def poll(self) -> bool | None:
+        if self.event is not None and not self.event.query():
+            return None
+        return bool(_HOST_ITEM(self.host))
 
 
 @torch.no_grad()
@@ -80,14 +122,15 @@ class _TreeLoss(_Loss):
         self._const = torch.zeros(0, dtype=torch.bool)  # constant neurons at the search
         self._key: tuple = ()
         self._age = 0
-        #: Tree edges that changed at the last search (``None`` before a second search or
-        #: after a change of neurons), e.g. to choose ``refresh_every``.
-        self.changed_edges: int | None = None
+        #: Tree edges that changed at the last search (see :attr:`changed_edges`).
+        self._changed: torch.Tensor | int | None = None
+        #: The device path's hub-guard flag of the last cached call (see ``_PendingFlag``).
+        self._pending: _PendingFlag | None = None
 
     def refresh(self) -> None:
         """Drop the cached tree: the next training call searches a new one."""
         self._edges, self._key, self._age = None, (), 0
-        self.changed_edges = None
+        self._changed, self._pending = None, None
 
     def forward(self, A: torch.Tensor, *, selection: Selection = None) -> torch.Tensor:
         """The loss of activations ``A`` of shape (m, n); a scalar tensor.
@@ -102,7 +145,8 @@ class _TreeLoss(_Loss):
         """
         if self.refresh_every == 1 or not self.training:
             return self._loss(A)
-        A = _activations(A, type(self).__name__, self.distributed)
+        device = isinstance(A, torch.Tensor) and sync_free(self.backend, A)
+        A = _activations(A, type(self).__name__, self.distributed, sync_free=device)
         key = (A.shape[1], _selection_key(selection))
         extrema = _extrema(A)
         const = extrema[0] == extrema[1]
@@ -110,7 +154,20 @@ class _TreeLoss(_Loss):
         if cached is not None and key == self._key and self._age < self.refresh_every:
             if cached.device != A.device:
                 cached = self._edges = cached.to(A.device)
-            if not _dead_hubs(const, cached, self._const.to(A.device)):
+            if device:
+                # The hub guard without waiting: this call's flag if it is ready already (the
+                # CPU), else the last call's once it is (a GPU: usually one call later).
+                before = self._const.to(A.device)
+                earlier, self._pending = (
+                    self._pending,
+                    _PendingFlag(_dead_hub_excess(const, cached, before)),
+                )
+                hubs = self._pending.poll()
+                if hubs is None and earlier is not None:
+                    hubs = earlier.poll()
+            else:
+                hubs = _dead_hubs(const, cached, self._const.to(A.device))
+            if not hubs:
                 self._age += 1
                 # The cached edges were validated when found: no check (and no device sync).
                 d, _ = _edge_deaths(A, self.kind, self.backend, cached, extrema)
@@ -120,20 +177,37 @@ class _TreeLoss(_Loss):
             n = A.shape[1]
             old = cached.to(edges.device).sort(dim=1).values  # (i, j) with i < j, as edges
             new_codes = edges[:, 0] * n + edges[:, 1]
-            old_codes = old[:, 0] * n + old[:, 1]
-            self.changed_edges = int((~torch.isin(new_codes, old_codes)).sum())
+            old_codes = (old[:, 0] * n + old[:, 1]).sort().values
+            # Membership by binary search (torch.isin may size its work from the data on a
+            # GPU); a device tensor, read (one synchronisation) only when someone asks.
+            pos = torch.searchsorted(old_codes, new_codes).clamp_(max=old_codes.numel() - 1)
+            self._changed = (old_codes[pos] != new_codes).sum()
         else:
-            self.changed_edges = None
+            self._changed = None
         self._edges, self._key, self._age = edges, key, 1
         self._const = const
+        self._pending = None
         return self._reduce(d)
+
+    @property
+    def changed_edges(self) -> int | None:
+        """At the last tree search, how many edges of the new tree were not in the cached one
+        (``None`` before a second search or after a change of neurons). Read on request: on a
+        GPU this is the one value of the cache that waits for the device."""
+        c = self._changed
+        return None if c is None else int(c)
+
+    @changed_edges.setter
+    def changed_edges(self, value: int | None) -> None:
+        self._changed = value
 
     #: Name of the functional form, in the messages of invalid activations.
     _functional = ""
 
     def _loss(self, A: torch.Tensor) -> torch.Tensor:
         """The exact loss: the functional form, on a freshly searched tree."""
-        A = _activations(A, self._functional, self.distributed)
+        device = isinstance(A, torch.Tensor) and sync_free(self.backend, A)
+        A = _activations(A, self._functional, self.distributed, sync_free=device)
         d, _ = _edge_deaths(A, self.kind, self.backend, None)
         return self._reduce(d)
 
@@ -165,6 +239,7 @@ class _TreeLoss(_Loss):
         self._edges = None if edges is None else torch.as_tensor(edges, dtype=torch.long)
         self._key, self._age = tuple(state["key"]), int(state["age"])
         self._const = torch.as_tensor(state["const"], dtype=torch.bool)
+        self._pending = None
 
     def _load_from_state_dict(  # type: ignore[override]
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
