@@ -119,6 +119,8 @@ class Regularized(nn.Module):
     regularizer : torch.nn.Module
         An activation loss (``TopologicalRedundancy``, ``DeathSpread``, ``CorrelationPenalty``,
         ``DeCov``: ``(m, n) → scalar``) or a weight penalty (``L1Penalty``, ``L2Penalty``).
+        Checked at construction: a module whose forward needs more than one argument (a task
+        loss such as ``nn.MSELoss``) is a ``TypeError``.
     weight : float, default 1.0
         The factor ``λ ≥ 0``.
     layers : see :class:`ActivationRecorder`, default None
@@ -127,11 +129,12 @@ class Regularized(nn.Module):
         Neuron sampling (default: all neurons). With a regulariser that caches its tree
         (``refresh_every > 1``), the recorder's selection is passed along, so that other
         sampled neurons make it search a new tree.
-    point, positions, batch_dim, mask : optional
+    point, positions, batch_dim, mask, select_output : optional
         Which values are the neurons (``"post"``-activation by default, or ``"pre"``), where
-        the examples are (``"auto"``: a sequence's tokens are examples), the batch axis and the
+        the examples are (``"auto"``: a sequence's tokens are examples), the batch axis, the
         padding mask (``mask="attention_mask"`` reads the model's keyword argument at each
-        call); see :class:`ActivationRecorder`.
+        call; a name the call does not have is a ``ValueError``) and the element of a tuple
+        output (an LSTM's); see :class:`ActivationRecorder`.
     penalty_pass : {"same", "eval"}, default "same"
         Which forward pass the activation penalty is computed from. ``"same"``: the pass that
         returns the output (one forward per call). ``"eval"``: the output comes from a forward
@@ -142,6 +145,14 @@ class Regularized(nn.Module):
         forward per call. This is how Ballester et al. regularise a network with dropout (the
         authors call the layers outside Keras' ``fit``, where dropout is inactive). Only for
         activation regularisers.
+
+    Notes
+    -----
+    ``torch.compile`` works on either side: a compiled ``model`` is recorded through the
+    module it wraps and runs eagerly while recorded; ``torch.compile(Regularized(...))`` runs
+    this forward eagerly (the recording, the tree search on the CPU, cannot be traced by
+    dynamo). Penalties equal the uncompiled model's; compilation brings no speed to the
+    recorded pass.
 
     Shape
     -----
@@ -181,6 +192,7 @@ class Regularized(nn.Module):
         batch_dim: int | dict[str, int] | None = None,
         mask: torch.Tensor | str | None = None,
         penalty_pass: str = "same",
+        select_output: Any = None,
     ) -> None:
         super().__init__()
         check_choice("penalty_pass", penalty_pass, _PENALTY_PASSES, what="")
@@ -220,6 +232,7 @@ class Regularized(nn.Module):
                 positions=positions,
                 batch_dim=batch_dim,
                 mask=mask,
+                select_output=select_output,
             )
             self.recorder._warn_few_examples = False  # _check_batch says it with drop_last
         self._warned_small_batch = False

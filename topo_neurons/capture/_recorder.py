@@ -53,10 +53,16 @@ class ActivationRecorder:
         copies (correlation ±1, deaths 0); name it in ``layers=`` to record it anyway. In a
         model with attention blocks (``nn.TransformerEncoderLayer``, a Hugging Face
         ``BertLayer``, any module with an ``…Attention`` child) the default is the hidden layer
-        of each block's MLP (``linear1``, ``intermediate.dense``), not every projection. Names
-        are those of ``model.named_modules()``; an unknown name or module raises ``ValueError``
-        listing the valid names. Layers are always ordered by their first call in the forward,
-        and the last one called is the *output layer* (kept whole by the sampling strategies).
+        of each block's MLP (``linear1``, ``intermediate.dense``), not every projection; where a
+        block cannot be traced (ALBERT), its activation module (``…albert_layers.0.activation``),
+        and a block shared by every layer is recorded call by call, one layer ``name#k`` per
+        call. Modules that return tuples (``LSTM``, ``GRU``, ``RNN``, ``LSTMCell``,
+        ``MultiheadAttention``) are never chosen by default (a warning names the recurrent
+        ones). Names are those of ``model.named_modules()``; ``"name#k"`` is call ``k`` (from
+        0) of a module called several times per forward; an unknown name or module raises
+        ``ValueError`` listing the valid names. Layers are always ordered by their first call
+        in the forward, and the last one called is the *output layer* (kept whole by the
+        sampling strategies).
     sampling : SamplingStrategy, default AllNeurons()
         Which neurons of each layer become columns (see :class:`ImportanceSampling`,
         :class:`RandomSampling`, :class:`FixedSelection`).
@@ -92,7 +98,12 @@ class ActivationRecorder:
         with ``positions="examples"`` (e.g. ``(batch, seq)``). A string names the model's
         keyword argument that holds it (``mask="attention_mask"`` for Hugging Face models), read
         at every call. A tensor applies to every forward until :attr:`mask` is set again. (torch's
-        ``src_key_padding_mask`` is the opposite, ``True`` = padding: pass its negation.)
+        ``src_key_padding_mask`` is the opposite, ``True`` = padding: pass its negation.) A name
+        that is not among a call's keyword arguments raises ``ValueError`` listing them.
+    select_output : int, callable, or mapping of str to int / callable, optional
+        For layers that return a tuple: the index of the element recorded (``0``: an LSTM's
+        or attention's output), or a callable ``output → tensor``; one for all layers or per
+        layer name. Without it a tuple output raises ``TypeError`` naming the layer.
 
     Notes
     -----
@@ -107,6 +118,13 @@ class ActivationRecorder:
     NaN or Inf in a recorded output raises ``ValueError`` naming the layer, the neuron and the
     example when the activations are read. Reading :meth:`activations` with no more examples than
     neurons (``m ≤ n``: every correlation structure is degenerate, deaths near 0) warns once.
+
+    A model compiled with ``torch.compile`` is recorded through the module it wraps
+    (``_orig_mod``: the layer names are the original's) and runs eagerly inside ``with``
+    (``torch.compiler.set_stance("force_eager")``, restored on exit): code compiled before
+    the hooks existed would not call them, since dynamo does not guard on hooks. The NaN
+    error names the example (and, for sequences, its position); :func:`~topo_neurons.analyse`
+    names its index in the data set and its batch.
 
     Inside ``with``, torch's fused fast path for ``nn.TransformerEncoderLayer`` and
     ``nn.MultiheadAttention`` is switched off (it bypasses the modules, so no hook would fire);
