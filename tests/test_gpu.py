@@ -283,3 +283,28 @@ def test_cuda_dead_hub_guard_acts_once_its_flag_is_ready():
     torch.cuda.synchronize()  # the flag is ready now: the next call acts on it
     loss(A2)
     assert int((loss._edges == 0).sum()) == 1
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("path", ["dense", "tiled"])
+def test_cuda_analyse_matches_the_cpu_report(monkeypatch, path):
+    import topo_neurons.persistence._tiled as tiled
+
+    devices = []
+    real = tiled.torch_mst_activations
+
+    def spy(A, *args, **kwargs):
+        devices.append(A.device.type)
+        return real(A, *args, **kwargs)
+
+    monkeypatch.setattr(tiled, "torch_mst_activations", spy)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 300), nn.ReLU(), nn.Linear(300, 10)).double()
+    X = torch.randn(600, 20, dtype=torch.float64)
+    cpu = tn.analyse(model, X, path=path)
+    gpu = tn.analyse(model, X, device="cuda", path=path)
+    assert next(model.parameters()).device.type == "cpu"  # moved back
+    np.testing.assert_allclose(gpu.barcode.deaths, cpu.barcode.deaths, rtol=0, atol=1e-9)
+    if path == "tiled":  # the trees were searched on the device
+        assert devices and set(devices) == {"cuda"}

@@ -118,12 +118,17 @@ def analyse(
         Show a tqdm progress bar (stderr) over the batches.
     pair_threshold : float, optional
         Largest death of a redundant pair (default ``max(thresholds)``).
-    backend : {"auto", "native", "giotto", "gudhi"}
-        Persistence backend.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}
+        Persistence backend of the dense path's trees (computed on the host).
     device : torch.device or str, optional
         Where the model runs and the correlations accumulate (``"cpu"``, ``"cuda"``,
         ``"cuda:1"``, …). The model is moved there for the analysis and moved back to where its
-        parameters were afterwards. Default: where the model's parameters are.
+        parameters were afterwards. Default: where the model's parameters are. On a GPU the
+        tiled path keeps the activations (``m × n`` float64) there and searches every tree on
+        the device (the ``"torch"`` backend of :func:`~topo_neurons.correlation_persistence`;
+        only the deaths, edges and the normalised activations of the listed pairs come back);
+        the dense path accumulates the correlations there and builds its trees on the host
+        from the ``n × n`` correlation.
     point : {"post", "pre"}, default "post"
         A layer's neurons after its activation (what the next layer sees) or its own output;
         see :class:`~topo_neurons.ActivationRecorder`.
@@ -255,7 +260,7 @@ def analyse(
             path == "auto" and 8.0 * _ANALYSE_COPIES * n_cols**2 > DENSE_ANALYSE_BYTES
         )
         if tiled:  # keep the activations: m × n float64, no n × n matrix
-            acc = _KeptActivations(n_cols)
+            acc = _KeptActivations(n_cols, torch.device(device) if device is not None else None)
         else:
             # The accumulator, then the report's correlation, dissimilarity and per-layer
             # blocks: about 7 float64 n × n arrays at the peak (measured with ru_maxrss).
@@ -297,13 +302,15 @@ def analyse(
 class _KeptActivations:
     """The tiled path's stand-in for :class:`StreamingCorrelation`: keeps every batch."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, device: torch.device | None = None) -> None:
         self.n = n
         self.n_examples = 0
         self._parts: list[torch.Tensor] = []
+        # On a GPU the activations stay there: the trees are then searched on the device.
+        self.device = device if device is not None and device.type != "cpu" else "cpu"
 
     def update(self, batch: torch.Tensor) -> None:
-        x = batch.detach().to("cpu", torch.float64)
+        x = batch.detach().to(self.device, torch.float64)
         if x.ndim != 2 or x.shape[1] != self.n:
             raise ValueError(f"batch of shape {tuple(x.shape)}; expected (m, {self.n})")
         self._parts.append(x)

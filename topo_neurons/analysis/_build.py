@@ -299,7 +299,7 @@ def build_report_tiled(
     labels, layers = layout.arrays(n)
     const = np.zeros(n, dtype=bool)
     const[constant_neurons(A)] = True
-    Z = normalized_activations(A)[0].numpy()
+    Z = normalized_activations(A)[0].cpu().numpy()  # m × n: the pairs' ρ on the host
 
     def rho(i: int, j: int) -> float:
         return 0.0 if const[i] or const[j] else float(np.clip(Z[:, i] @ Z[:, j], -1.0, 1.0))
