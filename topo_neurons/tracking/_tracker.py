@@ -118,7 +118,7 @@ class BarcodeTracker:
     dead_neurons : dict of str to list of int
         Per layer (and ``"network"``), the number of dead neurons at each record, aligned with
         ``history.steps``: neurons constant over the batch
-        (:func:`~topo_neurons.correlation.constant_neurons`, the definition
+        (:func:`~topo_neurons.constant_neurons`, the definition
         :func:`~topo_neurons.analyse` reports), which count as uncorrelated with every other
         neuron (``d = 1``, the largest death), so the death statistics alone hide them. Logged
         to ``writer`` as ``{tag}/{layer}/dead_neurons``. Kept in memory (not in
