@@ -125,8 +125,12 @@ def test_build_regularizer_maps_names_to_the_losses():
 # ------------------------------------------------------------------ one run
 
 
-def _hand_written_step(ds, reg, weight, seed):
-    """One Adam step on ``cross_entropy + λ·R`` over the whole (single-batch) training set."""
+def _hand_written_step(ds, reg, weight, seed, tree=None):
+    """One Adam step on ``cross_entropy + λ·R`` over the whole (single-batch) training set.
+
+    ``tree``: the loop's minimum spanning tree (see ``_record_trees``), used for T1 once checked
+    to be one of this ``D`` to float32 rounding: where two edges are tied to rounding, which one
+    a computation finds depends on the CPU's kernels (see ``_paper_reference``)."""
     torch.manual_seed(seed)
     ref = make_model("trapezium", ds.input_shape, ds.n_outputs)
     opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
@@ -144,7 +148,14 @@ def _hand_written_step(ds, reg, weight, seed):
         # post-ReLU columns include dead neurons (constant): d = 1 for them, as the package's
         # default policy (torch.corrcoef would give NaN)
         D = tn.correlation_dissimilarity(torch.cat(acts, 1), kind="abs")
-        loss = loss + weight * (1 - tn.differentiable_deaths(D)).sum()
+        deaths = tn.differentiable_deaths(D)
+        if tree is not None:
+            i, j = tree.unbind(1)
+            torch.testing.assert_close(
+                D[i, j].detach().sort().values, deaths.detach().sort().values, atol=1e-6, rtol=0
+            )
+            deaths = D[i, j]
+        loss = loss + weight * (1 - deaths).sum()
     elif reg == "l2":
         loss = loss + weight * sum((m.weight**2).sum() for m in linears)
     opt.zero_grad()
@@ -160,7 +171,7 @@ def _mismatch(a, b):
 
 
 @pytest.mark.parametrize(("reg", "weight"), [("none", 0.0), ("t1", 0.05), ("l2", 1e-2)])
-def test_one_step_matches_a_hand_written_training_step(reg, weight):
+def test_one_step_matches_a_hand_written_training_step(reg, weight, monkeypatch):
     """One epoch of one batch (m_train ≤ 256): the protocol's update equals Adam on
     ``cross_entropy + λ·R`` written out by hand with the same seed (and differs from the
     unregularised step). Adam's first step is ``lr · g / (|g| + ε)``, so parameters whose
@@ -169,9 +180,11 @@ def test_one_step_matches_a_hand_written_training_step(reg, weight):
     ds = _small_classification()
     assert len(ds.y_train) <= 256
     cfg = P.TrainConfig.adam(max_epochs=1, patience=1)
+    trees = _record_trees(monkeypatch)
     model, row = P.train_network(P.RunSpec("syn", "trapezium", reg, weight, 3), cfg, ds)
     assert row["status"] == "ok" and row["best_epoch"] == 1
-    frac, worst = _mismatch(model, _hand_written_step(ds, reg, weight, 3))
+    assert len(trees) == (reg == "t1")  # one step, one tree
+    frac, worst = _mismatch(model, _hand_written_step(ds, reg, weight, 3, *trees))
     assert frac < 1e-3 and worst < 1.5e-3
     if reg != "none":
         frac0, worst0 = _mismatch(model, _hand_written_step(ds, "none", 0.0, 3))
