@@ -332,8 +332,8 @@ def test_results_file_roundtrip_and_validation(tmp_path):
     ("damage", "reason"),
     [
         # the message field holds a newline: each row spans two lines, the third starts at 6
-        (lambda t: t[: t.rindex("accuracy") + 7], r"line 6: only 9 of 16 fields \(the row was"),
-        (lambda t: t[: t.rindex("0.875") + 3], r"line 6: only 11 of 16 fields"),
+        (lambda t: t[: t.rindex("accuracy") + 7], r"line 6: only 9 of 17 fields \(the row was"),
+        (lambda t: t[: t.rindex("0.875") + 3], r"line 6: only 11 of 17 fields"),
         (lambda t: t.replace("accuracy", "accurac", 1), r"line 2: metric 'accurac' is not one"),
         (lambda t: t.replace("0.875", "nan", 1), r"line 2: test_metric 'nan' is not a finite"),
         (lambda t: t.replace(",7,1.5,", ",7,-1,", 1), r"line 2: seconds '-1' is not a non-neg"),
@@ -365,12 +365,12 @@ def test_damaged_results_row_is_rerun_by_the_sweep(tmp_path):
     P.run_sweep(specs, SWEEP_CFG, path, progress=False)
     text = path.read_text()
     path.write_text(text[: text.rindex("accuracy") + 7])  # the last row cut mid-write
-    with pytest.warns(P.DamagedResultsWarning, match=r"line 3: only 9 of 16 fields"):
+    with pytest.warns(P.DamagedResultsWarning, match=r"line 3: only 9 of 17 fields"):
         again = P.run_sweep(specs, SWEEP_CFG, path, progress=False)
     assert (again.ran, again.skipped) == (1, 1)
     rows = P.read_results(path)
     assert [r["regularizer"] for r in rows] == ["none", "l2"]
-    assert "line 3: only 9 of 16 fields" in (tmp_path / "results.csv.damaged").read_text()
+    assert "line 3: only 9 of 17 fields" in (tmp_path / "results.csv.damaged").read_text()
 
 
 SWEEP_CFG = P.TrainConfig(max_epochs=1)

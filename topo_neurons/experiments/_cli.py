@@ -27,7 +27,12 @@ core). --quick: mnist5k, trapezium, 2 seeds, grid 1e-4, 1e-2, 1, at most 20 epoc
 52 runs. --protocol adam: the package's earlier recipe (Adam 1e-3, <= 60 epochs, patience
 10) on scikit-learn's digits. Explicit options override either. Runs already in
 OUT/results.csv (same configuration) are skipped, so an interrupted command resumes where it
-stopped; damaged rows of that file are reported by line and re-run.
+stopped; damaged rows of that file (cut, invalid, edited after writing: each row carries a
+checksum, or copies of one run that disagree) are reported by line and re-run. OUT is proven
+writable before any training and locked while the command runs: a second reproduce on the
+same OUT stops at once, naming the process that holds it. A read-only OUT, a full disk or a
+missing data folder is one line naming the path and the cause (exit status 2); every file
+already written stays intact.
 """
 
 
@@ -84,8 +89,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fraction of each hidden layer's neurons the activation terms see (default 1.0)",
     )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel processes")
-    p.add_argument("--data-dir", help="directory with MNIST (IDX) or CIFAR-10 (python) files")
-    p.add_argument("--out", default="results/reproduce", help="output directory")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="directory with the MNIST IDX files, or CIFAR-10: the binary version "
+        "(cifar-10-batches-bin, preferred: no pickle) or the python version (its pickles read "
+        "by an unpickler that builds only what a batch holds)",
+    )
+    p.add_argument(
+        "--out",
+        default="results/reproduce",
+        metavar="DIR",
+        help="output directory (default results/reproduce): proven writable before any "
+        "training, and locked while the command runs (a second reproduce on it is refused)",
+    )
     p.add_argument("--no-barcodes", action="store_true", help="skip the barcode comparison figure")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -94,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``topo-neurons reproduce`` from parsed arguments; returns the exit status."""
     from .reproduction import PRESETS, reproduce
+    from .reproduction._outdir import environment_message
 
     preset = PRESETS[(args.protocol, bool(args.quick))]
     seeds = preset.seeds if args.seeds is None else args.seeds
@@ -137,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         if "pip install topo_neurons[" in str(exc):
             raise ValueError(str(exc)) from exc
         raise
+    except OSError as exc:  # the environment: a read-only or full output folder, missing data
+        raise ValueError(environment_message(exc)) from exc
     print(
         f"{result.ran} run(s) trained, {result.skipped} already finished, "
         f"{result.seconds / 60:.1f} min; wrote:",

@@ -51,7 +51,10 @@ deaths), never as a crash; non-finite activations are told by the type of the re
 :func:`run_sweep` executes many runs, in parallel processes with ``jobs > 1``, and rewrites
 the results file atomically after each one, so that an interrupted sweep loses nothing and a
 rerun skips the runs already recorded (same task, model, regulariser, weight, seed and
-configuration hash).
+configuration hash). Each row carries a checksum of its fields (:func:`row_checksum`);
+:func:`read_results` leaves out, reports and never returns damaged rows: cut, invalid,
+self-contradicting (``diverged`` with finite metrics) or edited ones, and every copy of a run
+whose copies disagree.
 """
 
 from ._config import (
@@ -72,9 +75,12 @@ from ._config import (
 )
 from ._config import _weight_label as _weight_label
 from ._results import (
+    CHECKSUM_FIELD,
     RESULT_FIELDS,
     DamagedResultsWarning,
+    ResultsFileWarning,
     read_results,
+    row_checksum,
     write_results,
 )
 from ._results import (
@@ -87,6 +93,7 @@ from ._training import RunFailedError, run_one, train_network
 from ._training import _dataset_for as _dataset_for
 
 __all__ = [
+    "CHECKSUM_FIELD",
     "PAPER_GRID",
     "PROTOCOLS",
     "REFIT_SEED_OFFSET",
@@ -95,6 +102,7 @@ __all__ = [
     "RESULT_FIELDS",
     "STAGES",
     "DamagedResultsWarning",
+    "ResultsFileWarning",
     "RunFailedError",
     "RunSpec",
     "TrainConfig",
@@ -102,6 +110,7 @@ __all__ = [
     "format_weight",
     "plan_runs",
     "read_results",
+    "row_checksum",
     "run_one",
     "run_sweep",
     "train_network",

@@ -30,6 +30,7 @@ from ..protocol import (
     train_network,
 )
 from ..stats import critical_difference
+from ._outdir import check_output_dir, naming, output_lock
 from ._presets import FULL
 from ._report import _protocol_text, markdown_report
 from ._summary import Summary, _f, refit_specs, summarize
@@ -166,9 +167,13 @@ def reproduce(
 ) -> ReproduceResult:
     """Run (or resume) the paper's protocol and write the results, table and figures.
 
-    Every option is checked before anything is created or trained. The sweep goes seed by seed,
-    then the refits of the weights chosen on each seed's networks, so that an interrupted run
-    leaves whole seeds behind.
+    Every option is checked before anything is created or trained; then the output folder is
+    created, proven writable (a probe file is written, synced and removed: a read-only folder
+    or a full disk is told before any training) and locked for the whole call (a second
+    ``reproduce`` on the same folder is refused at once, naming the process that holds it).
+    The sweep goes seed by seed, then the refits of the weights chosen on each seed's
+    networks, so that an interrupted run leaves whole seeds behind. Every file is replaced
+    whole (atomically): a failure to write (a full disk) loses nothing already written.
 
     Parameters
     ----------
@@ -196,6 +201,16 @@ def reproduce(
     Returns
     -------
     ReproduceResult
+
+    Raises
+    ------
+    ValueError
+        A bad option, a task's data that cannot be loaded, an output path that is a file.
+    OutputInUseError
+        (a ``ValueError``) Another process runs ``reproduce`` into ``out_dir``.
+    OSError
+        The output folder cannot be written (:class:`OutputNotWritableError`, before any
+        training), or a later write fails (e.g. a full disk); ``filename`` says where.
     """
     start = time.perf_counter()
     commit = _git_commit()  # the code the sweep starts from
@@ -218,99 +233,98 @@ def reproduce(
     specs = plan_runs(tasks, models, regularizers, grid, seeds)  # checks every name first
     for task in dict.fromkeys(tasks):  # missing data files or packages, before any output
         _dataset_for(task, config)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.csv"
-    ran = skipped = 0
-    chosen_from: dict[int, list] = {}
-    for seed in seeds:  # the sweep seed by seed, then the refits: whole seeds come first
-        sweep = run_sweep(
-            [s for s in specs if s.seed == seed],
-            config,
-            results_path,
-            jobs=jobs,
-            progress=progress,
-        )
-        ran, skipped = ran + sweep.ran, skipped + sweep.skipped
-        chosen_from[seed] = sweep.rows
-    for seed in seeds if refits else []:
-        fresh = refit_specs(chosen_from[seed], refits)
-        sweep = run_sweep(fresh, config, results_path, jobs=jobs, progress=progress)
-        ran, skipped = ran + sweep.ran, skipped + sweep.skipped
-    chash = config.config_hash()
-    wanted = {s.key(chash) for s in specs}
+    # The folder is proven writable (a probe file) and locked before anything is trained.
+    out = check_output_dir(Path(out_dir))
+    with output_lock(out), naming(out):
+        results_path = out / "results.csv"
+        ran = skipped = 0
+        chosen_from: dict[int, list] = {}
+        for seed in seeds:  # the sweep seed by seed, then the refits: whole seeds come first
+            sweep = run_sweep(
+                [s for s in specs if s.seed == seed],
+                config,
+                results_path,
+                jobs=jobs,
+                progress=progress,
+            )
+            ran, skipped = ran + sweep.ran, skipped + sweep.skipped
+            chosen_from[seed] = sweep.rows
+        for seed in seeds if refits else []:
+            fresh = refit_specs(chosen_from[seed], refits)
+            sweep = run_sweep(fresh, config, results_path, jobs=jobs, progress=progress)
+            ran, skipped = ran + sweep.ran, skipped + sweep.skipped
+        chash = config.config_hash()
+        wanted = {s.key(chash) for s in specs}
 
-    def wanted_row(r: dict) -> bool:
-        if r["config_hash"] != chash:
-            return False
-        if r["stage"] == "select":
-            return _key(r) in wanted
-        return (
-            int(r["seed"]) % REFIT_SEED_OFFSET in seeds
-            and r["task"] in tasks
-            and r["model"] in models
-            and r["regularizer"] in regularizers
-        )
+        def wanted_row(r: dict) -> bool:
+            if r["config_hash"] != chash:
+                return False
+            if r["stage"] == "select":
+                return _key(r) in wanted
+            return (
+                int(r["seed"]) % REFIT_SEED_OFFSET in seeds
+                and r["task"] in tasks
+                and r["model"] in models
+                and r["regularizer"] in regularizers
+            )
 
-    rows = [r for r in read_results(results_path) if wanted_row(r)]
-    summary = summarize(rows)
-    files: dict[str, Path] = {"results": results_path}
+        rows = [r for r in read_results(results_path) if wanted_row(r)]
+        summary = summarize(rows)
+        files: dict[str, Path] = {"results": results_path}
 
-    import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt
 
-    if summary.average_ranks is not None:
-        cd = summary.cd
-        n = len(summary.complete)
-        fig, ax = plt.subplots(figsize=(7.0, 2.6))
-        title = f"average ranks over {n} network(s), test metric"
-        if cd is None:  # one network: draw ranks with the CD of N = 2 for scale
-            cd = critical_difference(len(summary.regularizers), 2)
-            title += " (one network: no test; CD of N = 2 drawn for scale)"
-        plot_cd_diagram(
-            summary.average_ranks,
-            [REGULARIZER_LABELS[r] for r in summary.regularizers],
-            cd,
-            ax=ax,
-            title=title,
-        )
-        files["cd_diagram"], files["cd_diagram_png"] = save_figure(fig, out / "cd_diagram")
-        plt.close(fig)
-
-    if barcodes and {"none", "t1", "t2"} <= set(summary.regularizers):
-        net = next((n for n in summary.networks if {"t1", "t2"} <= set(summary.best[n])), None)
-        if net is not None:
-            task, model, seed = net
-            w = {r: _f(summary.best[net][r]["weight"]) for r in ("t1", "t2")}
-            data = _dataset_for(task, config)
-            spec = RunSpec(task, model, "none", 0.0, seed)
-            networks = train_barcode_networks(spec, w, config, dataset=data)
-            fig = plot_barcode_networks(networks, data, kind=config.kind)
-            files["barcodes"], files["barcodes_png"] = save_figure(fig, out / "barcodes")
+        if summary.average_ranks is not None:
+            cd = summary.cd
+            n = len(summary.complete)
+            fig, ax = plt.subplots(figsize=(7.0, 2.6))
+            title = f"average ranks over {n} network(s), test metric"
+            if cd is None:  # one network: draw ranks with the CD of N = 2 for scale
+                cd = critical_difference(len(summary.regularizers), 2)
+                title += " (one network: no test; CD of N = 2 drawn for scale)"
+            plot_cd_diagram(
+                summary.average_ranks,
+                [REGULARIZER_LABELS[r] for r in summary.regularizers],
+                cd,
+                ax=ax,
+                title=title,
+            )
+            files["cd_diagram"], files["cd_diagram_png"] = save_figure(fig, out / "cd_diagram")
             plt.close(fig)
 
-    seconds = time.perf_counter() - start
-    header = [
-        "# Reproduction of 'Decorrelating neurons using persistence'",
-        "",
-        _protocol_text(config) + ".",
-        "",
-        f"Configuration {chash}: tasks {', '.join(dict.fromkeys(tasks))}; "
-        f"models {', '.join(dict.fromkeys(models))}; seeds {', '.join(map(str, seeds))}; "
-        f"grid {', '.join(_weight_label(w) for w in grid)}; {refits} fresh-seed refit(s) per "
-        f"chosen weight; kind {config.kind!r}, T1 reduction {config.t1_reduction!r}, "
-        f"T2 α {config.t2_alpha:g}, neurons sampled p = {config.sampling_p:g}.",
-        "",
-        f"This invocation: {ran} run(s) trained, {skipped} found finished, "
-        f"{seconds / 60:.1f} min wall time with {jobs} job(s), started at commit {commit}; "
-        f"{sum(_f(r['seconds']) for r in rows) / 60:.1f} CPU-minutes of training in all runs.",
-        "",
-    ]
-    files["report"] = atomic_write_text(
-        out / "results.md", "\n".join(header) + "\n" + markdown_report(rows, summary)
-    )
-    return ReproduceResult(out, files, summary, ran, skipped, seconds)
+        if barcodes and {"none", "t1", "t2"} <= set(summary.regularizers):
+            net = next((n for n in summary.networks if {"t1", "t2"} <= set(summary.best[n])), None)
+            if net is not None:
+                task, model, seed = net
+                w = {r: _f(summary.best[net][r]["weight"]) for r in ("t1", "t2")}
+                data = _dataset_for(task, config)
+                spec = RunSpec(task, model, "none", 0.0, seed)
+                networks = train_barcode_networks(spec, w, config, dataset=data)
+                fig = plot_barcode_networks(networks, data, kind=config.kind)
+                files["barcodes"], files["barcodes_png"] = save_figure(fig, out / "barcodes")
+                plt.close(fig)
+
+        seconds = time.perf_counter() - start
+        header = [
+            "# Reproduction of 'Decorrelating neurons using persistence'",
+            "",
+            _protocol_text(config) + ".",
+            "",
+            f"Configuration {chash}: tasks {', '.join(dict.fromkeys(tasks))}; "
+            f"models {', '.join(dict.fromkeys(models))}; seeds {', '.join(map(str, seeds))}; "
+            f"grid {', '.join(_weight_label(w) for w in grid)}; {refits} fresh-seed refit(s) per "
+            f"chosen weight; kind {config.kind!r}, T1 reduction {config.t1_reduction!r}, "
+            f"T2 α {config.t2_alpha:g}, neurons sampled p = {config.sampling_p:g}.",
+            "",
+            f"This invocation: {ran} run(s) trained, {skipped} found finished, "
+            f"{seconds / 60:.1f} min wall time with {jobs} job(s), started at commit {commit}; "
+            f"{sum(_f(r['seconds']) for r in rows) / 60:.1f} CPU-minutes of training in all runs.",
+            "",
+        ]
+        files["report"] = atomic_write_text(
+            out / "results.md", "\n".join(header) + "\n" + markdown_report(rows, summary)
+        )
+        return ReproduceResult(out, files, summary, ran, skipped, seconds)
 
 
 def _key(row: dict) -> tuple[str, ...]:
