@@ -308,3 +308,29 @@ def test_cuda_analyse_matches_the_cpu_report(monkeypatch, path):
     np.testing.assert_allclose(gpu.barcode.deaths, cpu.barcode.deaths, rtol=0, atol=1e-9)
     if path == "tiled":  # the trees were searched on the device
         assert devices and set(devices) == {"cuda"}
+
+
+# --------------------------------------------------------------------------- the benchmark
+@pytest.mark.slow
+def test_gpu_benchmark_smoke_run(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--smoke", "--device", "cpu", "--out", str(tmp_path)])
+    variants = {r["variant"] for r in result["training"]}
+    assert {"plain", "T1 (device)", "T1 k=20 (device)", "T2 (device)", "DeCov"} <= variants
+    assert {r["model"] for r in result["training"]} == {"paper MLP", "wide mixer"}
+    assert all(r["step_ms"] > 0 for r in result["training"])
+    assert all(r["syncs_per_step"] is None for r in result["training"])  # no count on a CPU
+    h0 = result["h0"]
+    assert len(h0) == 4 and h0[0]["seconds"] > 0
+    # The device path's deaths equal the CPU engine's (the same calls on a CPU).
+    assert h0[1]["max_death_difference_vs_device"] == 0.0
+    saved = json.loads((tmp_path / "gpu.json").read_text())
+    assert saved["meta"]["smoke"] is True
+    assert "| wide mixer |" in (tmp_path / "gpu.md").read_text()
