@@ -23,6 +23,21 @@ def _listing(valid: Sequence[object]) -> str:
     return ", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 else shown[0]
 
 
+def _plural(noun: str) -> str:
+    """The English plural of ``noun``; ``"values"`` for an identifier (``penalty_pass``).
+
+    >>> [_plural(w) for w in ("reduction", "pass", "index", "strategy", "penalty_pass")]
+    ['reductions', 'passes', 'indexes', 'strategies', 'values']
+    """
+    if not noun or "_" in noun or not noun.replace(" ", "").isalpha():
+        return "values"
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 def check_choice(
     name: str,
     value: T,
@@ -49,8 +64,9 @@ def check_choice(
         What a value is, for the message: ``"backend=… is not a valid <what>"``; default
         ``name``; ``""`` says only ``"is not valid"``.
     plural : str, optional
-        The plural for the list of valid values (``"valid <plural> are …"``); default
-        ``(what or name) + "s"``.
+        The plural for the list of valid values (``"valid <plural> are …"``); default the
+        English plural of ``what or name`` (``"passes"``, ``"strategies"``), or ``"values"``
+        when that is an identifier such as ``penalty_pass``.
 
     Returns
     -------
@@ -75,6 +91,6 @@ def check_choice(
     if any(isinstance(value, type(v)) and value == v for v in valid):
         return value
     noun = name if what is None else what
-    plural = plural or f"{noun or name}s"
+    plural = plural or _plural(noun or name)
     verdict = f"not a valid {noun}" if noun else "not valid"
     raise ValueError(f"{name}={value!r} is {verdict}; valid {plural} are {_listing(valid)}")

@@ -12,12 +12,11 @@ import torch
 from ..correlation import check_kind, dissimilarity_from_correlation
 from ..persistence import Barcode, zero_persistence
 from ._report import (
-    _QUANTILES,
     NETWORK,
-    SUMMARY_KEYS,
     LayerRedundancy,
     RedundancyReport,
     RedundantPair,
+    death_summary,
 )
 from ._streaming import StreamingCorrelation
 
@@ -36,23 +35,6 @@ __all__ = [
 
 #: Block size of the tiled engine in :func:`analyse`.
 DEFAULT_TILE_BLOCK = 1024
-
-
-def death_summary(deaths: np.ndarray) -> dict[str, float]:
-    """Statistics of a barcode's deaths (keys :data:`SUMMARY_KEYS`; NaN when empty)."""
-    d = np.asarray(deaths, dtype=np.float64)
-    if d.size == 0:
-        out = dict.fromkeys(SUMMARY_KEYS, float("nan"))
-        out["total_persistence"] = 0.0
-        return out
-    out = {"min": float(d.min())}
-    for key, q in _QUANTILES.items():
-        out[key] = float(np.quantile(d, q))
-    out["max"] = float(d.max())
-    out["mean"] = float(d.mean())
-    out["std"] = float(d.std())
-    out["total_persistence"] = float(d.sum())
-    return {k: out[k] for k in SUMMARY_KEYS}
 
 
 @dataclass(frozen=True)
@@ -183,7 +165,7 @@ def _entry(
         point_layers=tuple(str(x) for x in lay),
         constant_neurons=tuple(str(x) for x in lab[neurons.constant[cols]]),
         barcode=bc,
-        summary=death_summary(bc.deaths),
+        summary=death_summary(bc.deaths, int(np.count_nonzero(neurons.constant[cols]))),
         redundant_pairs=pairs,
         n_clusters=n_clusters,
         effective_neurons=effective,

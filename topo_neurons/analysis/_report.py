@@ -13,6 +13,7 @@ import numpy as np
 
 from ..io import atomic_write_text
 from ..persistence import Barcode
+from ._summary import SUMMARY_KEYS, death_summary, entry_fields, need
 
 __all__ = [
     "NETWORK",
@@ -20,22 +21,9 @@ __all__ = [
     "LayerRedundancy",
     "RedundancyReport",
     "RedundantPair",
+    "death_summary",
 ]
 
-#: Keys of :attr:`LayerRedundancy.summary`, in order.
-SUMMARY_KEYS: tuple[str, ...] = (
-    "min",
-    "q05",
-    "q25",
-    "q50",
-    "q75",
-    "q95",
-    "max",
-    "mean",
-    "std",
-    "total_persistence",
-)
-_QUANTILES = {"q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95}
 #: Name of the whole-network entry.
 NETWORK = "network"
 
@@ -94,14 +82,18 @@ class LayerRedundancy(_EqualByDict):
     point_layers : tuple of str, length n_neurons
         Layer of each point (for colouring figures).
     constant_neurons : tuple of str
-        Neurons constant over the whole data set (e.g. dead ReLUs). They count as uncorrelated
-        with every other neuron (``d = 1``).
+        The *dead* neurons: constant over the whole data set (e.g. dead ReLUs; the test of
+        :func:`~topo_neurons.constant_neurons`, maximum equal to minimum). They count as
+        uncorrelated with every other neuron (``d = 1``, the largest death); their number is
+        ``summary["dead_neurons"]``.
     barcode : Barcode
         0-dimensional barcode of the correlation dissimilarity of these neurons.
     summary : dict of str to float
         Death statistics, keys :data:`SUMMARY_KEYS`: ``min``, quantiles ``q05`` … ``q95``,
-        ``max``, ``mean``, ``std`` (population, ddof 0), ``total_persistence`` (sum of deaths).
-        NaN only when there are no finite bars (one neuron).
+        ``max``, ``mean``, ``std`` (population, ddof 0), ``total_persistence`` (sum of deaths),
+        NaN only when there are no finite bars (one neuron); and beside them ``dead_neurons``,
+        the number of dead (constant) neurons (an int; each adds a death of 1 with
+        ``d = 1 − |ρ|``). Always derived from ``barcode`` and ``constant_neurons``.
     redundant_pairs : tuple of RedundantPair
         The (at most ``top_k``) MST edges with death ``≤ pair_threshold``, most redundant first.
     n_clusters : dict of float to int
@@ -148,25 +140,22 @@ class LayerRedundancy(_EqualByDict):
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LayerRedundancy:
-        """Inverse of :meth:`to_dict` (a barcode without ``backend`` reads as ``"native"``)."""
-        return cls(
-            name=str(d["name"]),
-            n_neurons=int(d["n_neurons"]),
-            total_neurons=int(d["total_neurons"]),
-            labels=tuple(d["labels"]),
-            point_layers=tuple(d["point_layers"]),
-            constant_neurons=tuple(d["constant_neurons"]),
-            barcode=Barcode.from_dict(d["barcode"]),
-            summary={k: float("nan") if v is None else float(v) for k, v in d["summary"].items()},
-            redundant_pairs=tuple(
-                RedundantPair(p["a"], p["b"], float(p["rho"]), float(p["death"]))
-                for p in d["redundant_pairs"]
-            ),
-            n_clusters={float(t): int(c) for t, c in d["n_clusters"].items()},
-            effective_neurons={float(t): int(c) for t, c in d["effective_neurons"].items()},
-            cross_layer_edges=int(d["cross_layer_edges"]),
-        )
+    def from_dict(cls, d: Mapping[str, Any], where: str = "entry") -> LayerRedundancy:
+        """Inverse of :meth:`to_dict` (a barcode without ``backend`` reads as ``"native"``).
+
+        Everything the barcode determines is derived from it and checked against what ``d``
+        stores: the summary (a missing key, e.g. ``dead_neurons`` of an older file, is derived),
+        ``n_neurons``, effective neurons, clusters and cross-layer edges.
+
+        Raises
+        ------
+        ValueError
+            A missing key or a value of the wrong type (named, with ``where``); a stored value
+            that contradicts the barcode (the field, the stored and the derived value).
+        """
+        fields = entry_fields(d, where)
+        pairs = tuple(RedundantPair(*p) for p in fields.pop("redundant_pairs"))
+        return cls(**fields, redundant_pairs=pairs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,24 +233,48 @@ class RedundancyReport(_EqualByDict):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RedundancyReport:
-        """Rebuild a report from :meth:`to_dict`'s output."""
+        """Rebuild a report from :meth:`to_dict`'s output.
+
+        The summaries (and everything else the barcodes determine) are derived from the
+        barcodes; a stored value that contradicts its barcode is refused.
+
+        Raises
+        ------
+        ValueError
+            Not a report dictionary; a missing key (named); a stored value that contradicts
+            its barcode (the entry, the field, the stored and the derived value).
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"not a RedundancyReport dictionary: got {type(d).__name__}")
         if d.get("format") != "topo_neurons.RedundancyReport":
             raise ValueError(
                 "not a RedundancyReport dictionary: its 'format' is "
                 f"{d.get('format')!r}, expected 'topo_neurons.RedundancyReport'"
             )
-        layers = [LayerRedundancy.from_dict(x) for x in d["layers"]]
-        return cls(
-            network=LayerRedundancy.from_dict(d["network"]),
-            layers={entry.name: entry for entry in layers},
-            kind=str(d["kind"]),
-            n_examples=int(d["n_examples"]),
-            thresholds=tuple(float(t) for t in d["thresholds"]),
-            pair_threshold=float(d["pair_threshold"]),
-            top_k=int(d["top_k"]),
-            sampling=str(d.get("sampling", "")),
-            meta=dict(d.get("meta", {})),
-        )
+        layers_data = need(d, "layers", "the report")
+        if not isinstance(layers_data, list):
+            kind = type(layers_data).__name__
+            raise ValueError(f"the report's 'layers' must be a list; got {kind}")
+        layers = [
+            LayerRedundancy.from_dict(x, f"layer entry {i}") for i, x in enumerate(layers_data)
+        ]
+        network = LayerRedundancy.from_dict(need(d, "network", "the report"), "network entry")
+        try:
+            return cls(
+                network=network,
+                layers={entry.name: entry for entry in layers},
+                kind=str(need(d, "kind", "the report")),
+                n_examples=int(need(d, "n_examples", "the report")),
+                thresholds=tuple(float(t) for t in need(d, "thresholds", "the report")),
+                pair_threshold=float(need(d, "pair_threshold", "the report")),
+                top_k=int(need(d, "top_k", "the report")),
+                sampling=str(d.get("sampling", "")),
+                meta=dict(d.get("meta", {})),
+            )
+        except (TypeError, ValueError) as exc:
+            if "key (missing" in str(exc):
+                raise
+            raise ValueError(f"the report: invalid value ({type(exc).__name__}: {exc})") from None
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the report as JSON, atomically; returns the path.
@@ -273,7 +286,16 @@ class RedundancyReport(_EqualByDict):
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> RedundancyReport:
-        """Read a report written by :meth:`to_json`."""
+        """Read a report written by :meth:`to_json` (checked as :meth:`from_dict` does).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            Not JSON, or not a consistent report (see :meth:`from_dict`); the message names
+            the file.
+        """
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no report file at {str(target)!r}")
@@ -281,7 +303,12 @@ class RedundancyReport(_EqualByDict):
             data = json.loads(target.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{str(target)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{str(target)!r} is not a UTF-8 text file: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{str(target)!r} is not a valid report file: {exc}") from None
 
     def to_markdown(self) -> str:
         """A readable Markdown summary: per-layer table, clusters, most redundant pairs."""
@@ -298,7 +325,7 @@ class RedundancyReport(_EqualByDict):
                 else ""
             ),
             "",
-            "| layer | neurons | constant | min death | median | mean | std | total persistence"
+            "| layer | neurons | dead | min death | median | mean | std | total persistence"
             + "".join(f" | effective @ {t:g}" for t in ts)
             + "".join(f" | clusters @ {t:g}" for t in ts)
             + " |",
@@ -313,7 +340,7 @@ class RedundancyReport(_EqualByDict):
                 else f"{entry.n_neurons} of {entry.total_neurons}"
             )
             lines.append(
-                f"| {name} | {sizes} | {len(entry.constant_neurons)} | {_fmt(s['min'])} | "
+                f"| {name} | {sizes} | {s['dead_neurons']} | {_fmt(s['min'])} | "
                 f"{_fmt(s['q50'])} | {_fmt(s['mean'])} | {_fmt(s['std'])} | "
                 f"{_fmt(s['total_persistence'])}"
                 + "".join(f" | {entry.effective_neurons[t]}" for t in ts)
@@ -327,7 +354,8 @@ class RedundancyReport(_EqualByDict):
             "",
             "*Effective neurons @ t*: single-linkage clusters at scale t (each group of neurons "
             "chained by dissimilarity ≤ t counts once). *Clusters @ t*: those clusters with at "
-            "least two neurons.",
+            "least two neurons. *Dead*: constant neurons (e.g. dead ReLUs), each a bar of death "
+            "1, the largest.",
             "",
         ]
         const = self.network.constant_neurons

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +37,7 @@ __all__ = [
     "output_dir",
     "print_written",
     "save_figures",
+    "staged_outputs",
 ]
 
 FIGURE_FORMATS: tuple[str, ...] = ("png", "pdf", "svg")
@@ -188,3 +193,91 @@ def load_barcode(path: str) -> Barcode:
 def print_written(paths: Sequence[Path]) -> None:
     """Tell the user which files a command wrote (one line on stdout)."""
     print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+class _Staging:
+    """The outputs of one run, written into a hidden folder first (see :func:`staged_outputs`)."""
+
+    def __init__(self, out: Path, stage: Path, option: str) -> None:
+        self.out = out
+        self.stage = stage
+        self.option = option
+        self.names: list[str] = []
+
+    def write(self, name: str, writer: Callable[[Path], object]) -> Path:
+        """Run ``writer(staged path)`` for the output ``name``; return its final path.
+
+        An ``OSError`` (a full disk, no permission) becomes a :class:`UserError` naming the
+        final path and the cause.
+        """
+        try:
+            writer(self.stage / name)
+        except OSError as exc:
+            cause = exc.strerror or str(exc) or type(exc).__name__
+            raise UserError(
+                f"{self.option} {str(self.out)!r}: cannot write {str(self.out / name)!r}: "
+                f"{cause}; nothing of this run was written (the folder's earlier files are "
+                f"unchanged)"
+            ) from exc
+        self.names.append(name)
+        return self.out / name
+
+
+@contextlib.contextmanager
+def staged_outputs(
+    out: Path, produced_by_any_run: Sequence[str], option: str = "--out"
+) -> Iterator[_Staging]:
+    """Write one run's outputs so that ``out`` never holds a mix of two runs.
+
+    Yields a :class:`_Staging`: each ``staging.write(name, writer)`` writes into a hidden
+    sibling folder ``out/.staging-XXXX/``. When the block ends without an error, every staged
+    file is moved into ``out`` by :func:`os.replace` (same file system, atomic per file), and
+    the files of ``produced_by_any_run`` that this run did not write (an earlier run's
+    ``.pdf`` copies, say) are removed; SIGINT and SIGTERM wait until these moves are done. On
+    an error or an interrupt before that, the staging folder is removed and ``out`` keeps the
+    earlier run's files, complete and unchanged.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as exc:
+        cause = exc.strerror or str(exc)
+        raise UserError(f"{option} {str(out)!r}: cannot create the folder: {cause}") from exc
+    staging = _Staging(out, stage, option)
+    try:
+        yield staging
+        with _signals_deferred():
+            try:
+                for name in staging.names:
+                    os.replace(stage / name, out / name)
+                for name in produced_by_any_run:
+                    old = out / name
+                    if name not in staging.names and old.is_file():
+                        old.unlink()
+            except OSError as exc:
+                cause = exc.strerror or str(exc)
+                raise UserError(
+                    f"{option} {str(out)!r}: cannot move the outputs into place: {cause}"
+                ) from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in watched}
+    for sig in watched:
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        signal.raise_signal(received[0])

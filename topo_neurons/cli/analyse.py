@@ -13,6 +13,7 @@ import numpy as np
 from ._args import add_backend, add_command, add_kind, positive_int
 from ._errors import UserError, library_user_errors, note, progress_enabled
 from ._io import (
+    FIGURE_FORMATS,
     csv_list,
     figure_formats,
     figure_style,
@@ -20,6 +21,7 @@ from ._io import (
     output_dir,
     print_written,
     save_figures,
+    staged_outputs,
 )
 from ._load import DATASETS, SAMPLINGS, load_data, load_model, sampling_strategy
 
@@ -42,9 +44,21 @@ examples:
       --sampling importance --p 0.1 --out report/
 
 writes into --out: report.json, report.md, barcode.png, diagram.png, dendrogram.png, mst.png
-(and .pdf/.svg copies with --formats png,pdf,svg). Without --weights the model's random
-initialisation is analysed (with a warning).
+(and .pdf/.svg copies with --formats png,pdf,svg), all of one run: they are written into a
+hidden --out/.staging-* folder and moved in together at the end, replacing an earlier run's
+files (its figures in formats this run does not write are removed); an interrupted or failed
+run leaves the earlier files complete. Without --weights the model's random initialisation is
+analysed (with a warning).
 """
+
+
+_FIGURES = ("barcode", "diagram", "dendrogram", "mst")
+#: Every file an ``analyse`` run may write into ``--out`` (a run removes those it does not write).
+_ALL_OUTPUTS = (
+    "report.json",
+    "report.md",
+    *(f"{fig}.{f}" for fig in _FIGURES for f in FIGURE_FORMATS),
+)
 
 
 def _model_label(args: argparse.Namespace) -> str:
@@ -74,7 +88,13 @@ def _run_analyse(
 ) -> RedundancyReport:
     from ..analysis import analyse
 
-    with _dask_client(getattr(args, "scheduler", None)) as client, library_user_errors():
+    address = getattr(args, "scheduler", None)
+    timeout = getattr(args, "scheduler_timeout", None)
+    with (
+        _dask_client(address, timeout) as client,
+        library_user_errors(),
+        _cluster_errors(),
+    ):
         return analyse(
             net,
             X,
@@ -95,26 +115,55 @@ def _run_analyse(
 
 
 @contextlib.contextmanager
-def _dask_client(address: str | None) -> Iterator[Client | None]:
-    """A ``distributed.Client`` connected to ``address`` (closed on exit), or ``None``."""
+def _cluster_errors() -> Iterator[None]:
+    """A cluster that lost its workers is reported in one line (exit status 2)."""
+    from ..persistence import ClusterLostError
+
+    try:
+        yield
+    except ClusterLostError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None, timeout: float | None) -> Iterator[Client | None]:
+    """A ``distributed.Client`` connected to ``address`` (closed on exit), or ``None``.
+
+    ``timeout``: seconds to wait for the scheduler (``None``: the library's default, 10).
+    """
     if not address:
         yield None
         return
+    from ..persistence import connect_scheduler
+
     try:
-        from distributed import Client
-    except ImportError:
-        raise UserError(
-            "--scheduler needs Dask's distributed scheduler: pip install 'topo_neurons[dask]'"
-        ) from None
-    try:
-        client = Client(address, timeout=30)
-    except (OSError, TimeoutError, ValueError) as exc:
-        msg = f"--scheduler {address!r}: cannot connect to a Dask scheduler ({exc})"
+        client = (
+            connect_scheduler(address)
+            if timeout is None
+            else connect_scheduler(address, timeout=timeout)
+        )
+    except ImportError as exc:
+        raise UserError(f"--scheduler: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"--scheduler {address!r}: {exc}") from exc
+    except OSError as exc:
+        msg = f"--scheduler {address!r}: {exc} (to wait longer: --scheduler-timeout SECONDS)"
         raise UserError(msg) from exc
     try:
         yield client
     finally:
         client.close()
+
+
+def _scheduler_timeout(text: str) -> float:
+    """``argparse`` type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return value
 
 
 def _cmd_analyse(args: argparse.Namespace) -> int:
@@ -123,18 +172,23 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ..io import atomic_write_text
     from ..plotting import plot_barcode, plot_dendrogram, plot_diagram, plot_mst
 
     formats = figure_formats(args.formats)
     thresholds = floats(args.thresholds, "--thresholds")
     if args.limit is not None and args.limit < 2:
         raise UserError(f"--limit must be ≥ 2; got {args.limit}")
+    if args.scheduler_timeout is not None and not args.scheduler:
+        raise UserError("--scheduler-timeout applies with --scheduler ADDRESS")
+    if args.scheduler and args.path == "dense":
+        raise UserError(
+            "--scheduler runs the tiled engine's tasks; --path dense does not use it "
+            "(use --path tiled or auto)"
+        )
     # Outputs are checked before the analysis runs (not after minutes of work).
     out, _ = output_dir(args.out, "analyse")
-    names = ["report.json", "report.md"] + [
-        f"{fig}.{f}" for fig in ("barcode", "diagram", "dendrogram", "mst") for f in formats
-    ]
-    blocked = [n for n in names if (out / n).exists() and not (out / n).is_file()]
+    blocked = [n for n in _ALL_OUTPUTS if (out / n).exists() and not (out / n).is_file()]
     if blocked:
         raise UserError(f"--out {args.out!r}: {blocked[0]!r} exists and is not a file")
     net = load_model(args.model, args.weights, args.torchscript)
@@ -155,10 +209,6 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
             "standardize": bool(args.standardize),
         }
     )
-    written = [report.to_json(out / "report.json")]
-    from ..io import atomic_write_text
-
-    written.append(atomic_write_text(out / "report.md", report.to_markdown()))
 
     def title(what: str) -> str:
         return _analyse_title(args, report, what)
@@ -175,14 +225,23 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
         ),
         "mst": lambda ax: plot_mst(report, ax=ax, title=title("MST")),
     }
-    with figure_style():
-        for name, draw in figures.items():
-            fig, ax = plt.subplots()
-            try:
-                draw(ax)
-                written += save_figures(fig, [out / f"{name}.{f}" for f in formats])
-            finally:
-                plt.close(fig)
+    # One run's files move in together: the folder never holds a mix of two runs.
+    with staged_outputs(out, _ALL_OUTPUTS) as staging:
+        written = [
+            staging.write("report.json", report.to_json),
+            staging.write("report.md", lambda p: atomic_write_text(p, report.to_markdown())),
+        ]
+        with figure_style():
+            for name, draw in figures.items():
+                fig, ax = plt.subplots()
+                try:
+                    draw(ax)
+                    written += [
+                        staging.write(f"{name}.{f}", lambda p, fig=fig: save_figures(fig, [p]))
+                        for f in formats
+                    ]
+                finally:
+                    plt.close(fig)
     if not args.quiet:
         print(report.to_markdown().split("\n## ")[0].rstrip())
         print_written(written)
@@ -251,6 +310,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scheduler",
         metavar="ADDRESS",
         help="run the tiled engine's tasks on a running Dask scheduler, e.g. tcp://host:8786",
+    )
+    p.add_argument(
+        "--scheduler-timeout",
+        type=_scheduler_timeout,
+        metavar="SECONDS",
+        help="how long to wait for --scheduler to answer (default 10)",
     )
     p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._args import add_backend, add_command, add_kind, add_outputs
+from ._args import add_backend, add_command, add_kind, add_outputs, positive_int
 from ._errors import UserError, library_user_errors, note
 from ._io import (
     FIGURE_FORMATS,
@@ -19,6 +20,9 @@ from ._io import (
     save_figures,
 )
 
+if TYPE_CHECKING:
+    from ..persistence import Barcode
+
 __all__ = ["register"]
 
 _BARCODE_EPILOG = """\
@@ -27,9 +31,18 @@ examples:
   topo-neurons barcode dist.npz --key D --input-kind distance --out results/ --name bc \\
       --formats png,pdf
 
+  # activations too many for the n × n matrix: the tiled engine (blocks of 1024 neurons)
+  topo-neurons barcode big_acts.npy --path tiled --block-size 1024 --out results/
+
 writes into --out the barcode NAME.npz (read it with topo_neurons.Barcode.load) and its figure
 NAME.png (NAME: --name, default the input's file name). The old form --out FILE.npz still works.
+--path auto (the default) takes the dense n × n matrix when it fits in memory and the tiled
+engine (activations only; no n × n matrix) when it does not; --block-size asks for the tiled
+engine, --backend for the dense path.
 """
+
+#: Neurons per block of ``--path tiled`` without ``--block-size``.
+_TILE_BLOCK = 1024
 
 
 def _cmd_barcode(args: argparse.Namespace) -> int:
@@ -38,7 +51,6 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..correlation import correlation_dissimilarity
     from ..persistence import zero_persistence
     from ..plotting import plot_barcode
 
@@ -60,6 +72,7 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
                 f"--figure {str(figure)!r}: unknown format {fmt!r}; valid formats are "
                 f"{FIGURE_FORMATS}"
             )
+    _check_path_options(args)
     X = load_array(args.input, args.key)
     if X.dtype.kind not in "fiub":
         raise UserError(f"{args.input!r} must hold numbers; got dtype {X.dtype}")
@@ -75,9 +88,8 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
                 f"warning: m = {X.shape[0]} examples for n = {X.shape[1]} neurons (m ≤ n): the "
                 f"correlations span at most m − 1 dimensions and the deaths are biased towards 0",
             )
-        with library_user_errors():
-            D = correlation_dissimilarity(np.asarray(X, dtype=np.float64), kind=args.kind)
         what = f"{X.shape[1]} neurons, {X.shape[0]} examples, d = {_KIND_TEXT[args.kind]}"
+        bc = _activations_barcode(np.asarray(X, dtype=np.float64), args)
     else:
         if X.ndim != 2 or X.shape[0] != X.shape[1]:
             raise UserError(
@@ -85,8 +97,8 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
             )
         D = np.asarray(X, dtype=np.float64)
         what = f"{X.shape[0]} points, distance matrix"
-    with library_user_errors():
-        bc = zero_persistence(D, backend=args.backend)
+        with library_user_errors():
+            bc = zero_persistence(D, backend=args.backend)
     bc.save(target)
     title = args.title or f"Barcode of {Path(args.input).name}\n({what})"
     with figure_style():
@@ -103,6 +115,65 @@ def _cmd_barcode(args: argparse.Namespace) -> int:
 
 
 _KIND_TEXT = {"abs": "1 − |ρ|", "sqrt": "√(1 − ρ²)"}
+
+
+def _check_path_options(args: argparse.Namespace) -> None:
+    """``--path``/``--block-size``/``--backend`` together, before any file is read."""
+    if args.input_kind == "distance" and (args.path == "tiled" or args.block_size is not None):
+        given = "--path tiled" if args.path == "tiled" else "--block-size"
+        raise UserError(
+            f"{given} applies to activations (the tiled engine never builds the n × n matrix); "
+            f"--input-kind distance gives that matrix itself: leave out {given}"
+        )
+    if args.path == "dense" and args.block_size is not None:
+        raise UserError("--block-size applies to --path tiled or auto; got --path dense")
+    if args.backend != "auto" and (args.path == "tiled" or args.block_size is not None):
+        raise UserError(
+            f"--backend {args.backend} applies to the dense path; --path tiled and --block-size "
+            f"compute the barcode with the tiled engine (leave out --backend, or use --path "
+            f"dense without --block-size)"
+        )
+
+
+def _activations_barcode(X: np.ndarray, args: argparse.Namespace) -> Barcode:
+    """The barcode of activations ``X`` (m, n) by ``--path``: dense, tiled, or auto.
+
+    ``auto`` is the dense path when its ``n × n`` matrix fits in memory (the library's guard),
+    else the tiled engine. Memory errors name only this command's options.
+    """
+    from ..correlation import correlation_dissimilarity
+    from ..persistence import correlation_persistence, zero_persistence
+
+    # An explicit --block-size asks for the tiled engine; an explicit --backend for the dense
+    # path (under auto: neither option is ever silently ignored).
+    tiled = args.path == "tiled" or (args.path == "auto" and args.block_size is not None)
+    dense_only = args.path == "dense" or args.backend != "auto"
+    if not tiled:
+        try:
+            with library_user_errors():
+                D = correlation_dissimilarity(X, kind=args.kind)
+        except UserError as exc:
+            if not isinstance(exc.__cause__, MemoryError):
+                raise
+            if dense_only:
+                first = str(exc.__cause__).split(". Ways out:")[0]
+                given = "--path dense" if args.path == "dense" else f"--backend {args.backend}"
+                raise UserError(
+                    f"{given}: {first}. Use --path tiled (or --path auto without --backend), "
+                    f"the tiled engine: it never holds the n × n matrix, only blocks of "
+                    f"--block-size neurons (default {_TILE_BLOCK})"
+                ) from None
+            note(
+                "barcode",
+                f"note: the n × n matrix of {X.shape[1]} neurons does not fit in memory; "
+                f"--path auto takes the tiled engine",
+            )
+        else:
+            with library_user_errors():
+                return zero_persistence(D, backend=args.backend)
+    block = _TILE_BLOCK if args.block_size is None else args.block_size
+    with library_user_errors():
+        return correlation_persistence(X, args.kind, block_size=block)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -126,5 +197,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_kind(b, help="dissimilarity for activations")
     add_backend(b)
+    b.add_argument(
+        "--path",
+        choices=("auto", "dense", "tiled"),
+        default="auto",
+        help="activations: the n×n matrix (dense), or the tiled engine that never holds it "
+        "(tiled); default auto: dense when it fits in memory (tiled with --block-size)",
+    )
+    b.add_argument(
+        "--block-size",
+        type=positive_int,
+        metavar="K",
+        help=f"neurons per block of the tiled engine, a multiple of 256 (default {_TILE_BLOCK})",
+    )
     add_outputs(b, old_form="FILE.npz", name_default="the input's")
     b.add_argument("--figure", metavar="FILE", help="figure path instead (.png/.pdf/.svg)")

@@ -10,10 +10,16 @@ earlier entry and stands for its result (no other argument is a string). The sam
   thread (the kernels release the GIL); torch's thread count is restored afterwards;
 * a ``dask.distributed.Client``: the blocks are scattered (each lands on one worker; a task
   fetches only the blocks it reads), then every task is submitted with futures as arguments.
+  When the cluster loses its workers (and with them the scattered blocks and the results they
+  held), the run stops with :class:`ClusterLostError`, saying what was done and what was lost;
+  the progress stops counting.
+
+:func:`connect_scheduler` connects to a running scheduler by address, within a ``timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable
@@ -22,11 +28,82 @@ from typing import Any
 
 from .._threads import one_blas_thread
 
-__all__ = ["SCHEDULERS", "run_plan"]
+__all__ = ["SCHEDULERS", "ClusterLostError", "connect_scheduler", "run_plan"]
 
 #: Named schedulers; a ``dask.distributed.Client`` is accepted too.
 SCHEDULERS: tuple[str, ...] = ("threads", "sync")
 _TILE_PREFIXES = ("tree-", "pair-")
+#: Seconds :func:`connect_scheduler` waits for a scheduler by default.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class ClusterLostError(RuntimeError):
+    """A Dask cluster lost the workers of a run (and the data they held) before it finished.
+
+    Attributes
+    ----------
+    address : str
+        The scheduler's address.
+    done, total : int
+        Tasks of the run that had finished, and all its tasks.
+    workers : int or None
+        Workers connected when the loss was seen (``None``: the scheduler did not answer).
+    """
+
+    def __init__(self, message: str, *, address: str, done: int, total: int, workers: int | None):
+        super().__init__(message)
+        self.address = address
+        self.done = done
+        self.total = total
+        self.workers = workers
+
+
+def connect_scheduler(address: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Any:
+    """A ``dask.distributed.Client`` of the running scheduler at ``address``.
+
+    Parameters
+    ----------
+    address : str
+        The scheduler's address, e.g. ``"tcp://host:8786"``.
+    timeout : float, default 10
+        Seconds to wait for the scheduler to answer (Dask's own default is 30).
+
+    Returns
+    -------
+    distributed.Client
+        Connected; close it (or use it as a context manager) when done.
+
+    Raises
+    ------
+    ImportError
+        Dask's distributed scheduler is not installed (``pip install 'topo_neurons[dask]'``).
+    ValueError
+        ``timeout`` is not a positive number; ``address`` is not a valid address.
+    ConnectionError
+        No scheduler answered at ``address`` within ``timeout`` seconds (the address, the
+        timeout and the cause in the message).
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError(
+            "a Dask scheduler needs Dask's distributed package: pip install 'topo_neurons[dask]'"
+        ) from None
+    try:
+        return Client(address, timeout=float(timeout))
+    except ValueError as exc:  # an unknown scheme, a malformed address
+        raise ValueError(
+            f"cannot connect to a Dask scheduler at {address!r}: not a valid address ({exc}); "
+            f"e.g. tcp://host:8786"
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        cause = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConnectionError(
+            f"cannot connect to a Dask scheduler: none answered at {address!r} within "
+            f"{float(timeout):g} s ({cause}); is it running and reachable?"
+        ) from None
 
 
 def _is_client(obj: object) -> bool:
@@ -46,6 +123,7 @@ class _Progress:
         self.lock = threading.Lock()
         self.bar = None
         self.callback = progress if callable(progress) else None
+        self.stopped = False
         if progress is True:
             from tqdm.auto import tqdm
 
@@ -55,15 +133,24 @@ class _Progress:
         if not key.startswith(_TILE_PREFIXES):
             return
         with self.lock:
+            if self.stopped:
+                return
             self.done += 1
             if self.bar is not None:
                 self.bar.update(1)
             if self.callback is not None:
                 self.callback(self.done, self.total)
 
+    def stop(self) -> None:
+        """Count nothing more (the run failed); the bar closes."""
+        with self.lock:
+            self.stopped = True
+        self.close()
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _resolve(args: tuple, value: Callable[[str], Any]) -> list:
@@ -130,22 +217,67 @@ def _run_dask_threads(plan: list, final: str, prog: _Progress, workers: int) -> 
 
 
 def _run_client(plan: list, final: str, prog: _Progress, client: Any) -> Any:
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
     token = uuid.uuid4().hex[:12]
     data_keys = [key for key, func, _ in plan if func is None]
-    scattered = client.scatter([args[0] for _, func, args in plan if func is None])
-    futures: dict[str, Any] = dict(zip(data_keys, scattered, strict=True))
-    for key, func, args in plan:
-        if func is None:
-            continue
-        fut = client.submit(
-            func, *_resolve(args, futures.__getitem__), key=f"tn-{key}-{token}", pure=False
-        )
-        if key.startswith(_TILE_PREFIXES):
-            fut.add_done_callback(lambda f, k=key: prog.tick(k))
-        futures[key] = fut
-    result = futures[final].result()
+    finished: set[str] = set()
+    lock = threading.Lock()
+
+    def done(fut: Any, key: str) -> None:
+        # A callback also fires on a cancelled or failed task: only results count.
+        if fut.status == "finished":
+            with lock:
+                finished.add(key)
+            prog.tick(key)
+
+    futures: dict[str, Any] = {}
+    try:
+        scattered = client.scatter([args[0] for _, func, args in plan if func is None])
+        futures.update(zip(data_keys, scattered, strict=True))
+        for key, func, args in plan:
+            if func is None:
+                continue
+            fut = client.submit(
+                func, *_resolve(args, futures.__getitem__), key=f"tn-{key}-{token}", pure=False
+            )
+            fut.add_done_callback(lambda f, k=key: done(f, k))
+            futures[key] = fut
+        result = futures[final].result()
+    except (CancelledError, KilledWorker, CommClosedError) as exc:
+        prog.stop()
+        with contextlib.suppress(Exception):
+            client.cancel([f for k, f in futures.items() if k not in data_keys])
+        raise _lost(client, plan, finished, exc) from exc
     del futures
     return result
+
+
+def _lost(client: Any, plan: list, finished: set[str], exc: BaseException) -> ClusterLostError:
+    """The error of a run whose cluster lost its workers: what was done, what was lost."""
+    address = str(getattr(client.scheduler, "address", None) or "the scheduler")
+    tasks = [key for key, func, _ in plan if func is not None]
+    tiles = [key for key in tasks if key.startswith(_TILE_PREFIXES)]
+    with contextlib.suppress(Exception):
+        workers: int | None = None
+        workers = len(client.scheduler_info().get("workers", {}))
+    now = "no worker left" if workers == 0 else f"workers connected now: {workers}"
+    n_done = len(finished)
+    tiles_done = len(finished.intersection(tiles))
+    cause = " ".join(str(exc).split())
+    message = (
+        f"the Dask cluster at {address} lost its workers during the run ({now}): "
+        f"{n_done} of {len(tasks)} tasks had finished ({tiles_done} of {len(tiles)} tiles), "
+        f"{len(tasks) - n_done} were lost with the blocks of Z and the results the workers held; "
+        f"nothing of the run can be resumed: restart the workers and run it again "
+        f"({type(exc).__name__}: {cause})"
+    )
+    return ClusterLostError(
+        message, address=address, done=n_done, total=len(tasks), workers=workers
+    )
 
 
 def run_plan(
@@ -163,6 +295,8 @@ def run_plan(
     ValueError
         ``scheduler`` is neither ``None``, one of :data:`SCHEDULERS`, nor a
         ``dask.distributed.Client``.
+    ClusterLostError
+        The client's cluster lost its workers (and the data they held) before the end.
     """
     named = isinstance(scheduler, str) and scheduler in SCHEDULERS
     if not (scheduler is None or named or _is_client(scheduler)):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .._options import check_choice
+from ..persistence import Barcode
 from ._common import (
     BarcodeLike,
     bar_groups,
@@ -154,8 +155,8 @@ def plot_barcode(
 
 
 def plot_death_distribution(
-    barcodes: Mapping[str, BarcodeLike] | Sequence[BarcodeLike],
-    labels: Sequence[str] | None = None,
+    barcodes: BarcodeLike | Mapping[str, BarcodeLike] | Sequence[BarcodeLike],
+    labels: str | Sequence[str] | None = None,
     *,
     style: str = "ecdf",
     bins: int | Sequence[float] = 30,
@@ -164,14 +165,18 @@ def plot_death_distribution(
     xlabel: str = "death (correlation dissimilarity)",
     title: str | None = None,
 ) -> Axes:
-    """Overlay the death distributions of several barcodes (e.g. no regulariser vs T1 vs T2).
+    """The death distribution of one barcode, or those of several overlaid (none vs T1 vs T2).
 
     Parameters
     ----------
-    barcodes : mapping label → barcode, or sequence of barcodes
-        Barcodes (or objects with ``.barcode``) to compare. A mapping gives the labels.
-    labels : sequence of str, optional
+    barcodes : barcode, mapping label → barcode, or sequence of barcodes
+        One barcode (a :class:`~topo_neurons.Barcode` or an object with ``.barcode``, such as
+        a :class:`~topo_neurons.RedundancyReport`), or several to compare. A mapping gives the
+        labels.
+    labels : str or sequence of str, optional
         Legend labels for a sequence (default ``"barcode 0"``, …); not allowed with a mapping.
+        A single barcode takes one label (a str or a one-element sequence); without one it is
+        labelled ``"barcode"`` and drawn without a legend.
     style : {"ecdf", "hist"}, default "ecdf"
         ``"ecdf"``: empirical cumulative distribution, a step line per barcode
         (``y = k / (n − 1)`` at the ``k``-th smallest death). ``"hist"``: outlined density
@@ -190,7 +195,16 @@ def plot_death_distribution(
     """
     styles = ("ecdf", "hist")
     check_choice("style", style, styles)
-    if isinstance(barcodes, Mapping):
+    single = isinstance(barcodes, Barcode) or isinstance(
+        getattr(barcodes, "barcode", None), Barcode
+    )
+    if single:
+        given = [labels] if isinstance(labels, str) else None if labels is None else list(labels)
+        if given is not None and len(given) != 1:
+            raise ValueError(f"got 1 barcode but {len(given)} labels")
+        names = [str(given[0])] if given else ["barcode"]
+        items = [barcodes]
+    elif isinstance(barcodes, Mapping):
         if labels is not None:
             raise ValueError("labels are taken from the mapping's keys; do not pass both")
         names = [str(k) for k in barcodes]
@@ -200,7 +214,7 @@ def plot_death_distribution(
         if labels is None:
             names = [f"barcode {i}" for i in range(len(items))]
         else:
-            names = [str(x) for x in labels]
+            names = [labels] if isinstance(labels, str) else [str(x) for x in labels]
         if len(names) != len(items):
             raise ValueError(f"got {len(items)} barcodes but {len(names)} labels")
     if not items:
@@ -227,7 +241,8 @@ def plot_death_distribution(
     ax.set_ylabel("fraction of bars with death ≤ x" if style == "ecdf" else "density")
     if style == "ecdf":
         ax.set_ylim(0.0, 1.02)
-    ax.legend(frameon=False, fontsize="small")
+    if not single or labels is not None:
+        ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
     return ax

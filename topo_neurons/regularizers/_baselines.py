@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._memory import check_square_fits
 from ..correlation import normalized_activations
 from ._base import Distributed, WeightPenalty, _activations, _Loss
 
@@ -33,6 +34,13 @@ def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) ->
     torch.Tensor, shape ()
         Unitless, in ``[0, 1]``.
 
+    Raises
+    ------
+    MemoryError
+        Before any allocation, when the ``n × n`` correlation matrix (and, under autograd,
+        its gradient) would not fit in the memory available on ``A``'s device; the message
+        names ``n`` and the bytes.
+
     Examples
     --------
     >>> import torch
@@ -42,6 +50,15 @@ def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) ->
     tensor(0.3333)
     """
     A = _activations(A, "correlation_penalty", distributed)
+    # C, |C| and, under autograd, the gradient of C: guard before any n × n allocation.
+    grad = A.requires_grad and torch.is_grad_enabled()
+    check_square_fits(
+        A.shape[1],
+        A.element_size(),
+        3.0 if grad else 2.0,
+        what="correlation_penalty (the n × n correlation matrix)",
+        device=A.device,
+    )
     Z, _ = normalized_activations(A)
     C = Z.T @ Z
     n = C.shape[0]

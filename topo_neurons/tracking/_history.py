@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,26 +145,52 @@ class BarcodeHistory:
 
         Barcodes saved without ``backend`` (files written before it was stored) read as
         ``"native"``, the backend the tracker uses.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            The file is not a history file: not a readable ``.npz`` (corrupt or truncated), a
+            single array, missing or damaged arrays. The message names the file.
         """
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no history file at {str(target)!r}")
-        with np.load(target, allow_pickle=False) as f:
+        try:
+            loaded = np.load(target, allow_pickle=False)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"{str(target)!r} is not a BarcodeHistory file: it cannot be read as .npz "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(
+                f"{str(target)!r} is not a BarcodeHistory file: it holds one array of shape "
+                f"{loaded.shape} (a .npy file), not the .npz written by BarcodeHistory.save"
+            )
+        with loaded as f:
             if "format" not in f.files or str(f["format"]) != _FORMAT:
                 raise ValueError(f"{str(target)!r} is not a BarcodeHistory file")
-            steps = [int(s) for s in f["steps"]]
-            layers = [str(x) for x in f["layers"]]
-            barcodes = {
-                name: [
-                    Barcode.from_dict(
-                        {
-                            field_name: f[key]
-                            for field_name in BARCODE_FIELDS
-                            if (key := _key(field_name, i, k)) in f.files
-                        }
-                    )
-                    for k in range(len(steps))
-                ]
-                for i, name in enumerate(layers)
-            }
+            try:
+                steps = [int(s) for s in f["steps"]]
+                layers = [str(x) for x in f["layers"]]
+                barcodes = {
+                    name: [
+                        Barcode.from_dict(
+                            {
+                                field_name: f[key]
+                                for field_name in BARCODE_FIELDS
+                                if (key := _key(field_name, i, k)) in f.files
+                            }
+                        )
+                        for k in range(len(steps))
+                    ]
+                    for i, name in enumerate(layers)
+                }
+            except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+                raise ValueError(
+                    f"{str(target)!r} is not a valid BarcodeHistory file: an array is missing "
+                    f"or damaged ({type(exc).__name__}: {exc})"
+                ) from None
         return cls(steps=steps, barcodes=barcodes)
