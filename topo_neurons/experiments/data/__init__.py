@@ -17,8 +17,11 @@ Three more tasks come with scikit-learn:
   apply to regression as well).
 
 Two more read files that the user already has: ``"mnist"`` (the four IDX files, gzipped or not)
-and ``"cifar10"`` (the ``data_batch_*`` / ``test_batch`` pickles of the python version), from a
-directory given as ``data_dir``.
+and ``"cifar10"``, from a directory given as ``data_dir``. CIFAR-10 is read from its binary
+version (``data_batch_1.bin`` … ``test_batch.bin``; preferred, no pickle) or its python
+version (the ``data_batch_*`` / ``test_batch`` pickles, through an unpickler that builds only
+numpy arrays and plain containers and refuses anything else before building it: see
+:func:`load_cifar10`).
 
 ``"mnist"`` uses the paper's split: the first 48,000 training images for training, the last
 12,000 for validation (the authors' ``train_per=0.8``, no shuffling) and the official 10,000

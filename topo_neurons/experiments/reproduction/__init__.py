@@ -15,7 +15,9 @@ and writes into one directory:
   regulariser, T1 and T2 (each at its chosen weight) on the test set, as sorted-death profiles
   on a shared axis, and their death distributions.
 
-PDFs embed TrueType (Type 42) fonts.
+PDFs embed TrueType (Type 42) fonts. The directory is proven writable before any training
+and locked while :func:`reproduce` runs (``reproduce.lock``, which stays; a second call on the
+same directory is refused at once, naming the process that holds it).
 
 The analysis half (:func:`select_best`, :func:`summarize`, :func:`markdown_report`) works on
 any results file, so a notebook can rebuild the table and figures from a committed CSV.
