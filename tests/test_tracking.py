@@ -166,7 +166,9 @@ def test_tracker_logs_histograms_scalars_and_figures_to_tensorboard(tmp_path):
         for event, d in zip(acc.Histograms(f"topo/{layer}/deaths"), deaths):
             h = event.histogram_value
             assert h.num == d.size
-            np.testing.assert_allclose([h.min, h.max, h.sum], [d.min(), d.max(), d.sum()])
+            # TensorBoard sums in float64; a float32 sum's last bit depends on numpy's SIMD
+            h_sum = d.astype(np.float64).sum()
+            np.testing.assert_allclose([h.min, h.max, h.sum], [d.min(), d.max(), h_sum], rtol=1e-12)
         for name, ref in [
             ("death_min", np.min),
             ("death_median", np.median),
@@ -186,7 +188,8 @@ def test_tracker_logs_histograms_scalars_and_figures_to_tensorboard(tmp_path):
     with torch.no_grad():
         model.eval()
         act = torch.relu(model.bn(model.fc1(probe)))
-    np.testing.assert_allclose(first.deaths, _mst_deaths(act.numpy()), rtol=1e-5, atol=1e-6)
+    # float32 deaths against a float64 reference: to float32 rounding (as above)
+    np.testing.assert_allclose(first.deaths, _mst_deaths(act.numpy()), atol=1e-5)
 
 
 def test_tracker_writer_options_and_errors(tmp_path):
