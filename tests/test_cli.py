@@ -131,7 +131,9 @@ def test_torchscript_model_gives_the_same_report(trained, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     report = tn.RedundancyReport.from_json(tmp_path / "report.json")
     direct = tn.analyse(model, digits_standardized()[0])
-    np.testing.assert_allclose(report.barcode.deaths, direct.barcode.deaths, atol=1e-9)
+    # TorchScript and eager run the same kernels here, but may not everywhere (a fuser):
+    # float32 activations, so agreement to their rounding
+    np.testing.assert_allclose(report.barcode.deaths, direct.barcode.deaths, atol=1e-6)
     # The eager wrapper keeps the Sequential's layer names.
     assert list(report.layers) == ["fc1", "fc2", "out"]
     assert capsys.readouterr().out == ""  # --quiet
