@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from _compare import assert_same_edges, assert_same_tree, near_ties
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -169,27 +170,34 @@ def test_report_numbers_against_numpy_and_scipy(rng):
         )
         np.testing.assert_allclose([s["mean"], s["std"]], [deaths.mean(), deaths.std()], atol=1e-9)
         np.testing.assert_allclose(s["total_persistence"], deaths.sum(), atol=1e-9)
+        # The tree is scipy's on numpy's matrix, up to edges tied to rounding (two computations):
+        # the counts below may differ by one per such flipped edge or death near a threshold.
+        i, j = np.nonzero(mst)
+        flips = assert_same_tree(entry.barcode.edges, np.column_stack([i, j]), Db, atol=1e-12)
         # Effective neurons / clusters = scipy's single-linkage flat clusters at distance t.
         Z = linkage(squareform(Db, checks=False), method="single")
         for t in thresholds:
             flat = fcluster(Z, t, criterion="distance")
             sizes = np.bincount(flat)[1:]
-            assert entry.effective_neurons[t] == sizes.size, (name, t)
-            assert entry.n_clusters[t] == int(np.sum(sizes >= 2)), (name, t)
+            slack = near_ties(deaths, t, atol=1e-12)
+            assert abs(entry.effective_neurons[t] - sizes.size) <= slack, (name, t)
+            assert abs(entry.n_clusters[t] - int(np.sum(sizes >= 2))) <= slack, (name, t)
         # Redundant pairs: MST edges with death ≤ 0.3, most redundant first, at most 4.
-        i, j = np.nonzero(mst)
         order = np.argsort(mst[i, j])
         expected = [(min(a, b), max(a, b)) for a, b in zip(i[order], j[order]) if mst[a, b] <= 0.3][
             :4
         ]
-        got = [(p.a, p.b) for p in entry.redundant_pairs]
-        assert got == [(labels[cols[a]], labels[cols[b]]) for a, b in expected], name
-        for p, (a, b) in zip(entry.redundant_pairs, expected):
+        index = {label: k for k, label in enumerate(labels[c] for c in cols)}
+        got = [(index[p.a], index[p.b]) for p in entry.redundant_pairs]
+        assert len(got) == len(expected), name
+        assert_same_edges(got, expected, Db, atol=1e-12)  # the same pairs, up to near-ties
+        np.testing.assert_allclose([Db[e] for e in got], [Db[e] for e in expected], atol=1e-9)
+        for p, (a, b) in zip(entry.redundant_pairs, got):
             np.testing.assert_allclose(p.rho, C[cols[a], cols[b]], atol=1e-9)
             np.testing.assert_allclose(p.death, 1 - abs(p.rho), atol=1e-9)
         # Cross-layer MST edges.
         cross = int(np.sum(layer_of[cols][i] != layer_of[cols][j]))
-        assert entry.cross_layer_edges == cross, name
+        assert abs(entry.cross_layer_edges - cross) <= flips, name
     assert report.network.cross_layer_edges > 0
 
 
