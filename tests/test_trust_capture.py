@@ -66,6 +66,10 @@ def test_mask_name_not_among_kwargs_is_an_error():
     reg = tn.Regularized(bert, tn.TopologicalRedundancy(reduction="mean"), mask="attn_mask")
     with pytest.raises(ValueError, match=r"mask='attn_mask'.*attention_mask"):
         reg(**batches[0])
+    # Only a layer called, never the model's forward: the keyword cannot be read; said so.
+    rec = tn.ActivationRecorder(bert, mask="attention_mask")
+    with pytest.raises(ValueError, match="the mask could not be read"), torch.no_grad(), rec:
+        bert.encoder.layer[0](bert.embeddings(batches[0]["input_ids"]))
     # A positional call has no keyword arguments at all: said so, not ignored.
     rec = tn.ActivationRecorder(bert, mask="attention_mask")
     with pytest.raises(ValueError, match="keyword arguments are none"), torch.no_grad(), rec:

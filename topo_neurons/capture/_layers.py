@@ -2,7 +2,8 @@
 
 The tables and predicates the rest of the package asks: is a module an elementwise activation,
 a layer with neurons of its own, a normalisation that may sit between a layer and its
-activation, a layer with channels on axis 1; and :class:`_Target`, one recorded layer.
+activation, a layer with channels on axis 1; and :class:`_Target`, one recorded layer (with
+:func:`selected_output`, the element of a tuple output it records).
 """
 
 from __future__ import annotations
@@ -136,3 +137,23 @@ class _Target:
     per_call: bool = False
     #: Which element of a tuple output is the layer's output (``select_output=``).
     select: int | Callable[[object], torch.Tensor] | None = None
+
+
+def selected_output(module: nn.Module, output: object, t: _Target) -> object:
+    """The element of a tuple output that ``select_output=`` names (index or callable)."""
+    sel = t.select
+    if callable(sel):
+        return sel(output)
+    if not isinstance(output, (tuple, list)):
+        raise TypeError(
+            f"select_output={sel!r} for layer {_display(t.name)!r} ({type(module).__name__}) "
+            f"indexes a tuple output, but the layer returned {type(output).__name__}; drop "
+            "select_output= for this layer"
+        )
+    if sel >= len(output):
+        raise ValueError(
+            f"select_output={sel} for layer {_display(t.name)!r} ({type(module).__name__}): "
+            f"its output is a {type(output).__name__} of {len(output)} elements (valid "
+            f"indices 0 … {len(output) - 1})"
+        )
+    return output[sel]

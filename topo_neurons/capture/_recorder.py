@@ -18,8 +18,10 @@ from .._options import check_choice
 from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _display, _Target
 from ._naming import NeuronIndex
 from ._records import (
+    _UNREAD,
     FewExamplesWarning,
     _check_mask,
+    layer_mask,
     mask_from_kwargs,
     output_rows,
     select_columns,
@@ -180,7 +182,7 @@ class ActivationRecorder:
         self.point = point
         self.positions = positions
         self._mask = _check_mask(mask)
-        self._call_mask: torch.Tensor | None = None
+        self._call_mask: object = _UNREAD
         self._targets = resolve_targets(self._root, layers, point, select_output)
         set_batch_dims(self._root, self._targets, batch_dim)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -221,7 +223,7 @@ class ActivationRecorder:
             if t.call is not None and k != t.call:
                 return
             key = f"{name}#{k}" if t.per_call else name
-            mask = self._call_mask if isinstance(self._mask, str) else self._mask
+            mask = layer_mask(self._mask, self._call_mask, self._root)
             flat, shape, kind, where = output_rows(
                 module, output, t, self.positions, mask, detach=self.detach
             )
@@ -237,9 +239,6 @@ class ActivationRecorder:
 
     def _model_mask_hook(self, module: nn.Module, args: object, kwargs: dict) -> None:
         self._calls = {}  # a new forward: calls of shared modules count from 0
-        if not isinstance(self._mask, str):
-            self._call_mask = None
-            return
         self._call_mask = mask_from_kwargs(self._mask, module, kwargs)
 
     def __enter__(self) -> ActivationRecorder:
@@ -295,7 +294,7 @@ class ActivationRecorder:
         self._kinds = {}
         self._where = {}
         self._calls = {}
-        self._call_mask = None
+        self._call_mask = _UNREAD
         self._cache = None
 
     def _data_at(self, first_example: int, batch: int | None) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._finite import check_finite_activations
-from ._layers import _display, _Target
+from ._layers import _display, _Target, selected_output
 from ._sampling import AllNeurons, SamplingStrategy
 
 __all__ = [
@@ -42,9 +42,32 @@ class FewExamplesWarning(UserWarning):
     """
 
 
-def mask_from_kwargs(name: str, module: nn.Module, kwargs: Mapping[str, object]):
+#: ``_call_mask`` before the model's own forward has run in a recording (no keywords read yet).
+_UNREAD = object()
+
+
+def layer_mask(mask: object, call_mask: object, root: nn.Module) -> torch.Tensor | None:
+    """The mask a layer's output gets: the recorder's tensor, or the one read from the model's
+    keyword argument in this forward; ``ValueError`` when a name was given but the model's own
+    forward never ran (only its layers were called: the keyword could not be read)."""
+    if not isinstance(mask, str):
+        return mask
+    if call_mask is _UNREAD:
+        raise ValueError(
+            f"mask={mask!r} names a keyword argument of {type(root).__name__}'s forward, but "
+            "a recorded layer ran without that forward being called (e.g. module.net(x) "
+            "instead of module(x)), so the mask could not be read; call the model itself, or "
+            "pass the mask as a tensor (recorder.mask = keep)"
+        )
+    return call_mask
+
+
+def mask_from_kwargs(name: object, module: nn.Module, kwargs: Mapping[str, object]):
     """The keep-mask held by the model's keyword argument ``name`` in this call (``None`` if
-    it is ``None``); ``ValueError`` listing the call's keyword arguments if it has no ``name``."""
+    it is ``None``, or if ``name`` is not a string); ``ValueError`` listing the call's keyword
+    arguments if it has no ``name``."""
+    if not isinstance(name, str):
+        return None
     if name not in kwargs:
         raise ValueError(
             f"mask={name!r} names a keyword argument that this call of "
@@ -144,7 +167,7 @@ def output_rows(
     """
     name = t.name
     if t.select is not None:
-        output = _selected(module, output, t)
+        output = selected_output(module, output, t)
     if not isinstance(output, torch.Tensor):
         tip = (
             f"pass select_output=0 (or select_output={{{_display(name)!r}: index or "
@@ -190,26 +213,6 @@ def output_rows(
             )
         flat = flat[mask.reshape(-1).to(flat.device)]
     return flat, shape, kind, where
-
-
-def _selected(module: nn.Module, output: object, t: _Target) -> object:
-    """The element of a tuple output that ``select_output=`` names (index or callable)."""
-    sel = t.select
-    if callable(sel):
-        return sel(output)
-    if not isinstance(output, (tuple, list)):
-        raise TypeError(
-            f"select_output={sel!r} for layer {_display(t.name)!r} ({type(module).__name__}) "
-            f"indexes a tuple output, but the layer returned {type(output).__name__}; drop "
-            "select_output= for this layer"
-        )
-    if sel >= len(output):
-        raise ValueError(
-            f"select_output={sel} for layer {_display(t.name)!r} ({type(module).__name__}): "
-            f"its output is a {type(output).__name__} of {len(output)} elements (valid "
-            f"indices 0 … {len(output) - 1})"
-        )
-    return output[sel]
 
 
 def locate_row(row: int, parts: list[tuple[tuple[int, ...], torch.Tensor | None]]):
@@ -273,7 +276,9 @@ def stack_records(
         names = [_display(t.name) for t in targets]
         raise RuntimeError(
             "nothing was recorded: run the model inside `with recorder:` before reading "
-            f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''})"
+            f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''}); "
+            "a model run through torch.compile calls no hook added after its compilation: "
+            "give the recorder the compiled model itself, which it then runs eagerly"
         )
     for name, parts in records.items():
         for part, version in zip(parts, versions[name]):
