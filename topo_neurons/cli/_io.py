@@ -260,7 +260,8 @@ def staged_outputs(
                     f"{option} {str(out)!r}: cannot move the outputs into place: {cause}"
                 ) from exc
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        with _signals_deferred():  # an interrupt now would leave the staging folder behind
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager
