@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._engine import resolve_backend, zero_persistence
-from ._torch_mst import device_distance_tensor, torch_mst_dense
+from ._engine import checked_tensor, resolve_backend, zero_persistence
+from ._torch_mst import torch_mst_dense
 
 __all__ = ["differentiable_deaths", "mst_edges"]
 
@@ -31,8 +31,9 @@ def mst_edges(D: torch.Tensor | np.ndarray, backend: str = "auto") -> torch.Tens
     to read the verdict.
     """
     if isinstance(D, torch.Tensor) and resolve_backend(backend, D) == "torch":
-        edges, _ = torch_mst_dense(device_distance_tensor(D))
-        return edges
+        Dt = checked_tensor(D)
+        edges, _ = torch_mst_dense(Dt, symmetric=bool(torch.equal(Dt, Dt.T)))
+        return edges.to(D.device)
     bc = zero_persistence(D, backend=backend)
     device = D.device if isinstance(D, torch.Tensor) else None
     # Copy: the barcode's arrays are read-only and torch warns on non-writable memory.

@@ -27,15 +27,21 @@ def resolve_backend(backend: str, D: object) -> str:
     return "torch" if on_device else "native"
 
 
+def checked_tensor(D: object) -> torch.Tensor:
+    """``D`` checked, as a tensor: on its device for a GPU tensor, else the host checks
+    (compiled, parallel) on a zero-copy array view."""
+    if isinstance(D, torch.Tensor) and D.device.type != "cpu":
+        return device_distance_tensor(D)
+    arr = as_distance_array(D)
+    check_distance_matrix(arr)
+    return torch.from_numpy(arr)
+
+
 def _torch_barcode(D: object) -> Barcode:
     """The ``"torch"`` backend: the Borůvka MST on the tensor's device (numpy: on the CPU)."""
-    if isinstance(D, torch.Tensor):
-        Dt = device_distance_tensor(D)
-    else:
-        arr = as_distance_array(D)
-        check_distance_matrix(arr)
-        Dt = torch.from_numpy(arr)
-    edges, deaths = torch_mst_dense(Dt)
+    Dt = checked_tensor(D)
+    # A bitwise symmetric matrix (what correlation_dissimilarity returns) is read by rows only.
+    edges, deaths = torch_mst_dense(Dt, symmetric=bool(torch.equal(Dt, Dt.T)))
     # The barcode is a host object: n − 1 deaths and edges are copied, never the matrix.
     return Barcode(
         deaths=deaths.cpu().numpy(),
