@@ -3,7 +3,9 @@
 * :mod:`topo_neurons.integrations.lightning` — Lightning callbacks
   (``pip install topo_neurons[lightning]``);
 * :mod:`topo_neurons.integrations.tensorboard` — a ``SummaryWriter`` for
-  :class:`~topo_neurons.BarcodeTracker` (``pip install topo_neurons[tensorboard]``).
+  :class:`~topo_neurons.BarcodeTracker` (``pip install topo_neurons[tensorboard]``);
+* :mod:`topo_neurons.integrations.transformers` — the Hugging Face ``Trainer``: a regularised
+  ``compute_loss`` and a barcode callback (``pip install topo_neurons[transformers]``).
 
 Nothing here is imported by ``import topo_neurons``: the core runs without these extras. A
 missing extra raises ``ImportError`` naming the ``pip install`` to run.
