@@ -222,6 +222,11 @@ def test_albert_shared_block_records_each_call_as_its_own_layer():
     assert list(per) == [f"{name}#{k}" for k in range(3)] and len(seen) == 3
     for k, out in enumerate(seen):
         torch.testing.assert_close(per[f"{name}#{k}"], out[keep.bool()])
+    # A block called once keeps its plain name.
+    single = _tiny_albert(layers=1).eval()
+    with torch.no_grad(), tn.ActivationRecorder(single, mask="attention_mask") as one:
+        single(input_ids=ids, attention_mask=keep)
+    assert list(one.per_layer()) == [name] and one.activations().shape == (84, 64)
     # One call by name; analyse and Regularized take the model as it is.
     with torch.no_grad(), tn.ActivationRecorder(albert, [f"{name}#1"], mask="attention_mask") as r:
         albert(input_ids=ids, attention_mask=keep)

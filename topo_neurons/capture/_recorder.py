@@ -24,6 +24,7 @@ from ._records import (
     layer_mask,
     mask_from_kwargs,
     output_rows,
+    per_call_key,
     select_columns,
     stack_records,
     warn_few_examples,
@@ -222,7 +223,7 @@ class ActivationRecorder:
             k = self._calls[name] = self._calls.get(name, -1) + 1  # call k in this forward
             if t.call is not None and k != t.call:
                 return
-            key = f"{name}#{k}" if t.per_call else name
+            key = per_call_key(self, name, k) if t.per_call else name
             mask = layer_mask(self._mask, self._call_mask, self._root)
             flat, shape, kind, where = output_rows(
                 module, output, t, self.positions, mask, detach=self.detach

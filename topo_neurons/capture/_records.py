@@ -24,6 +24,7 @@ __all__ = [
     "FewExamplesWarning",
     "mask_from_kwargs",
     "output_rows",
+    "per_call_key",
     "select_columns",
     "stack_records",
     "warn_few_examples",
@@ -213,6 +214,19 @@ def output_rows(
             )
         flat = flat[mask.reshape(-1).to(flat.device)]
     return flat, shape, kind, where
+
+
+def per_call_key(rec: object, name: str, k: int) -> str:
+    """The record key of call ``k`` (in one forward) of a per-call layer: ``name`` while it
+    has been called once, ``name#k`` once a second call shows it is shared (the first call's
+    records are then renamed ``name#0``, in place in the recorder's dicts: order kept)."""
+    if k == 0:
+        return f"{name}#0" if f"{name}#0" in rec._records else name
+    if k == 1 and name in rec._records:
+        for attr in ("_records", "_versions", "_shapes", "_kinds", "_where"):
+            d = getattr(rec, attr)
+            setattr(rec, attr, {(f"{name}#0" if n == name else n): v for n, v in d.items()})
+    return f"{name}#{k}"
 
 
 def locate_row(row: int, parts: list[tuple[tuple[int, ...], torch.Tensor | None]]):
