@@ -309,6 +309,26 @@ def test_dask_cluster_losing_its_workers_says_so_and_progress_stops():
     assert seen < n_tiles and calls[-1][0] == seen
 
 
+def test_analyse_on_a_cluster_that_lost_its_workers_is_one_line_exit_2(
+    tmp_path, capsys, monkeypatch
+):
+    import topo_neurons.analysis as analysis
+
+    def lost(*args, **kwargs):
+        raise tn.persistence.ClusterLostError(
+            "the Dask cluster at tcp://10.0.0.1:8786 lost its workers during the run (no "
+            "worker left): 7 of 91 tasks had finished",
+            address="tcp://10.0.0.1:8786", done=7, total=91, workers=0,
+        )  # fmt: skip
+
+    monkeypatch.setattr(analysis, "analyse", lost)
+    code = main([*_base(300), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ": warning: " not in ln]
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert "lost its workers" in lines[0] and "7 of 91 tasks had finished" in lines[0]
+
+
 # ----------------------------------------------------------------------------- smaller items
 def test_correlation_penalty_memory_guard(monkeypatch):
     A = torch.randn(20, 1000, dtype=torch.float64, requires_grad=True)
