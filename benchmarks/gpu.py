@@ -28,6 +28,7 @@ Usage::
 
     python benchmarks/gpu.py                 # on the GPU (under 8 minutes on one H100)
     python benchmarks/gpu.py --smoke         # seconds, any machine
+    python benchmarks/gpu.py --cpu-compare 1024 4096   # native vs torch backend on the CPU
 """
 
 from __future__ import annotations
@@ -307,6 +308,30 @@ def render(meta: dict, train: list[dict], h0: list[dict], rec: float | None, exa
     return "\n".join(lines) + "\n"
 
 
+def cpu_compare(sizes: list[int], repeats: int = 5, seed: int = 0) -> str:
+    """Native Prim vs the torch backend on the CPU: ``zero_persistence`` of one float32 ``D``
+    (256 random examples) per size, interleaved, median of ``repeats`` (after one warm-up)."""
+    rng = np.random.default_rng(seed)
+    lines = ["| n | native Prim (ms) | torch backend on the CPU (ms) | deaths equal |"]
+    lines.append("|---:|---:|---:|---|")
+    for n in sizes:
+        D = torch.from_numpy(tn.correlation_dissimilarity(rng.standard_normal((256, n), "f4")))
+        times: dict[str, list[float]] = {"native": [], "torch": []}
+        for r in range(repeats + 1):
+            for b in times:
+                t0 = time.perf_counter()
+                tn.zero_persistence(D, backend=b)
+                if r:
+                    times[b].append(time.perf_counter() - t0)
+        same = np.array_equal(
+            tn.zero_persistence(D, backend="native").deaths,
+            tn.zero_persistence(D, backend="torch").deaths,
+        )
+        nat, tor = (1e3 * statistics.median(times[b]) for b in ("native", "torch"))
+        lines.append(f"| {n} | {nat:.1f} | {tor:.1f} | {same} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -325,7 +350,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--giotto-n", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="folder for gpu.json and gpu.md")
+    ap.add_argument(
+        "--cpu-compare",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="only compare native Prim and the torch backend on the CPU at these sizes",
+    )
     args = ap.parse_args(argv)
+    if args.cpu_compare:
+        print(
+            f"# {torch.get_num_threads()} torch threads, {platform.machine()}, "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+        )
+        print(cpu_compare(args.cpu_compare), end="")
+        return {}
     if args.smoke:
         args.rounds, args.warmup, args.batch = 2, 0, 64
         args.wide_d, args.wide_blocks, args.wide_tokens = 16, 2, 96
