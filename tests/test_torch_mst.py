@@ -252,3 +252,38 @@ def test_auto_keeps_the_native_backend_for_cpu_input():
     assert tn.zero_persistence(torch.from_numpy(D)).backend == "native"
     A = np.random.default_rng(0).standard_normal((10, 20))
     assert tn.correlation_persistence(A).backend == "native"
+
+
+@pytest.mark.parametrize("kind", ["abs", "sqrt"])
+def test_device_tile_arithmetic_on_the_cpu_matches_to_rounding(kind):
+    # The GPU's code path (wide tiles, torch map in the dtype) run on CPU tensors: another
+    # arithmetic, so deaths to rounding and the tree's weight to rounding (near-ties may swap).
+    from topo_neurons.correlation import normalized_activations
+    from topo_neurons.persistence._torch_mst import boruvka
+    from topo_neurons.persistence._torch_tiles import _panels, tile_row_minima
+
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((48, 1100)).astype(np.float32)
+    A[:, 9] = 1.5
+    A[:, 600] = A[:, 2]
+    ref = tn.correlation_persistence(A, kind, block_size=256)
+    Z, _ = normalized_activations(torch.from_numpy(A))
+    n = A.shape[1]
+    for tile in (512, 768):
+        P = _panels(Z, tile)
+        a, b, d = boruvka(n, tile_row_minima(P, n, kind, host_kernel=False), P.dtype, P.device)
+        assert bool((a < b).all()) and a.shape == (n - 1,)
+        np.testing.assert_allclose(d.numpy(), ref.deaths, rtol=0, atol=2e-6)
+        D = tn.correlation_dissimilarity(A, kind)
+        np.testing.assert_allclose(D[a.numpy(), b.numpy()], d.numpy(), rtol=0, atol=2e-6)
+        assert len({*zip(a.tolist(), b.tolist())}) == n - 1
+        np.testing.assert_allclose(d.sum().item(), ref.deaths.sum(), rtol=1e-6)
+
+
+def test_cpu_block_size_keeps_the_dense_panels():
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((40, 800))
+    ref = tn.correlation_persistence(A, block_size=512)
+    bc = tn.correlation_persistence(A, block_size=512, backend="torch")
+    np.testing.assert_array_equal(bc.edges, ref.edges)
+    np.testing.assert_array_equal(bc.deaths, ref.deaths)

@@ -246,11 +246,11 @@ def correlation_persistence(
     backend : {"auto", "cpu", "torch"}, default "auto"
         ``"cpu"``: the engine above on the host (a device tensor is copied there).
         ``"torch"``: Borůvka rounds in torch operations on the tensor's device (numpy: the CPU),
-        dense for ``n ≤ DENSE_MAX_NEURONS`` with ``block_size=None``, else from Gram tiles of
-        ``block_size`` neurons (default 256 on the CPU, 8192 on a GPU), never storing ``n²``
-        values; ``scheduler`` and ``progress`` do not apply. ``"auto"``: ``"torch"`` for a
-        tensor on a GPU, else ``"cpu"``. On the CPU both give the same edges and bitwise the
-        same deaths.
+        dense for ``n ≤ DENSE_MAX_NEURONS`` with ``block_size=None``, else from Gram tiles
+        (on the CPU the dense path's 256-wide GEMM panels; on a GPU ``block_size`` or 8192
+        neurons wide), never storing ``n²`` values; ``scheduler`` and ``progress`` do not
+        apply. ``"auto"``: ``"torch"`` for a tensor on a GPU, else ``"cpu"``. On the CPU both
+        give the same edges and bitwise the same deaths.
 
     Returns
     -------

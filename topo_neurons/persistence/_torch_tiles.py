@@ -36,9 +36,13 @@ _CODES = {"abs": 1, "sqrt": 2}
 DEVICE_TILE = 8192
 
 
-def _map_tile(G: torch.Tensor, kind: str) -> torch.Tensor:
-    """Dissimilarities of a Gram tile (``G`` may be modified in place)."""
-    if G.device.type == "cpu":
+def _map_tile(G: torch.Tensor, kind: str, host_kernel: bool) -> torch.Tensor:
+    """Dissimilarities of a Gram tile (``G`` may be modified in place).
+
+    ``host_kernel`` (a CPU tile): the dense path's compiled map; else torch operations in the
+    tile's dtype, as the dense path maps its blocks on a device.
+    """
+    if host_kernel:
         # The dense path's compiled map itself (float64, rounded once; torch's vectorised
         # float64 sqrt is not correctly rounded, so a torch formula would differ in the last bit).
         out = torch.empty_like(G)
@@ -72,8 +76,13 @@ def _update(
     seg_j.copy_(torch.where(better, j, seg_j))
 
 
-def tile_row_minima(P: torch.Tensor, n: int, kind: str):
-    """``row_minima`` of :func:`~._torch_mst.boruvka` computed from the Gram tiles of ``P``."""
+def tile_row_minima(P: torch.Tensor, n: int, kind: str, *, host_kernel: bool | None = None):
+    """``row_minima`` of :func:`~._torch_mst.boruvka` computed from the Gram tiles of ``P``.
+
+    ``host_kernel``: map the tiles with the CPU's compiled kernel (default: on a CPU tensor).
+    """
+    if host_kernel is None:
+        host_kernel = P.device.type == "cpu"
     nb, _, tile = P.shape
     dev, dtype = P.device, P.dtype
     pad = nb * tile
@@ -92,7 +101,7 @@ def tile_row_minima(P: torch.Tensor, n: int, kind: str):
             la = labels[a * tile : (a + 1) * tile]
             for b in range(a, nb):
                 torch.mm(P[a].T, P[b], out=tmp)  # gram_tile's call on the CPU
-                X = _map_tile(tmp, kind)
+                X = _map_tile(tmp, kind, host_kernel)
                 mask = la[:, None] == labels[b * tile : (b + 1) * tile][None, :]
                 if a == b:
                     mask |= lower
@@ -122,7 +131,7 @@ def torch_mst_activations(
     """The barcode of ``correlation_persistence`` computed by the torch MST on ``A``'s device.
 
     ``block_size=None`` with ``n ≤ dense_max``: the dense dissimilarity on the device and the
-    dense rounds; otherwise tiles of ``block_size`` neurons (default ``GEMM_TILE`` on the CPU,
+    dense rounds; otherwise Gram tiles (``GEMM_TILE`` wide on the CPU, ``block_size`` or
     ``DEVICE_TILE`` elsewhere) with the rounds stopped once the tree is complete (one
     synchronisation per round: this is the analysis path, not a training step).
     """
@@ -140,7 +149,9 @@ def torch_mst_activations(
         else:
             Z, _, _, _ = _prepare(A, constant)
             n = Z.shape[1]
-            tile = block_size or (GEMM_TILE if Z.device.type == "cpu" else DEVICE_TILE)
+            # The CPU keeps the dense path's GEMM panels whatever block_size is (bitwise
+            # the same dissimilarities); a device takes block_size-wide tiles.
+            tile = GEMM_TILE if Z.device.type == "cpu" else (block_size or DEVICE_TILE)
             P = _panels(Z, tile)
             del Z
             a, b, deaths = boruvka(
