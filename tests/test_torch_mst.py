@@ -287,3 +287,17 @@ def test_cpu_block_size_keeps_the_dense_panels():
     bc = tn.correlation_persistence(A, block_size=512, backend="torch")
     np.testing.assert_array_equal(bc.edges, ref.edges)
     np.testing.assert_array_equal(bc.deaths, ref.deaths)
+
+
+@pytest.mark.parametrize("n", [2, 3, 513, 1024, 1025])
+def test_a_chain_of_hooks_as_deep_as_the_graph_is_merged(n):
+    # Path weights d(i, i+1) = i + 1, every other pair heavier: in the first round every
+    # vertex hooks onto its left neighbour, one chain of depth n − 1 that the pointer jumping
+    # must resolve in that round.
+    D = np.full((n, n), 10.0 * n)
+    i = np.arange(n - 1)
+    D[i, i + 1] = D[i + 1, i] = i + 1.0
+    np.fill_diagonal(D, 0.0)
+    edges, deaths = torch_mst_dense(torch.from_numpy(D))
+    np.testing.assert_array_equal(edges.numpy(), np.stack([i, i + 1], axis=1))
+    np.testing.assert_array_equal(deaths.numpy(), i + 1.0)

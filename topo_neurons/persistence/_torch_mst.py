@@ -50,17 +50,19 @@ def _merge(
     slot_key: torch.Tensor,
     slot_d: torch.Tensor,
     big: int,
+    idx: torch.Tensor,
+    jumps: int,
 ) -> torch.Tensor:
     """One Borůvka merge: per component its minimum edge, hooking, pointer jumping.
 
     ``comp[v]`` is the label of ``v``'s component: its root, a vertex id. A root that hooks onto
     another component is never a root again, so the edge it hooks by is stored in its own
     slot (``slot_key``, ``slot_d``, updated in place): ``n − 1`` slots fill up exactly once.
+    ``idx`` is ``arange(n)``; ``jumps`` pointer-jumping steps must cover the depth of the hook
+    forest (fewer than the components at the round's start: ``log₂`` of their bound suffices).
     """
     n = comp.shape[0]
-    idx = torch.arange(n, device=comp.device)
-    inf = torch.full((), float("inf"), dtype=best_d.dtype, device=comp.device)
-    valid = best_d < inf
+    valid = torch.isfinite(best_d)
     key = torch.minimum(idx, best_j) * n + torch.maximum(idx, best_j)
     # Per component: the smallest d, then the smallest edge key among the vertices holding it.
     dmin = torch.full_like(best_d, float("inf")).scatter_reduce_(
@@ -79,8 +81,8 @@ def _merge(
     parent = torch.where(hook, other, idx)
     slot_key.copy_(torch.where(hook, kmin, slot_key))
     slot_d.copy_(torch.where(hook, dmin, slot_d))
-    # The hooks form a forest of depth < n: ⌈log₂ n⌉ + 1 halvings reach every root.
-    for _ in range(rounds_for(n) + 1):
+    # Each step doubles the distance a label jumps: 2^jumps ≥ the forest's depth + 1.
+    for _ in range(jumps):
         parent = parent[parent]
     return parent[comp]
 
@@ -119,9 +121,13 @@ def boruvka(
     comp = torch.arange(n, device=device)
     slot_key = torch.full((n,), big, dtype=torch.long, device=device)
     slot_d = torch.full((n,), float("inf"), dtype=dtype, device=device)
-    for _ in range(rounds_for(n)):
+    idx = torch.arange(n, device=device)
+    L = rounds_for(n)
+    for r in range(L):
         best_d, best_j = row_minima(comp)
-        comp = _merge(comp, best_d, best_j, slot_key, slot_d, big)
+        # Round r starts with at most n / 2^r components: the hook forest is shallower than
+        # that, so ⌈log₂ n⌉ − r + 1 doublings reach every root.
+        comp = _merge(comp, best_d, best_j, slot_key, slot_d, big, idx, L - r + 1)
         if early_exit and bool((comp == comp[0]).all()):
             break
     # The root's slot stays (inf, big): sorted last, it is the one left out. Sort by the key,
