@@ -42,6 +42,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # ``training.Regularized`` is a model plus one regulariser: it belongs with them.
     ("regularizers", ("regularizers", "training")),
     ("analysis", ("analysis",)),
+    # Acting on redundancy: folds a model using capture, persistence and analysis.
+    ("compress", ("compress",)),
     ("plotting", ("plotting",)),
     # ``tracking`` records barcodes during training and draws their evolution (uses plotting);
     # the Lightning callback builds on it.

@@ -29,10 +29,15 @@ from .capture import (
     NeuronIndex,
     RandomSampling,
 )
+from .compress import FoldReport, fold_redundant
 from .correlation import constant_neurons, correlation_dissimilarity, correlation_matrix
 from .distributed import gather_activations
 from .persistence import (
     Barcode,
+    PermutationTestResult,
+    barcode_distance,
+    barcode_distances,
+    barcode_permutation_test,
     correlation_persistence,
     differentiable_deaths,
     zero_persistence,
@@ -75,9 +80,11 @@ __all__ = [
     "DeathSpread",
     "FewExamplesWarning",
     "FixedSelection",
+    "FoldReport",
     "ImportanceSampling",
     "L1Penalty",
     "L2Penalty",
+    "PermutationTestResult",
     "LayerRedundancy",
     "NeuronIndex",
     "NonFiniteActivationsError",
@@ -93,9 +100,13 @@ __all__ = [
     "analyse",
     "constant_neurons",
     "correlation_dissimilarity",
+    "barcode_distance",
+    "barcode_distances",
+    "barcode_permutation_test",
     "correlation_matrix",
     "correlation_persistence",
     "differentiable_deaths",
+    "fold_redundant",
     "gather_activations",
     "paper_style",
     "plot_barcode",

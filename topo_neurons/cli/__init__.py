@@ -1,7 +1,7 @@
 """The ``topo-neurons`` command.
 
-One module per subcommand: :mod:`.analyse`, :mod:`.barcode` and :mod:`.compare` here, and
-``reproduce`` registered from :mod:`topo_neurons.experiments._cli` (it drives the paper's
+One module per subcommand: :mod:`.analyse`, :mod:`.barcode`, :mod:`.compare`, :mod:`.fold`
+here, and ``reproduce`` registered from :mod:`topo_neurons.experiments._cli` (it drives the paper's
 harness, which lives with the experiments). Shared pieces have their own modules:
 :mod:`._errors` (the one :class:`UserError`), :mod:`._io` (``--out``, arrays, barcode files,
 figures) and :mod:`._load` (model, weights, data, sampling).
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     from .. import __version__
     from ..experiments import _cli as _cli_experiments
-    from . import analyse, barcode, compare
+    from . import analyse, barcode, compare, fold
 
     parser = argparse.ArgumentParser(
         prog="topo-neurons",
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (analyse, barcode, compare):
+    for command in (analyse, barcode, compare, fold):
         command.register(sub)
     _cli_experiments.register(sub)
     # reproduce's options are validated by the library (ValueError naming the option).

@@ -12,7 +12,8 @@ whose layers are then used for colours by default.
 
 One module per family of figures: ``_barcodes`` (bars, death distributions, evolution),
 ``_diagrams`` (persistence diagrams), ``_trees`` (single-linkage hierarchy and dendrogram),
-``_mst`` (the tree in the plane); ``_style`` holds the palette, :func:`paper_style` and
+``_mst`` (the tree in the plane), ``_fold`` (accuracy against neurons folded away);
+``_style`` holds the palette, :func:`paper_style` and
 :func:`save_figure`, ``_common`` what they share.
 """
 
@@ -25,6 +26,7 @@ from ._barcodes import (
 )
 from ._common import BarcodeLike, HasBarcode
 from ._diagrams import plot_diagram
+from ._fold import plot_fold_accuracy, plot_fold_layers
 from ._mst import plot_mst
 from ._style import (
     COLUMN_WIDTHS,
@@ -52,6 +54,8 @@ __all__ = [
     "plot_death_distribution",
     "plot_dendrogram",
     "plot_diagram",
+    "plot_fold_accuracy",
+    "plot_fold_layers",
     "plot_mst",
     "save_figure",
 ]
