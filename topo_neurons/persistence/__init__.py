@@ -2,6 +2,12 @@
 
 from ._barcode import Barcode
 from ._differentiable import differentiable_deaths, mst_edges
+from ._distances import (
+    PermutationTestResult,
+    barcode_distance,
+    barcode_distances,
+    barcode_permutation_test,
+)
 from ._engine import BACKENDS, zero_persistence
 from ._schedule import ClusterLostError, connect_scheduler
 from ._tiled import correlation_persistence
@@ -15,6 +21,10 @@ __all__ = [
     "BACKENDS",
     "Barcode",
     "ClusterLostError",
+    "PermutationTestResult",
+    "barcode_distance",
+    "barcode_distances",
+    "barcode_permutation_test",
     "connect_scheduler",
     "correlation_persistence",
     "differentiable_deaths",

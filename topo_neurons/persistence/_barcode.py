@@ -304,6 +304,13 @@ class Barcode:
         t = _check_threshold(threshold)
         return int(self.n_points - np.count_nonzero(self.deaths <= t))
 
+    def distance(self, other: Barcode, metric: str = "wasserstein", **options: Any) -> float:
+        """Distance to ``other`` by GUDHI: :func:`topo_neurons.barcode_distance` (``order=``,
+        ``internal_p=``)."""
+        from ._distances import barcode_distance
+
+        return barcode_distance(self, other, metric, **options)
+
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """The fields :data:`BARCODE_FIELDS` as JSON-ready values.
