@@ -146,6 +146,20 @@ def test_regularized_wrapper_step_on_the_device_path(monkeypatch):
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.mark.parametrize("path", ["dense", "tiled"])
+def test_analyse_device_cpu_gives_the_same_report(path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 40), nn.ReLU(), nn.Linear(40, 5)).double()
+    X = torch.randn(200, 10, dtype=torch.float64)
+    a = tn.analyse(model, X, path=path)
+    b = tn.analyse(model, X, device="cpu", path=path)
+    assert a.meta["path"] == b.meta["path"] == path
+    np.testing.assert_array_equal(a.barcode.deaths, b.barcode.deaths)
+    np.testing.assert_array_equal(a.barcode.edges, b.barcode.edges)
+    for name in a.layers:
+        np.testing.assert_array_equal(a.layers[name].barcode.deaths, b.layers[name].barcode.deaths)
+
+
 # --------------------------------------------------------------------------- on a GPU
 @pytest.mark.cuda
 @cuda
