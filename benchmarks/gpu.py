@@ -215,8 +215,20 @@ def recorder_syncs(args, device) -> float | None:
     return count_syncs(step, device)
 
 
-def h0_table(args, device, sync) -> list[dict]:
-    rows = []
+class _Rows(list):
+    """A list of table rows that saves the results after every row."""
+
+    def __init__(self, save: Callable[[], object]) -> None:
+        super().__init__()
+        self._save = save
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        self._save()
+
+
+def h0_table(args, device, sync, rows: list | None = None) -> list[dict]:
+    rows = [] if rows is None else rows
     g = torch.Generator(device="cpu").manual_seed(args.seed)
 
     def activations(n: int) -> torch.Tensor:
@@ -254,6 +266,17 @@ def h0_table(args, device, sync) -> list[dict]:
             "max_death_difference_vs_device": err,
         }
     )
+    A3 = activations(args.giotto_n).numpy()
+    D = tn.correlation_dissimilarity(A3)
+    t0 = time.perf_counter()
+    tn.zero_persistence(D, backend="giotto")
+    rows.append(
+        {
+            "what": f"giotto-ph, {args.giotto_n} neurons (dense matrix given)",
+            "seconds": time.perf_counter() - t0,
+            "peak_GiB": None,
+        }
+    )
     estimate = t1 * (n2 / n1) ** 2
     if estimate > args.h0_budget:
         rows.append(
@@ -268,17 +291,6 @@ def h0_table(args, device, sync) -> list[dict]:
         del A1, bc1, ref
         t2, peak2, _ = on_device(activations(n2))
         rows.append({"what": f"device H0, {n2} neurons", "seconds": t2, "peak_GiB": peak2})
-    A3 = activations(args.giotto_n).numpy()
-    D = tn.correlation_dissimilarity(A3)
-    t0 = time.perf_counter()
-    tn.zero_persistence(D, backend="giotto")
-    rows.append(
-        {
-            "what": f"giotto-ph, {args.giotto_n} neurons (dense matrix given)",
-            "seconds": time.perf_counter() - t0,
-            "peak_GiB": None,
-        }
-    )
     return rows
 
 
@@ -346,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--h0-sizes", type=int, nargs=2, default=[131072, 1048576])
     ap.add_argument("--h0-examples", type=int, default=256)
     ap.add_argument("--h0-block", type=int, default=None, help="tile width (default per device)")
-    ap.add_argument("--h0-budget", type=float, default=240.0, help="seconds allowed for 1M")
+    ap.add_argument("--h0-budget", type=float, default=200.0, help="seconds allowed for 1M")
     ap.add_argument("--giotto-n", type=int, default=8192)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="folder for gpu.json and gpu.md")
@@ -386,18 +398,28 @@ def main(argv: list[str] | None = None) -> dict:
         "smoke": args.smoke,
     }
     t_start = time.perf_counter()
-    train = training_table(args, device, sync)
-    rec = recorder_syncs(args, device)
-    h0 = h0_table(args, device, sync)
-    meta["total_seconds"] = time.perf_counter() - t_start
-    text = render(meta, train, h0, rec, args.h0_examples)
+    result: dict = {"meta": meta, "training": [], "recorder_syncs": None, "h0": []}
+
+    def save() -> str:
+        # After every table, so that a run stopped by a time limit keeps what it measured.
+        meta["total_seconds"] = time.perf_counter() - t_start
+        text = render(
+            meta, result["training"], result["h0"], result["recorder_syncs"], args.h0_examples
+        )
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            tn.io.atomic_write_text(args.out / "gpu.json", json.dumps(result, indent=2))
+            tn.io.atomic_write_text(args.out / "gpu.md", text)
+        return text
+
+    result["training"] = training_table(args, device, sync)
+    result["recorder_syncs"] = recorder_syncs(args, device)
+    save()
+    result["h0"] = _Rows(save)
+    h0_table(args, device, sync, result["h0"])
+    text = save()
     print(text, end="")
     print(f"total {meta['total_seconds']:.1f} s", file=sys.stderr)
-    result = {"meta": meta, "training": train, "recorder_syncs": rec, "h0": h0}
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        tn.io.atomic_write_text(args.out / "gpu.json", json.dumps(result, indent=2))
-        tn.io.atomic_write_text(args.out / "gpu.md", text)
     return result
 
 
