@@ -143,6 +143,27 @@ def test_max_error_refuses_and_dry_run_changes_nothing():
     assert small[0].out_features == 16 - rep.n_removed
 
 
+def test_fold_constant_folds_dead_neurons_into_the_bias():
+    net = _planted_mlp()
+    with torch.no_grad():  # neuron 3: constant 0.7 (zero weights); neuron 6: dead ReLU (0)
+        net[0].weight[3] = 0
+        net[0].bias[3] = 0.7
+        net[0].weight[6] = 0
+        net[0].bias[6] = -1.0
+    x = torch.randn(300, 5, dtype=torch.float64)
+    _, plain = tn.fold_redundant(net, x, threshold=1e-9, dry_run=True)
+    assert plain["0"].removed == (1, 7) and plain["0"].constant == ()
+    small, rep = tn.fold_redundant(net, x, threshold=1e-9, fold_constant=True)
+    lf = rep["0"]
+    assert lf.removed == (1, 3, 6, 7)
+    assert {f.neuron: f.intercept for f in lf.constant} == {3: 0.7, 6: 0.0}
+    assert small[0].out_features == 4 and small[2].in_features == 4
+    fresh = torch.randn(200, 5, dtype=torch.float64)
+    assert torch.allclose(small(fresh), net(fresh), rtol=0, atol=1e-12)
+    assert FoldReport.from_dict(json.loads(json.dumps(rep.to_dict()))) == rep
+    assert "constant neurons folded into the bias: 3 (= 0.7), 6 (= 0)" in rep.to_markdown()
+
+
 def test_report_round_trips_through_json(tmp_path):
     net = _planted_mlp()
     x = torch.randn(100, 5, dtype=torch.float64)

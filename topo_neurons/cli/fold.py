@@ -116,6 +116,7 @@ def _cmd_fold(args: argparse.Namespace) -> int:
     options = {
         "layers": csv_list(args.layers),
         "max_error": args.max_error,
+        "fold_constant": args.fold_constant,
         "batch_size": args.batch_size,
     }
     with library_user_errors():
@@ -204,6 +205,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", metavar="A,B", help="layers to fold (default: every foldable one)")
     p.add_argument(
         "--max-error", type=float, metavar="E", help="refuse folds of larger relative error"
+    )
+    p.add_argument(
+        "--fold-constant",
+        action="store_true",
+        help="also fold neurons constant on --data (dead ReLUs) into the next bias",
     )
     p.add_argument("--dry-run", action="store_true", help="report only; no folded.pt")
     p.add_argument("--batch-size", type=positive_int, default=256, help="default 256")

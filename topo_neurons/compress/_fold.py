@@ -30,6 +30,7 @@ def fold_redundant(
     *,
     max_error: float | None = None,
     dry_run: bool = False,
+    fold_constant: bool = False,
     batch_size: int = 256,
 ) -> tuple[nn.Module | None, FoldReport]:
     """Fold each redundant neuron into the neurons it duplicates; return a smaller model.
@@ -68,6 +69,12 @@ def fold_redundant(
         it; a refused neuron is kept, and the maps of the others read it too.
     dry_run : bool, default False
         Compute and return the report only; no model is built (``None`` is returned).
+    fold_constant : bool, default False
+        Also fold the neurons that are constant over ``data`` (dead ReLUs) into the
+        consumer's bias (``h_j = c``: exact on ``data``; a neuron constant on the calibration
+        data may still vary on other inputs). They have no correlation, so the MST never
+        clusters them; they are left out of the clustering and reported in
+        :attr:`LayerFold.constant`.
     batch_size : int, default 256
         Rows per forward pass when ``data`` is one tensor or array.
 
@@ -117,7 +124,10 @@ def fold_redundant(
             raise TypeError(f"layers must be module names (str); got {bad!r}")
     sites, skipped = find_sites(model, layers)
     acts = _calibrate(model, data, sites, batch_size) if sites else {}
-    layer_folds = tuple(_fold_layer(site, acts[site.layer], threshold, max_error) for site in sites)
+    layer_folds = tuple(
+        _fold_layer(site, acts[site.layer], threshold, max_error, bool(fold_constant))
+        for site in sites
+    )
     report = FoldReport(threshold, max_error, bool(dry_run), layer_folds, skipped)
     if dry_run:
         return None, report
@@ -188,13 +198,24 @@ def _fit(A: np.ndarray, sources: list[int], j: int) -> tuple[np.ndarray, float, 
 
 
 def _fold_layer(
-    site: FoldSite, A: np.ndarray, threshold: float, max_error: float | None
+    site: FoldSite, A: np.ndarray, threshold: float, max_error: float | None, fold_constant: bool
 ) -> LayerFold:
-    labels = zero_persistence(correlation_dissimilarity(A, kind="abs")).clusters(threshold)
+    flat = A.max(axis=0) == A.min(axis=0)
+    constant: tuple[NeuronFold, ...] = ()
+    cols = np.arange(A.shape[1])
+    if fold_constant:
+        constant = tuple(
+            NeuronFold(int(j), (), (), float(A[0, j]), 0.0, 0.0) for j in np.flatnonzero(flat)
+        )
+        cols = np.flatnonzero(~flat)
+    labels = np.full(A.shape[1], -1)
+    if len(cols) >= 2:
+        bc = zero_persistence(correlation_dissimilarity(A[:, cols], kind="abs"))
+        labels[cols] = bc.clusters(threshold)
     var = A.var(axis=0)
     clusters = []
-    for lab in np.unique(labels):
-        members = np.flatnonzero(labels == lab)
+    for lab in np.unique(labels[cols]):
+        members = cols[labels[cols] == lab]
         if len(members) < 2:
             continue
         rep = int(members[np.argmax(var[members])])
@@ -211,7 +232,8 @@ def _fold_layer(
             a, c, rel, mx = _fit(A, sources, j) if refused else pair[j]
             folds.append(NeuronFold(j, tuple(sources), tuple(map(float, a)), c, rel, mx))
         clusters.append(ClusterFold(tuple(int(i) for i in members), rep, tuple(folds)))
-    return LayerFold(site.layer, site.consumer, A.shape[1], A.shape[0], tuple(clusters))
+    m, n = A.shape
+    return LayerFold(site.layer, site.consumer, n, m, tuple(clusters), constant)
 
 
 def _set(module: nn.Module, name: str, value: torch.Tensor | None, like: torch.Tensor) -> None:
@@ -235,14 +257,13 @@ def _apply(named: dict[str, nn.Module], site: FoldSite, lf: LayerFold) -> None:
     W_new = W.clone()
     spatial = tuple(range(1, W.ndim - 1))  # kernel axes of a column W[:, j]
     b_add = torch.zeros(W.shape[0], dtype=torch.float64, device=W.device)
-    for cluster in lf.clusters:
-        for f in cluster.folds:
-            if f.refused:
-                continue
-            for k, a in zip(f.sources, f.coef, strict=True):
-                W_new[:, k] += a * W[:, f.neuron]
-            col = W[:, f.neuron].sum(dim=spatial) if spatial else W[:, f.neuron]
-            b_add += f.intercept * col
+    for f in [f for c in lf.clusters for f in c.folds] + list(lf.constant):
+        if f.refused:
+            continue
+        for k, a in zip(f.sources, f.coef, strict=True):
+            W_new[:, k] += a * W[:, f.neuron]
+        col = W[:, f.neuron].sum(dim=spatial) if spatial else W[:, f.neuron]
+        b_add += f.intercept * col
     if consumer.bias is None:
         if bool(torch.any(b_add != 0)):
             consumer.bias = nn.Parameter(torch.zeros_like(b_add, dtype=consumer.weight.dtype))

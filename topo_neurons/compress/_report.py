@@ -87,6 +87,9 @@ class LayerFold:
         Calibration examples (for a convolution: images × positions).
     clusters : tuple of ClusterFold
         The clusters of at least two neurons at the threshold, in order of their smallest member.
+    constant : tuple of NeuronFold
+        With ``fold_constant=True``: the neurons constant over the calibration examples (dead
+        ReLUs), folded into the consumer's bias (``sources`` empty, ``intercept`` = the value).
     """
 
     layer: str
@@ -94,11 +97,13 @@ class LayerFold:
     n_neurons: int
     n_examples: int
     clusters: tuple[ClusterFold, ...]
+    constant: tuple[NeuronFold, ...] = ()
 
     @property
     def removed(self) -> tuple[int, ...]:
         """The neurons removed from this layer, ascending."""
-        return tuple(sorted(j for c in self.clusters for j in c.removed))
+        folded = [j for c in self.clusters for j in c.removed]
+        return tuple(sorted(folded + [f.neuron for f in self.constant]))
 
     @property
     def n_removed(self) -> int:
@@ -186,18 +191,7 @@ class FoldReport:
                     ClusterFold(
                         members=tuple(int(i) for i in c["members"]),
                         representative=int(c["representative"]),
-                        folds=tuple(
-                            NeuronFold(
-                                neuron=int(f["neuron"]),
-                                sources=tuple(int(i) for i in f["sources"]),
-                                coef=tuple(float(a) for a in f["coef"]),
-                                intercept=float(f["intercept"]),
-                                rel_error=float(f["rel_error"]),
-                                max_abs_error=float(f["max_abs_error"]),
-                                refused=bool(f["refused"]),
-                            )
-                            for f in c["folds"]
-                        ),
+                        folds=tuple(_neuron_fold(f) for f in c["folds"]),
                     )
                     for c in ld["clusters"]
                 )
@@ -207,6 +201,7 @@ class FoldReport:
                     int(ld["n_neurons"]),
                     int(ld["n_examples"]),
                     clusters,
+                    tuple(_neuron_fold(f) for f in ld.get("constant", [])),
                 )
                 if "n_removed" in ld and int(ld["n_removed"]) != lf.n_removed:
                     raise ValueError(
@@ -264,6 +259,10 @@ class FoldReport:
                 f"{lf.n_removed} | {lf.n_refused} | {lf.n_kept} | {worst} | {lf.n_examples} |"
             )
         for lf in self.layers:
+            if lf.constant:
+                values = ", ".join(f"{f.neuron} (= {f.intercept:.3g})" for f in lf.constant)
+                lines += ["", f"`{lf.layer}`: constant neurons folded into the bias: {values}"]
+        for lf in self.layers:
             if not lf.clusters:
                 continue
             lines += ["", f"## {lf.layer}", "", "| kept | folded (rel. error, max abs) | refused |"]
@@ -280,6 +279,18 @@ class FoldReport:
             lines += ["", "Not foldable:", ""]
             lines += [f"- `{k}`: {v}" for k, v in self.skipped.items()]
         return "\n".join(lines) + "\n"
+
+
+def _neuron_fold(f: Mapping[str, Any]) -> NeuronFold:
+    return NeuronFold(
+        neuron=int(f["neuron"]),
+        sources=tuple(int(i) for i in f["sources"]),
+        coef=tuple(float(a) for a in f["coef"]),
+        intercept=float(f["intercept"]),
+        rel_error=float(f["rel_error"]),
+        max_abs_error=float(f["max_abs_error"]),
+        refused=bool(f["refused"]),
+    )
 
 
 def _fmt(x: float) -> str:
