@@ -135,7 +135,9 @@ def boruvka(
     order = torch.argsort(slot_key, stable=True)
     order = order[torch.argsort(slot_d[order], stable=True)][: n - 1]
     key = slot_key[order]
-    return key // n, key % n, slot_d[order]
+    # Only a NaN weight can leave a slot unfilled (the device assertion of the losses reports
+    # it): its key decodes to an index kept inside [0, n) so that no gather goes out of bounds.
+    return (key // n).clamp_(max=n - 1), key % n, slot_d[order]
 
 
 def dense_row_minima(
