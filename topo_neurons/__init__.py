@@ -84,10 +84,11 @@ __all__ = [
     "ImportanceSampling",
     "L1Penalty",
     "L2Penalty",
-    "PermutationTestResult",
     "LayerRedundancy",
     "NeuronIndex",
+    "NeuronPersistence",
     "NonFiniteActivationsError",
+    "PermutationTestResult",
     "RandomSampling",
     "RedundancyReport",
     "RedundantPair",
@@ -98,11 +99,11 @@ __all__ = [
     "WeightPenalty",
     "__version__",
     "analyse",
-    "constant_neurons",
-    "correlation_dissimilarity",
     "barcode_distance",
     "barcode_distances",
     "barcode_permutation_test",
+    "constant_neurons",
+    "correlation_dissimilarity",
     "correlation_matrix",
     "correlation_persistence",
     "differentiable_deaths",
@@ -145,4 +146,8 @@ def __getattr__(name: str) -> object:
             stacklevel=2,
         )
         return getattr(importlib.import_module("topo_neurons.experiments"), name)
+    if name == "NeuronPersistence":  # scikit-learn loads on first use, not on import
+        from .integrations.sklearn import NeuronPersistence
+
+        return NeuronPersistence
     raise AttributeError(f"module 'topo_neurons' has no attribute {name!r}")

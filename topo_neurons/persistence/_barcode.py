@@ -311,6 +311,27 @@ class Barcode:
 
         return barcode_distance(self, other, metric, **options)
 
+    def to_giotto(self, reduced: bool = True, infinity_values: float | None = None) -> np.ndarray:
+        """giotto-tda's ``(k, 3)`` ``[birth, death, 0]`` rows: the bars of positive length, and
+        the infinite bar only with ``reduced=False`` (``persistence._giotto.giotto_rows``)."""
+        from ._giotto import giotto_rows
+
+        return giotto_rows(self.deaths, reduced=reduced, infinity_values=infinity_values)
+
+    @classmethod
+    def from_giotto(cls, diagram: Any, n_points: int | None = None, **options: Any) -> Barcode:
+        """A barcode of a giotto-tda H0 diagram (``persistence._giotto.giotto_deaths``).
+
+        The layout holds no pairs: ``edges`` are the path ``0–1–…–(n−1)`` in death order (a
+        minimum spanning tree of the single-linkage space with these deaths), so deaths,
+        distances and cluster counts hold but vertex labels are not the neurons';
+        ``backend="giotto-tda"``. ``n_points`` restores dropped zero-length bars."""
+        from ._giotto import giotto_deaths
+
+        d, n = giotto_deaths(diagram, n_points, **options)
+        chain = np.stack([np.arange(n - 1), np.arange(1, n)], axis=1)
+        return cls(deaths=d, edges=chain, n_points=n, backend="giotto-tda")
+
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """The fields :data:`BARCODE_FIELDS` as JSON-ready values.
