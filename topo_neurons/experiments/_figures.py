@@ -169,20 +169,23 @@ def plot_barcode_profiles(
     axes=None,
     titles: dict[str, str] | None = None,
 ):
-    """Barcodes of ~1000 bars drawn readably: sorted deaths as filled profiles, shared axis.
+    """Barcodes of ~1000 bars drawn readably, one panel each, then their death distributions.
 
-    Each panel draws one barcode's bars sorted by death (longest at the top), each bar a
-    full-height horizontal strip, so the bars form a filled profile whose outline is the sorted
-    deaths; a bar is coloured by the layer whose two neurons its MST edge joins (grey: between
-    layers). All panels share the death axis ``[0, max death]`` and the last panel overlays
-    the death distributions (ECDF) on the same axis.
+    Each panel is :func:`~topo_neurons.plot_barcode` on one barcode, on a death axis shared by
+    all panels: above ``PROFILE_THRESHOLD`` (300) bars, the
+    sorted-death profile (a filled curve) with a strip giving, in bins of ranks, the share of
+    bars whose MST edge lies within each layer or between layers; below it, the bars. The
+    infinite bar is drawn; bars at ``d = 1`` exactly (constant, dead neurons) and zero-length
+    bars are marked. The last panel overlays the death distributions (ECDF), ``d = 1`` marked
+    by a dotted line. One legend below the panels names the colours and marks (the
+    Okabe–Ito palette); the y label is on the first panel only.
 
     Parameters
     ----------
     barcodes : dict
         ``{label: (Barcode, layer name of each point)}`` in panel order.
     axes : sequence of matplotlib Axes, optional
-        ``len(barcodes) + 1`` axes sharing x; a new figure when ``None``.
+        ``len(barcodes) + 1`` axes; a new figure when ``None``.
     titles : dict, optional
         ``{label: panel title}``.
 
@@ -192,59 +195,62 @@ def plot_barcode_profiles(
     """
     import matplotlib.pyplot as plt
 
+    from .. import plot_barcode, plot_death_distribution
+
     if axes is None:
-        _, axes = plt.subplots(
-            1,
-            len(barcodes) + 1,
-            figsize=(3.4 * (len(barcodes) + 1), 3.6),
-            sharex=True,
-            constrained_layout=True,
-        )
+        n = len(barcodes) + 1
+        _, axes = plt.subplots(1, n, figsize=(2.7 * n, 3.1), layout="constrained")
     axes = list(axes)
     if len(axes) != len(barcodes) + 1:
         raise ValueError(
             f"need {len(barcodes) + 1} axes for {len(barcodes)} barcodes; got {len(axes)}"
         )
-    layer_order: list[str] = []
-    for _, layers in barcodes.values():
-        for name in layers:
-            if name not in layer_order:
-                layer_order.append(name)
-    cmap = plt.get_cmap("tab10")
-    colours = {name: cmap(i % 10) for i, name in enumerate(layer_order)}
-    between = (0.6, 0.6, 0.6, 1.0)
+    xlabel = "death (1 − |ρ|)"
     x_max = max(float(np.max(bc.deaths)) if len(bc.deaths) else 0.0 for bc, _ in barcodes.values())
-    x_max = x_max * 1.03 if x_max > 0 else 1.0
-    for ax, (label, (bc, layers)) in zip(axes, barcodes.items()):
-        layers = np.asarray(layers)
-        order = np.argsort(bc.deaths, kind="stable")
-        deaths = np.asarray(bc.deaths)[order]
-        e = np.asarray(bc.edges)[order]
-        li, lj = layers[e[:, 0]], layers[e[:, 1]]
-        cols = [colours[a] if a == b else between for a, b in zip(li, lj)]
-        ax.barh(np.arange(len(deaths)), deaths, height=1.0, color=cols, linewidth=0)
-        ax.set_ylim(-0.5, max(len(deaths), 1) - 0.5)
-        ax.set_xlim(0, x_max)
-        ax.set_xlabel("death (1 − |ρ|)")
-        ax.set_ylabel(f"{len(deaths)} bars, sorted by death")
-        ax.set_title((titles or {}).get(label, label), fontsize=9)
-    from matplotlib.patches import Patch
-
-    handles = [Patch(color=colours[n], label=n) for n in layer_order]
-    handles.append(Patch(color=between, label="between layers"))
-    axes[0].legend(
-        handles=handles, fontsize=7, loc="lower right", title="MST edge within", title_fontsize=7
-    )
+    handles: dict[str, object] = {}
+    for i, (ax, (label, (bc, layers))) in enumerate(zip(axes, barcodes.items())):
+        plot_barcode(bc, layers=layers, ax=ax, xlabel=xlabel, xmax=x_max or None)
+        legend = ax.get_legend()
+        if legend is not None:
+            for h, t in zip(legend.legend_handles, legend.get_texts()):
+                handles.setdefault(t.get_text(), h)
+            legend.remove()
+        n_dead = int(np.sum(np.asarray(bc.deaths) == 1.0))
+        title = (titles or {}).get(label, label)
+        ax.set_title(title + (f"\n{n_dead} dead neurons (d = 1)" if n_dead else ""))
+        ax.set_ylabel(f"{len(bc)} finite bars, sorted by death" if i == 0 else "")
     ecdf = axes[-1]
-    for label, (bc, _) in barcodes.items():
-        d = np.sort(np.asarray(bc.deaths))
-        ecdf.step(d, np.arange(1, len(d) + 1) / max(len(d), 1), where="post", label=label)
-    ecdf.set_xlim(0, x_max)
-    ecdf.set_ylim(0, 1.0)
-    ecdf.set_xlabel("death (1 − |ρ|)")
-    ecdf.set_ylabel("fraction of bars with death ≤ x")
-    ecdf.set_title("death distributions (ECDF)", fontsize=9)
-    ecdf.legend(fontsize=7, loc="lower right")
+    plot_death_distribution(
+        {label: bc for label, (bc, _) in barcodes.items()}, ax=ecdf, xlabel=xlabel
+    )
+    for line, ls in zip(ecdf.get_lines(), ("-", "--", ":", "-.")):
+        line.set_linestyle(ls)
+    if any(np.any(np.asarray(bc.deaths) == 1.0) for bc, _ in barcodes.values()):
+        ecdf.axvline(
+            1.0,
+            color="black",  # as the dead bars' marks
+            lw=0.8,
+            ls=":",
+            label="d = 1: dead neurons",
+        )
+    ecdf.legend(fontsize="small", loc="upper left", frameon=False)
+    ecdf.set_title("death distributions (ECDF)")
+    if handles:
+        # Layers in network order, then "between layers", then the marks.
+        order = list(dict.fromkeys(str(x) for _, layers in barcodes.values() for x in layers))
+        order.append("between layers")
+        labels = sorted(handles, key=lambda t: order.index(t) if t in order else len(order))
+        fig = axes[0].figure
+        fig.legend(
+            [handles[t] for t in labels],
+            labels,
+            loc="outside lower center",
+            ncols=min(len(handles), 5),
+            frameon=False,
+            fontsize="small",
+            title="finite bars: MST edge within a layer or between layers; strip: share per rank",
+            title_fontsize="small",
+        )
     return axes
 
 
@@ -284,7 +290,7 @@ def plot_barcode_networks(
     import matplotlib.pyplot as plt
     import torch
 
-    from .. import ActivationRecorder, correlation_dissimilarity, zero_persistence
+    from .. import ActivationRecorder, correlation_dissimilarity, paper_style, zero_persistence
     from .models import neuron_layers
 
     if not networks:
@@ -309,15 +315,15 @@ def plot_barcode_networks(
         barcodes[label] = (bc, layers)
         titles[label] = f"{label}: test {row['metric']} {float(row['test_metric'] or 'nan'):.3f}"
     n = len(barcodes) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3.9), sharex=True, constrained_layout=True)
-    plot_barcode_profiles(barcodes, axes=axes, titles=titles)
     row = next(iter(networks.values()))[1]
-    fig.suptitle(
-        f"{row['task']} / {row['model']} / seed {row['seed']}: 0-dim persistence of the neurons "
-        f"(hidden layers after ReLU, and logits) on the {len(dataset.y_train)} training "
-        "examples",
-        fontsize=10,
-    )
+    with paper_style(columns=2):  # the Okabe–Ito palette and font sizes of every figure
+        fig, axes = plt.subplots(1, n, figsize=(2.7 * n, 3.3), layout="constrained")
+        plot_barcode_profiles(barcodes, axes=axes, titles=titles)
+        fig.suptitle(
+            f"{row['task']} / {row['model']} / seed {row['seed']}: 0-dim persistence of the "
+            f"neurons (hidden layers after ReLU, and logits) on the {len(dataset.y_train)} "
+            "training examples"
+        )
     return fig
 
 

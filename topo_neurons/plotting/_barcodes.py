@@ -10,9 +10,12 @@ import numpy as np
 from .._options import check_choice
 from ..persistence import Barcode
 from ._common import (
+    PROFILE_THRESHOLD,
     BarcodeLike,
     bar_groups,
     begin,
+    layer_strip,
+    mark_special_bars,
     new_axes,
     unwrap,
 )
@@ -65,11 +68,20 @@ def plot_barcode(
     xlabel: str = "death (correlation dissimilarity)",
     title: str | None = None,
     legend: bool = True,
+    form: str = "auto",
+    xmax: float | None = None,
 ) -> Axes:
-    """Draw a 0-dimensional barcode: one horizontal bar ``[0, death)`` per finite bar.
+    """Draw a 0-dimensional barcode: the finite bars ``[0, death)`` sorted by death.
 
     Bars are sorted by death (shortest at the bottom); the infinite bar ``[0, ∞)`` is drawn on
-    top, reaching the right edge, with an arrow head and the label ``∞``.
+    top, reaching the right edge, with an arrow head and the label ``∞``. Up to
+    :data:`PROFILE_THRESHOLD` (300) bars each bar is drawn; above it (a bar would be under a
+    pixel high and colours would alias) the bars are drawn as their *sorted-death profile*: a
+    filled curve whose outline is the sorted deaths, with, when layers are known, a strip at
+    the right edge giving in each of 40 bins of ranks the share of bars within each layer and
+    between layers. Bars that end at ``d = 1`` exactly (a constant, dead neuron: ρ = 0 with
+    every other) and zero-length bars (``d = 0``: ``|ρ| = 1``, duplicate neurons, which draw
+    nothing) are shaded by hatched bands over their ranks and named in the legend.
 
     Parameters
     ----------
@@ -83,20 +95,27 @@ def plot_barcode(
     ax : matplotlib.axes.Axes, optional
         Where to draw; a new figure is made when omitted.
     color : str, optional
-        Colour of all bars when ``layers`` is not given.
+        Colour of all bars (or of the profile) when ``layers`` is not given.
     infinite : bool, default True
         Draw the infinite bar.
     xlabel, title : str
         Axis label and optional title.
     legend : bool, default True
-        Add a legend when bars are coloured by layer.
+        Add a legend (layer colours, and the marked bars) when there is something to name.
+    form : {"auto", "bars", "profile"}, default "auto"
+        ``"auto"``: bars up to :data:`PROFILE_THRESHOLD` finite bars, the profile above.
+    xmax : float, optional
+        Death drawn at the end of the bars' room (default the largest death): give panels that
+        share the death axis the same value.
 
     Returns
     -------
     matplotlib.axes.Axes
-        The Axes; its ``containers`` hold one ``BarContainer`` per colour group (``n − 1``
-        rectangles in all), the infinite bar is a line with ``gid="infinite-bar"`` (x in axes
-        coordinates, to the right edge).
+        Bar form: ``containers`` hold one ``BarContainer`` per colour group (``n − 1``
+        rectangles in all). Profile form: no containers; the filled curve has
+        ``gid="death-profile"`` and the layer strip ``gid="layer-strip"``. Both: the infinite
+        bar is a line with ``gid="infinite-bar"`` (x in axes coordinates, to the right edge);
+        the marked bands have ``gid="dead-bars"`` / ``"zero-bars"``.
 
     Examples
     --------
@@ -106,23 +125,50 @@ def plot_barcode(
     >>> sum(len(c) for c in ax.containers)
     2
     """
+    from matplotlib.patches import Patch
+
+    check_choice("form", form, ("auto", "bars", "profile"))
     bc, point_layers, ax = begin(barcode, layers, ax)
     k = len(bc)
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     order = np.argsort(deaths, kind="stable")
     y = np.empty(k, dtype=np.float64)
     y[order] = np.arange(k)
-    height = 0.8 if k <= 200 else 1.0
-    if point_layers is None:
+    profile = form == "profile" or (form == "auto" and k > PROFILE_THRESHOLD)
+    groups = list(bar_groups(bc, point_layers)) if point_layers is not None else []
+    handles = [Patch(color=col, label=label) for _, col, label in groups]
+    top = float(xmax) if xmax is not None else float(deaths.max()) if k else 0.0
+    # Deaths take the left 80 % (86 % without a strip) of the axes; then the caps of the dead
+    # bars; the profile's layer strip takes [0.88, 0.98].
+    span = 0.80 if profile and groups else 0.86
+    right = top / span if top > 0 else 1.0
+    if profile:
+        ys = np.column_stack([np.arange(k) - 0.5, np.arange(k) + 0.5]).ravel()
+        xs = np.repeat(deaths[order], 2)
+        face = "0.82" if groups else (color or OKABE_ITO[0])
+        ax.fill_betweenx(ys, 0.0, xs, color=face, alpha=1.0 if groups else 0.35, lw=0).set_gid(
+            "death-profile"
+        )
+        ax.plot(xs, ys, color="0.25" if groups else face, lw=0.8)
+        if groups:
+            masks = [(sel[order], col) for sel, col, _ in groups]
+            layer_strip(ax, masks, x0=0.88, width=0.1)
+    elif point_layers is None:
+        height = 0.8 if k <= 200 else 1.0
         ax.barh(
             y, deaths, left=0.0, height=height, color=color or OKABE_ITO[0], label="finite bars"
         )
     else:
-        for sel, col, label in bar_groups(bc, point_layers):
+        height = 0.8 if k <= 200 else 1.0
+        for sel, col, label in groups:
             ax.barh(y[sel], deaths[sel], left=0.0, height=height, color=col, label=label)
-    top = float(deaths.max()) if k else 0.0
-    xmax = top * 1.12 if top > 0 else 1.0
-    ax.set_xlim(0.0, xmax)
+    bands = mark_special_bars(ax, deaths[order], dead_x=1.0 / right)
+    handles += [b for b in bands if not b.get_label().startswith("_")]
+    ax.set_xlim(0.0, right)
+    if top > 0:  # no death ticks under the caps and the strip
+        ax.set_xticks([t for t in ax.get_xticks() if 0.0 <= t <= top * (1 + 1e-9)])
+        ax.spines["bottom"].set_bounds(0.0, top)
+        ax.set_xlim(0.0, right)
     if infinite:
         # x in axes coordinates: the infinite bar always reaches the right edge (also when the
         # x axis is shared with other panels); y in data coordinates.
@@ -149,8 +195,17 @@ def plot_barcode(
     ax.set_ylabel(f"{k} finite bars, sorted by death")
     if title:
         ax.set_title(title)
-    if point_layers is not None and legend:
-        ax.legend(loc="lower right", frameon=False, fontsize="small")
+    if legend and (groups or bands):
+        # Sorted deaths leave the lower right empty; a profile's strip sits right of 0.88.
+        kw = {"loc": "lower right", "bbox_to_anchor": (0.87 if profile and groups else 1.0, 0.0)}
+        ax.legend(
+            handles=handles,
+            **kw,
+            frameon=False,
+            fontsize="small",
+            title="MST edge within" if groups else None,
+            title_fontsize="small",
+        )
     return ax
 
 
