@@ -262,6 +262,10 @@ def summary(rows: list[dict[str, object]]):
     for col in ("test_acc", "dead_test_total", "t1_test", "steps", "steps_with_constant"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["lam"] = pd.to_numeric(df["lam"])
+    df["seed"] = pd.to_numeric(df["seed"])  # rows read back hold strings, fresh ones ints
+    df["status"] = df["status"].astype(str)
+    df.loc[df["status"] != "ok", ["dead_test", "dead_train"]] = "diverged"
+    df.loc[df["status"] != "ok", "t1_test"] = float("nan")
     df["constant_share"] = df["steps_with_constant"] / df["steps"]
     order = {v: i for i, v in enumerate(VARIANTS)}
     df = df.sort_values(
@@ -284,6 +288,25 @@ def summary(rows: list[dict[str, object]]):
     )
 
 
+def markdown(table) -> str:
+    """The table of :func:`summary` as Markdown (the form of ``docs/regularizers.md``)."""
+    lines = [
+        "| λ (sum) | variant | weight | runs (diverged) | test accuracy | dead neurons over the "
+        "training set, per seed (layers 450/350/200) | T1 on the test set | batches with a "
+        "constant neuron |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (lam, variant), r in table.iterrows():
+        acc = "–" if r["acc_mean"] != r["acc_mean"] else f"{r['acc_mean']:.3f} ± {r['acc_std']:.3f}"
+        share = "–" if r["constant_steps"] != r["constant_steps"] else f"{r['constant_steps']:.0%}"
+        lines.append(
+            f"| {'–' if variant == 'none' else format(lam, 'g')} | {variant} | {r['weight']} | "
+            f"{r['n']} ({r['diverged']}) | {acc} | {r['dead_train']} | {r['t1_test']:.0f} | "
+            f"{share} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -295,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--max-epochs", type=int, default=80)
+    parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--task", default="mnist5k")
     parser.add_argument("--model", default="trapezium")
     parser.add_argument(
@@ -355,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         and str(r["model"]) == args.model
         and str(r["max_epochs"]) == str(args.max_epochs)
     ]
-    print(summary(mine).to_string())
+    table = summary(mine)
+    print(table.to_string())
+    if args.markdown:
+        print(markdown(table))
     return 0
 
 
