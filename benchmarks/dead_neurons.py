@@ -12,7 +12,7 @@ the project's paper protocol (:func:`topo_neurons.experiments.protocol.train_net
 Nesterov momentum 0.9, lr 0.01 × 0.95 every 3520 steps, batch 256, Keras initialisation,
 early stopping on the validation loss with patience 20, best epoch restored) with at most
 ``--max-epochs`` epochs (default 80: the configuration of the documented full reproduction,
-``docs/img/reproduce_paper``, so that the ``none`` and ``default`` rows are those runs again).
+``docs/img/reproduce_paper``: the ``none`` rows are its runs again, to the digit).
 The regularised neurons are the paper's: the post-ReLU outputs of the three hidden layers and
 the logits, 1010 neurons. Variants, each for every seed:
 
@@ -45,7 +45,7 @@ resumes with the same command.
 
 Usage::
 
-    python benchmarks/dead_neurons.py                          # 3 seeds, the grid below
+    python benchmarks/dead_neurons.py --markdown               # 3 seeds, λ 1e-3 … 3 (57 runs)
     python benchmarks/dead_neurons.py --weights 1 3 --seeds 0  # a part
     python benchmarks/dead_neurons.py --smoke --out /tmp/x.csv # seconds: digits, 2 epochs
 """
@@ -73,7 +73,7 @@ from topo_neurons.io import atomic_write_text
 from topo_neurons.regularizers import topological_redundancy
 
 #: Weights λ of the default T1 (sum); ``drop_mean`` runs at ``λ·(n − 1)``.
-WEIGHTS = (1.0, 3.0, 1e-1, 1e-2, 1e-3)
+WEIGHTS = (1.0, 3.0, 1e-1, 3e-2, 1e-2, 1e-3)
 VARIANTS = ("none", "default", "drop_mean", "authors")
 #: The constant-neuron handling and the reduction of each T1 variant.
 POLICIES = {
