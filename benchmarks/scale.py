@@ -15,7 +15,8 @@ subprocess, so its ``ru_maxrss`` is that measurement's own peak RSS:
   (2 worker processes × 1 thread, started before the clock); the peak RSS is the client
   process's plus each worker's own peak.
 
-The tiled deaths at the dense sizes are compared with the dense deaths bit for bit. The per-tile
+The tiled deaths at the dense sizes are compared with the dense deaths bit for bit (both run the
+same GEMM calls on this machine; see docs/guarantees.md for other machines). The per-tile
 cost (one block pair of ``--block`` neurons, one thread, median of 5) gives the estimate of
 1 M neurons on 64 workers printed at the end.
 
