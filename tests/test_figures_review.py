@@ -107,3 +107,148 @@ def test_main_job_barcode_figure_uses_profiles_palette_one_ylabel():
     # The ECDF lines differ in dash as well as colour.
     lines = [ln for ln in axes[3].get_lines() if ln.get_label() in bcs]
     assert len({ln.get_linestyle() for ln in lines}) == 3
+
+
+def _history(layer: str = "0"):
+    from topo_neurons.tracking import BarcodeHistory
+
+    hist = BarcodeHistory()
+    rng = np.random.default_rng(3)
+    for step in range(0, 60, 5):
+        A = rng.standard_normal((50, 20)) * (1 + step / 30)
+        A[:, 10:] += (step / 20) * A[:, :10]
+        hist.append(step, {layer: tn.zero_persistence(tn.correlation_dissimilarity(A))})
+    return hist
+
+
+def test_barcode_evolution_quantiles_differ_in_colour_and_dash_legend_clear():
+    fig, ax = plt.subplots(layout="constrained")
+    tn.plot_barcode_evolution(_history(), ax=ax)
+    lines = ax.get_lines()
+    assert len(lines) == 5
+    assert len({matplotlib.colors.to_hex(ln.get_color()) for ln in lines}) == 5
+    # Five different dash patterns (the median solid): (offset, on-off sequence) per line.
+    patterns = {(ln.get_linestyle(), tuple(ln._unscaled_dash_pattern[1] or ())) for ln in lines}
+    assert len(patterns) == 5
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_legend().get_window_extent(renderer)
+    q95 = next(ln for ln in lines if ln.get_label() == "q = 0.95")
+    xy = ax.transData.transform(np.column_stack([q95.get_xdata(), q95.get_ydata()]))
+    inside = (
+        (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+    )
+    assert not inside.any()
+    assert not box.overlaps(ax.get_window_extent(renderer))  # outside the axes altogether
+    # A bare index (nn.Sequential's "0") is not shown as a layer name.
+    assert ax.get_ylabel() == "death (quantiles)"
+    ax2 = tn.plot_barcode_evolution(_history("fc1"))
+    assert ax2.get_ylabel() == "death quantiles, layer fc1"
+
+
+@pytest.mark.parametrize("layout", ["strip", "square"])
+def test_diagram_legend_box_does_not_cross_the_infinite_line(layout):
+    bc, layers = _big_barcode(n=120, dead=0)
+    fig, ax = plt.subplots(layout="constrained")
+    tn.plot_diagram(bc, layers=layers, ax=ax, layout=layout)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (line,) = [a for a in ax.get_lines() if a.get_gid() == "infinite-line"]
+    y_inf = ax.transData.transform((0.0, line.get_ydata()[0]))[1]
+    box = ax.get_legend().get_window_extent(renderer)
+    ax_box = ax.get_window_extent(renderer)
+    # The ∞ line spans the axes' width at y_inf: the legend box lies wholly above or below it,
+    # or wholly beside the axes.
+    assert not (box.y0 <= y_inf <= box.y1) or box.x0 >= ax_box.x1 or box.x1 <= ax_box.x0
+
+
+def test_tensorboard_barcode_image_keeps_its_x_label_inside():
+    from topo_neurons.tracking import log_barcodes
+
+    class Writer:
+        def __init__(self):
+            self.figures = []
+
+        def add_figure(self, tag, figure, global_step, close=True):
+            figure.canvas.draw()  # what SummaryWriter.add_figure rasterises
+            renderer = figure.canvas.get_renderer()
+            label = figure.axes[0].xaxis.label.get_window_extent(renderer)
+            self.figures.append((label, figure.bbox))
+
+    bc, _ = _big_barcode(n=50, dead=0)
+    w = Writer()
+    log_barcodes(w, {"fc1": bc}, step=3, scalars=False, histograms=False)
+    ((label, fig_box),) = w.figures
+    assert label.y0 >= fig_box.y0 and label.x0 >= fig_box.x0 and label.x1 <= fig_box.x1
+
+
+@pytest.mark.parametrize("cd", [1.2, 9.5])
+def test_cd_bar_stays_within_the_rank_axis(cd):
+    from topo_neurons.experiments import plot_cd_diagram
+
+    ranks = np.array([1.5, 2.5, 3.0, 3.0])
+    ax = plot_cd_diagram(ranks, ["a", "b", "c", "d"], cd)
+    (bar,) = [ln for ln in ax.get_lines() if ln.get_gid() == "cd-bar"]
+    axis = ax.get_lines()[0]  # the rank axis, 1 … k
+    assert min(bar.get_xdata()) >= min(axis.get_xdata())
+    assert max(bar.get_xdata()) <= max(axis.get_xdata())
+    assert max(bar.get_xdata()) == pytest.approx(min(1 + cd, 4))
+    texts = [t.get_text() for t in ax.texts if t.get_text().startswith("CD =")]
+    assert texts and (("longer than the rank axis" in texts[0]) == (cd > 3))
+
+
+def _report(n_in: int = 20, widths=(60, 30), seed: int = 0):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential()
+    model.add_module("fc1", nn.Linear(n_in, widths[0]))
+    model.add_module("relu", nn.ReLU())
+    model.add_module("fc2", nn.Linear(widths[0], widths[1]))
+    return tn.analyse(model, torch.randn(400, n_in))
+
+
+def test_dendrogram_leaves_are_named_by_neuron_and_collapsed_by_count_and_layer():
+    report = _report()
+    n = report.network.n_neurons
+    # Small enough to name every neuron: the tick labels are the report's neuron names.
+    _fig, ax = plt.subplots(figsize=(12, 4))
+    tn.plot_dendrogram(report.layers["fc2"], ax=ax, threshold=0.3)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(ticks) == sorted(report.layers["fc2"].labels)
+    # A default figure (as topo-neurons analyse draws): 90 neurons cannot all be named, so the
+    # lowest merges are collapsed until every leaf can be, and every leaf is named.
+    _fig, ax = plt.subplots()
+    tn.plot_dendrogram(report, ax=ax, threshold=0.3)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert 2 <= len(ticks) < n and all(ticks)
+    collapsed = [t for t in ticks if "×" in t]
+    single = [t for t in ticks if "×" not in t]
+    assert collapsed and set(single) <= set(report.labels)
+    sizes = [int(t.split(" × ")[0]) for t in collapsed]
+    assert sum(sizes) + len(single) == n  # every neuron in exactly one leaf
+    for t in collapsed:
+        assert set(t.split(" × ")[1].split("+")) <= {"fc1", "fc2"}
+    # The legend's collapsed-cluster swatches are drawn as the stems: 3 pt, their colours.
+    (stems,) = [c for c in ax.collections if c.get_gid() == "collapsed"]
+    stem_colours = {matplotlib.colors.to_hex(c) for c in stems.get_colors()}
+    swatches = [
+        h
+        for h, t in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts())
+        if t.get_text().startswith("collapsed")
+    ]
+    assert swatches and all(h.get_linewidth() == 3.0 for h in swatches)
+    assert {matplotlib.colors.to_hex(h.get_color()) for h in swatches} == stem_colours
+
+
+def test_mst_low_death_edges_drawn_above_smaller_translucent_nodes():
+    report = _report()
+    ax = tn.plot_mst(report)
+    (edges,) = [c for c in ax.collections if c.get_gid() == "mst-edges"]
+    nodes = [c for c in ax.collections if c.get_gid() != "mst-edges"]
+    assert all(edges.get_zorder() > c.get_zorder() for c in nodes)
+    assert all(c.get_alpha() is not None and c.get_alpha() < 1 for c in nodes)
+    widths = np.asarray(edges.get_linewidths())
+    deaths = np.asarray(edges.get_array())
+    assert widths[np.argmin(deaths)] > widths[np.argmax(deaths)] >= 0.8

@@ -223,9 +223,15 @@ def test_dendrogram_labels_leaves_where_they_fit(rng):
     assert sorted(t.get_text() for t in wide.get_xticklabels()) == sorted(labels)
     assert wide.get_xlabel() == "30 neurons"
     narrow = plt.figure(figsize=(1.5, 2.0)).add_subplot()  # 30 labels need ~210 pt
-    tn.plot_dendrogram(bc, labels=labels, ax=narrow)
+    tn.plot_dendrogram(bc, labels=labels, ax=narrow, max_leaves=None)  # every neuron
     assert [t.get_text() for t in narrow.get_xticklabels()] == []
     assert narrow.get_xlabel() == "30 neurons (labels do not fit)"
+    # Issue 20: in the readable mode (the default) the tree is collapsed until it can be named.
+    named = plt.figure(figsize=(1.5, 2.0)).add_subplot()
+    tn.plot_dendrogram(bc, labels=labels, ax=named)
+    ticks = [t.get_text() for t in named.get_xticklabels()]
+    assert 2 <= len(ticks) < 30 and all(ticks)
+    assert named.get_xlabel() == f"30 neurons in {len(ticks)} leaves (collapsed: count × layer)"
     forced = plt.figure(figsize=(1.5, 2.0)).add_subplot()
     tn.plot_dendrogram(bc, labels=labels, ax=forced, max_labels=40)
     assert len(forced.get_xticklabels()) == 30
@@ -242,7 +248,7 @@ def test_dendrogram_readable_mode_for_hundreds_of_neurons(rng):
     sizes = [t.get_text() for t in ax.get_xticklabels()]
     assert len(sizes) == 50
     assert sum(int(x.strip("()")) if x.startswith("(") else 1 for x in sizes) == 400
-    assert ax.get_xlabel() == "400 neurons, lowest merges collapsed into 50 leaves"
+    assert ax.get_xlabel() == "400 neurons in 50 leaves (collapsed: (count))"
     # Each collapsed leaf is a stem up to the height at which its cluster formed: a death, below
     # the merges drawn as links.
     (stems,) = [c for c in ax.collections if c.get_gid() == "collapsed"]
@@ -257,7 +263,7 @@ def test_dendrogram_readable_mode_for_hundreds_of_neurons(rng):
     blue = [matplotlib.colors.to_hex(c) == OKABE_ITO[0].lower() for c in stems2.get_colors()]
     tops2 = np.array([seg[1, 1] for seg in stems2.get_segments()])
     np.testing.assert_array_equal(blue, tops2 <= t)
-    assert ax2.get_legend().get_texts()[-1].get_text() == "collapsed cluster (its merge)"
+    assert ax2.get_legend().get_texts()[-1].get_text().startswith("collapsed cluster")
     full = plt.figure().add_subplot()
     tn.plot_dendrogram(bc, ax=full, max_leaves=None)
     assert len(_links(full)) == 399
@@ -426,8 +432,8 @@ def test_mds_layout_refinement_lowers_the_stress_of_a_branching_tree(rng):
     ax = tn.plot_mst(bc, colorbar=False)
     pos = np.asarray(ax.collections[-1].get_offsets())
     assert pos.shape == (40, 2)
-    # The tree distances the layout approximates (edge length 0.25 + death / max death).
-    w = 0.25 + bc.deaths / bc.deaths.max()
+    # The tree distances the layout approximates (edge length 0.5 + death / max death).
+    w = 0.5 + bc.deaths / bc.deaths.max()
     adj = np.zeros((40, 40))
     adj[bc.edges[:, 0], bc.edges[:, 1]] = w
     dist = shortest_path(adj, directed=False)
@@ -496,6 +502,6 @@ def test_docs_figure_script_renders_every_figure_kind(rng, tmp_path):
         "T1",
     ]
     readable = figs["fig_dendrogram_readable"].axes[0]
-    assert readable.get_xlabel() == "106 neurons, lowest merges collapsed into 24 leaves"
+    assert readable.get_xlabel() == "106 neurons in 24 leaves (collapsed: count × layer)"
     bar_axes = figs["fig_barcodes"].axes
     assert bar_axes[0].get_xlim() == bar_axes[1].get_xlim()  # shared x axis

@@ -44,8 +44,9 @@ def plot_cd_diagram(
 
     An axis of ranks ``1 … k`` (best on the left); each method hangs from its average rank,
     labelled with its name and rank (the better half on the left, the rest on the right); a
-    bar above the axis shows the length of the critical difference; thick bars under the axis
-    join groups of methods not significantly different
+    bar above the axis shows the length of the critical difference (within the axis: a CD
+    longer than ``k − 1`` ends in an arrow at rank ``k`` and is said to be); thick bars under
+    the axis join groups of methods not significantly different
     (:func:`~topo_neurons.experiments.stats.nemenyi_groups`).
 
     Parameters
@@ -90,12 +91,19 @@ def plot_cd_diagram(
     for t in range(int(lo), int(hi) + 1):
         ax.plot([t, t], [0, 0.12], color="black", lw=1.0)
         ax.text(t, 0.2, str(t), ha="center", va="bottom", fontsize=9)
-    # critical difference bar, above the axis from rank 1
+    # critical difference bar, above the axis from rank 1; never past the rank axis: a CD
+    # longer than the axis ends in an arrow at rank k and says so (no difference is significant)
     y_cd = 0.75
-    ax.plot([lo, lo + cd], [y_cd, y_cd], color="black", lw=1.5, gid="cd-bar")
-    for x in (lo, lo + cd):
-        ax.plot([x, x], [y_cd - 0.07, y_cd + 0.07], color="black", lw=1.0)
-    ax.text(lo + cd / 2, y_cd + 0.1, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=9)
+    end = min(lo + cd, hi)
+    ax.plot([lo, end], [y_cd, y_cd], color="black", lw=1.5, gid="cd-bar")
+    ax.plot([lo, lo], [y_cd - 0.07, y_cd + 0.07], color="black", lw=1.0)
+    if lo + cd <= hi:
+        ax.plot([end, end], [y_cd - 0.07, y_cd + 0.07], color="black", lw=1.0)
+        label = f"CD = {cd:.2f}"
+    else:
+        ax.plot([end], [y_cd], marker=">", color="black", ms=5)
+        label = f"CD = {cd:.2f}, longer than the rank axis: no difference can be significant"
+    ax.text((lo + end) / 2, y_cd + 0.1, label, ha="center", va="bottom", fontsize=9)
 
     pad = 0.1 * (hi - lo) + 0.2
     for pos, idx in enumerate(order):

@@ -323,17 +323,20 @@ def plot_barcode_evolution(
         Which recorded layer (or ``"network"`` when the whole network was tracked); default the
         first recorded one.
     quantiles : sequence of float in [0, 1]
-        Quantiles drawn as lines (the median, if present, thicker); the band between the
-        outermost pair is shaded.
+        Quantiles drawn as lines, each in its own colour (the Okabe–Ito palette) and dash (the
+        median, if present, solid and thicker); the band between the outermost pair is shaded.
     ax : matplotlib.axes.Axes, optional
     color : str
+        Colour of the band between the outermost quantiles.
     xlabel, title : str
 
     Returns
     -------
     matplotlib.axes.Axes
         One labelled ``Line2D`` per quantile; its y data are ``np.quantile(deaths, q)`` at each
-        recorded step.
+        recorded step. The legend sits outside the axes, right of them (clear of every line);
+        the y label names the layer (``"death quantiles, layer fc1"``) unless its name is a
+        bare index (``nn.Sequential``'s ``"0"``) or ``"network"``: then ``"death (quantiles)"``.
     """
     hist = getattr(history, "history", history)
     if not hasattr(hist, "quantiles") or not hasattr(hist, "steps"):
@@ -349,23 +352,29 @@ def plot_barcode_evolution(
     steps = np.asarray(hist.steps)
     ax = new_axes(ax)
     if qs.size >= 2:
-        ax.fill_between(steps, values[:, 0], values[:, -1], color=color, alpha=0.15, lw=0)
+        ax.fill_between(steps, values[:, 0], values[:, -1], color=color, alpha=0.12, lw=0)
+    dashes = ["--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 3))]
+    others = iter(range(len(qs)))
     for k, q in enumerate(qs):
         median = bool(np.isclose(q, 0.5))
+        ls = "-" if median else dashes[next(others) % len(dashes)]
         ax.plot(
             steps,
             values[:, k],
-            color=color,
-            lw=1.8 if median else 0.9,
-            ls="-" if median else "--",
-            alpha=1.0 if median else 0.8,
+            color=OKABE_ITO[k % len(OKABE_ITO)],
+            lw=1.8 if median else 1.1,
+            ls=ls,
             marker="o" if steps.size <= 30 else None,
             ms=2.5,
             label=f"q = {q:g}",
         )
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"death quantiles ({name})")
-    ax.legend(frameon=False, fontsize="small", ncols=min(qs.size, 3))
+    plain = name is None or str(name).isdigit() or name == "network"
+    ax.set_ylabel("death (quantiles)" if plain else f"death quantiles, layer {name}")
+    # Outside, right of the axes: never on a line (the 0.95 quantile runs along the top).
+    ax.legend(
+        frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1
+    )
     if title:
         ax.set_title(title)
     return ax

@@ -121,7 +121,7 @@ def plot_diagram(
             ax.scatter(xs[sel], deaths[sel], color=col, label=label, **kw)
     if infinite:
         yi = top * 1.08 if top > 0 else 0.95
-        ax.axhline(yi, ls=":", lw=0.8, color="black", zorder=0)
+        ax.axhline(yi, ls=":", lw=0.8, color="black", zorder=0, gid="infinite-line")
         pt = ax.scatter(
             [0.0], [yi], marker="^", color="black", s=24, clip_on=False, zorder=3, label="∞"
         )
@@ -141,6 +141,11 @@ def plot_diagram(
     if title:
         ax.set_title(title)
     if legend and (point_layers is not None or infinite):
-        loc = "lower right" if not strip else "best"
-        ax.legend(loc=loc, frameon=False, fontsize="small")
+        # Never on the ∞ line: below the diagonal (empty) in the square layout; right of the
+        # axes in the strip layout, whose points may fill the whole width.
+        if strip:
+            kw = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
+        else:
+            kw = {"loc": "lower right"}
+        ax.legend(frameon=False, fontsize="small", **kw)
     return ax

@@ -33,9 +33,10 @@ def _tree_layout(bc: Barcode, layout: str, seed: int) -> np.ndarray:
         return np.zeros((1, 2))
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     # Edge length: a constant plus the relative death, so that redundant neighbours sit close
-    # but stay distinguishable (and zero-weight sparse entries cannot vanish).
+    # but stay distinguishable (and zero-weight sparse entries cannot vanish). The constant
+    # (:data:`_MIN_EDGE`) keeps nodes of near-zero deaths apart in the crowded centre.
     top = float(deaths.max())
-    w = 0.25 + (deaths / top if top > 0 else deaths)
+    w = _MIN_EDGE + (deaths / top if top > 0 else deaths)
     e = bc.edges
     adj = coo_matrix((np.r_[w, w], (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), (n, n))
     if layout == "spectral":
@@ -52,6 +53,8 @@ def _tree_layout(bc: Barcode, layout: str, seed: int) -> np.ndarray:
     return _mds_layout(dist)
 
 
+#: Length of an edge of death 0 in the layout, relative to the longest edge's ``1 + _MIN_EDGE``.
+_MIN_EDGE = 0.5
 #: Largest tree refined by SMACOF (each iteration is O(n²) time and memory).
 _SMACOF_MAX_POINTS = 1000
 _SMACOF_ITERATIONS = 150
@@ -106,11 +109,12 @@ def plot_mst(
     """Draw the minimum spanning tree: neurons as nodes, the ``n − 1`` MST edges as segments.
 
     Node positions come from the distances along the tree (path length, each edge of length
-    ``0.25 + death / max(death)``): ``layout="mds"`` uses scikit-learn's classical
+    ``0.5 + death / max(death)``): ``layout="mds"`` uses scikit-learn's classical
     multidimensional scaling (``ClassicalMDS``) refined by metric stress majorisation
     (``sklearn.manifold.smacof``, up to 1000 neurons; deterministic), ``layout="spectral"``
     scikit-learn's ``SpectralEmbedding`` of the tree. Edges are coloured by death (short =
-    redundant, dark), nodes by layer.
+    redundant, dark) and drawn above the nodes, wider the shorter their death (0.8 to 2.4
+    points); nodes, coloured by layer, are small and semi-transparent (alpha 0.7).
 
     Parameters
     ----------
@@ -131,8 +135,8 @@ def plot_mst(
     Returns
     -------
     matplotlib.axes.Axes
-        A ``LineCollection`` with ``n − 1`` segments (``gid="mst-edges"``) and one
-        ``PathCollection`` per layer (``n`` nodes in all).
+        A ``LineCollection`` with ``n − 1`` segments (``gid="mst-edges"``, above the nodes) and
+        one ``PathCollection`` per layer (``n`` nodes in all).
     """
     from matplotlib.collections import LineCollection
 
@@ -144,7 +148,11 @@ def plot_mst(
     deaths = np.asarray(bc.deaths, dtype=np.float64)
     if len(bc):
         segs = np.stack([pos[bc.edges[:, 0]], pos[bc.edges[:, 1]]], axis=1)
-        lc = LineCollection(segs, cmap="viridis", linewidths=1.2, zorder=1)
+        # Above the nodes, and the wider the shorter the death: the redundant (dark) edges,
+        # the point of the figure, stay visible against the nodes.
+        rel = deaths / max(float(deaths.max()), 1e-12)
+        widths = 0.8 + 1.6 * (1.0 - rel)
+        lc = LineCollection(segs, cmap="viridis", linewidths=widths, zorder=3)
         lc.set_array(deaths)
         lc.set_clim(0.0, max(float(deaths.max()), 1e-12))
         lc.set_gid("mst-edges")
@@ -152,8 +160,8 @@ def plot_mst(
         if colorbar:
             cb = ax.figure.colorbar(lc, ax=ax, shrink=0.8, pad=0.02)
             cb.set_label("edge death")
-    size = node_size if node_size is not None else float(np.clip(200.0 / np.sqrt(n), 3.0, 30.0))
-    kw = {"s": size, "edgecolors": "white", "linewidths": 0.3, "zorder": 2}
+    size = node_size if node_size is not None else float(np.clip(120.0 / np.sqrt(n), 2.0, 20.0))
+    kw = {"s": size, "edgecolors": "none", "alpha": 0.7, "zorder": 2}
     if point_layers is None:
         ax.scatter(pos[:, 0], pos[:, 1], color=OKABE_ITO[0], **kw)
     else:

@@ -63,11 +63,36 @@ def linkage_matrix(barcode: BarcodeLike) -> np.ndarray:
     return Z
 
 
-def _labels_fit(ax: Axes, count: int, fontsize: float) -> bool:
-    """Whether ``count`` rotated leaf labels of ``fontsize`` points fit the width of ``ax``."""
+def _labels_fitting(ax: Axes, fontsize: float) -> int:
+    """How many rotated leaf labels of ``fontsize`` points fit the width of ``ax``."""
     fig = ax.figure
     width_pt = ax.get_position().width * fig.get_figwidth() * 72.0
-    return count * (fontsize + 1.0) <= width_pt
+    return int(width_pt // (fontsize + 1.0))
+
+
+def _member_layers(
+    Z: np.ndarray, n: int, point_layers: Sequence[str] | None, labels: Sequence[str] | None
+):
+    """``node → layer name`` of a cluster's members (``"fc1+fc2"`` when mixed), or ``None``.
+
+    The layers are the carrier's ``point_layers``, else read from labels ``"layer[index]"``.
+    """
+    if point_layers is None and labels is not None and all("[" in x for x in labels):
+        point_layers = [x.rsplit("[", 1)[0] for x in labels]
+    if point_layers is None:
+        return None
+    names, code = np.unique(np.asarray(point_layers, dtype=str), return_inverse=True)
+    first = {str(nm): int(np.flatnonzero(code == i)[0]) for i, nm in enumerate(names)}
+    counts = np.zeros((2 * n - 1, len(names)), dtype=np.int64)
+    counts[np.arange(n), code] = 1
+    for k, (a, b) in enumerate(Z[:, :2].astype(np.int64)):
+        counts[n + k] = counts[a] + counts[b]
+
+    def layer_of(node: int) -> str:
+        present = sorted((str(names[i]) for i in np.flatnonzero(counts[node])), key=first.get)
+        return present[0] if len(present) == 1 else "+".join(present)
+
+    return layer_of
 
 
 def plot_dendrogram(
@@ -86,12 +111,14 @@ def plot_dendrogram(
     """Single-linkage dendrogram of the neurons, built from the barcode's edges.
 
     Its merge heights are the deaths (see :func:`linkage_matrix`): the same information as the
-    barcode, arranged as a tree of clusters. With hundreds of neurons the leaves cannot be told
-    apart, so above ``max_leaves`` leaves the lowest merges are collapsed (SciPy's
-    ``truncate_mode="lastp"``): the figure keeps the ``max_leaves`` clusters formed last, each
-    leaf labelled ``(k)`` with the number of neurons it holds (where labels fit) and drawn as a
-    thick stem up to the height at which that cluster formed (coloured like a merge), and every
-    merge above them.
+    barcode, arranged as a tree of clusters. Leaves are named where the names fit the width
+    (``fc2[11]``: a report's ``labels``, else the neuron's index). With hundreds of neurons the
+    leaves cannot be told apart, so above ``max_leaves`` leaves, or above as many as can be named
+    in the width, the lowest merges are collapsed (SciPy's ``truncate_mode="lastp"``): the
+    figure keeps the clusters formed last, each collapsed leaf named by its members' count and
+    layer (``12 × fc2``; ``5 × fc1+fc2`` when mixed; ``(12)`` when no layer is known) and drawn
+    as a thick stem up to the height at which that cluster formed (coloured like a merge; the
+    legend's swatches are drawn the same way), and every merge above them.
 
     Parameters
     ----------
@@ -107,10 +134,11 @@ def plot_dendrogram(
     color, above_color : str
     max_labels : int, optional
         Most leaf labels drawn. Default: as many as fit the width of the Axes at 6 pt (one
-        column of a paper: about 40); above, the labels are hidden and the x label says so.
+        column of a paper: about 40). In the readable mode the tree is collapsed to that many
+        leaves; with ``max_leaves=None`` the labels are hidden above it and the x label says so.
     max_leaves : int or None, default 60
-        Readable mode: more leaves than this are collapsed into ``max_leaves`` clusters (see
-        above). ``None`` draws every neuron.
+        Readable mode: more leaves than this (or than can be named) are collapsed into
+        clusters (see above). ``None`` draws every neuron.
     title : str, optional
     legend : bool, default True
         Explain the colours and the threshold line (when ``threshold`` is given).
@@ -126,7 +154,7 @@ def plot_dendrogram(
     from matplotlib.lines import Line2D
     from scipy.cluster.hierarchy import dendrogram
 
-    bc, _ = unwrap(barcode)
+    bc, point_layers = unwrap(barcode)
     if labels is None:
         labels = getattr(barcode, "labels", None)
     if labels is not None:
@@ -147,40 +175,59 @@ def plot_dendrogram(
             return color
         return above_color
 
-    truncated = max_leaves is not None and n > int(max_leaves)
-    leaves = int(max_leaves) if truncated else n
     fontsize = 6.0
-    fits = _labels_fit(ax, leaves, fontsize) if max_labels is None else leaves <= max_labels
-    show = fits and (labels is not None or truncated)
+    room = _labels_fitting(ax, fontsize) if max_labels is None else int(max_labels)
+    leaves = n
+    if max_leaves is not None and n > int(max_leaves):
+        leaves = int(max_leaves)
+    if max_leaves is not None and leaves > room:
+        # Collapse further so that every leaf can be named (at least 2 leaves).
+        leaves = max(room, 2)
+    truncated = leaves < n
+    show = leaves <= room
+    layer_of = _member_layers(Z, n, point_layers, labels) if truncated else None
+
+    def leaf_label(node: int) -> str:
+        if node < n:
+            return labels[node] if labels is not None else str(node)
+        size = int(Z[node - n, 3])
+        if layer_of is None:
+            return f"({size})"
+        return f"{size} × {layer_of(node)}"
+
     kw: dict[str, Any] = {}
     if truncated:
         kw = {"truncate_mode": "lastp", "p": leaves}
     tree = dendrogram(
         Z,
         ax=ax,
-        labels=labels if labels is not None else None,
+        leaf_label_func=leaf_label,
         no_labels=not show,
         link_color_func=link_color,
         leaf_font_size=fontsize if show else None,
         leaf_rotation=90 if show else None,
         **kw,
     )
+    stem_colors: list[str] = []
     if truncated:
         # Each collapsed leaf: a thick stem up to the height at which its cluster formed,
         # coloured like a merge (redundant groups stand out as in the full tree).
         from matplotlib.collections import LineCollection
 
-        segs, cols = [], []
+        segs = []
         for k, leaf in enumerate(tree["leaves"]):
             if leaf >= n:
                 h = float(Z[leaf - n, 2])
                 segs.append([(5.0 + 10.0 * k, 0.0), (5.0 + 10.0 * k, h)])
-                cols.append(link_color(leaf))
-        stems = LineCollection(segs, colors=cols, linewidths=3.0, zorder=3)
+                stem_colors.append(link_color(leaf))
+        stems = LineCollection(segs, colors=stem_colors, linewidths=3.0, zorder=3)
         stems.set_gid("collapsed")
         ax.add_collection(stems)
         what = f"{n} neurons, lowest merges collapsed into {leaves} leaves"
-    elif show or labels is None:
+        if show:
+            how = "count × layer" if layer_of is not None else "(count)"
+            what = f"{n} neurons in {leaves} leaves (collapsed: {how})"
+    elif show:
         what = f"{n} neurons"
     else:
         what = f"{n} neurons (labels do not fit)"
@@ -196,10 +243,18 @@ def plot_dendrogram(
                 Line2D([], [], color=above_color, label=f"merge > {threshold:g}"),
                 Line2D([], [], color="black", ls=":", lw=0.8, label=f"threshold {threshold:g}"),
             ]
-            if truncated:
-                handles.append(
-                    Line2D([], [], color="black", lw=3.0, label="collapsed cluster (its merge)")
-                )
+            # The collapsed clusters' swatches drawn as they are: thick stems in their colours.
+            for col, what in ((color, "≤"), (above_color, ">")):
+                if col in stem_colors:
+                    handles.append(
+                        Line2D(
+                            [],
+                            [],
+                            color=col,
+                            lw=3.0,
+                            label=f"collapsed cluster, {what} {threshold:g}",
+                        )
+                    )
             ax.legend(handles=handles, loc="upper right", frameon=False, fontsize="small")
     if title:
         ax.set_title(title)

@@ -112,7 +112,9 @@ def log_barcodes(
 
             from ..plotting import plot_barcode
 
-            fig, ax = plt.subplots(figsize=(5, 3.5))
+            # Constrained layout: TensorBoard rasterises the canvas as is (no tight bounding
+            # box), so the axis labels must lie inside the figure.
+            fig, ax = plt.subplots(figsize=(5, 3.5), layout="constrained")
             plot_barcode(bc, ax=ax, title=f"{name}, step {step}")
             writer.add_figure(f"{tag}/{name}", fig, step, close=True)
             plt.close(fig)
