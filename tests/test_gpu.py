@@ -129,21 +129,141 @@ def test_dead_hub_guard_acts_on_the_device_path():
     assert loss._age == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ActivationRecorder's own NaN/Inf check (capture/_records.py, stack_records → "
-    "check_finite_activations) reads a value back; the capture package needs a device-side "
-    "check before a Regularized step is free of host reads (the regulariser itself is)",
-)
-def test_regularized_wrapper_step_on_the_device_path(monkeypatch):
-    model = nn.Sequential(nn.Linear(12, 30), nn.ReLU(), nn.Linear(30, 5)).double()
-    reg = tn.Regularized(model, tn.TopologicalRedundancy(backend="torch"), weight=0.1)
-    x = torch.randn(64, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    out = reg(x)
-    with no_host_reads(monkeypatch):
-        out = reg(x)
-        (out.output.sum() + out.penalty).backward()
+_STEPS = {
+    "T1": lambda: tn.TopologicalRedundancy(backend="torch"),
+    "T1-refresh20": lambda: tn.TopologicalRedundancy(backend="torch", refresh_every=20),
+    "T2": lambda: tn.DeathSpread(backend="torch"),
+    "DeCov": lambda: tn.DeCov(),
+    "CorrelationPenalty": lambda: tn.CorrelationPenalty(),
+}
+
+
+def _treat_the_cpu_as_a_device(monkeypatch):
+    """The baselines (and a recorder left to choose) take the device path where the
+    activations are on a device: the proxy runs it on the CPU."""
+    import topo_neurons._finite as finite
+
+    monkeypatch.setattr(finite, "on_device", lambda A: True)
+
+
+@pytest.mark.parametrize("sampling", [None, "importance"])
+@pytest.mark.parametrize("term", list(_STEPS))
+def test_regularized_wrapper_step_on_the_device_path(monkeypatch, term, sampling):
+    # The whole Regularized step (recording, the recorder's checks, the sampling, the
+    # regulariser) reads nothing back, and gives what the host path gives.
+    def make(seed):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(12, 30), nn.ReLU(), nn.Linear(30, 5)).double()
+        s = tn.ImportanceSampling(0.5) if sampling else None
+        return model, tn.Regularized(model, _STEPS[term](), weight=0.1, sampling=s)
+
+    (model, reg), (_, ref) = make(0), make(0)
+    if hasattr(ref.regularizer, "backend"):
+        ref.regularizer.backend = "native"
+    g = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        x = torch.randn(64, 12, dtype=torch.float64, generator=g)
+        with monkeypatch.context() as m:
+            if term in ("DeCov", "CorrelationPenalty"):
+                _treat_the_cpu_as_a_device(m)
+            with no_host_reads(m):
+                out = reg(x)
+                (out.output.sum() + out.penalty).backward()
+        expected = ref(x)
+        torch.testing.assert_close(out.penalty, expected.penalty, rtol=1e-9, atol=1e-12)
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_recorder_nan_on_the_device_path_raises_the_named_error_on_the_cpu(monkeypatch):
+    # sync_free on the CPU: the device-side check fails at once and the named error (layer,
+    # example, neuron) is raised, as on the host path.
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    x = torch.randn(20, 4, dtype=torch.float64)
+    x[7] = float("nan")
+    for make in (lambda: tn.TopologicalRedundancy(backend="torch"), tn.DeCov):
+        reg = tn.Regularized(model, make())
+        with monkeypatch.context() as m:
+            _treat_the_cpu_as_a_device(m)
+            with pytest.raises(tn.NonFiniteActivationsError, match="example 7") as err:
+                reg(x)
+        assert err.value.layer == "0" and err.value.example == 7
+
+
+def test_baselines_nan_on_the_device_path_raise_the_named_error_on_the_cpu(monkeypatch):
+    A = _activations(2)
+    A[4, 11] = float("inf")
+    for loss in (tn.DeCov(), tn.CorrelationPenalty()):
+        with monkeypatch.context() as m:
+            _treat_the_cpu_as_a_device(m)
+            with pytest.raises(tn.NonFiniteActivationsError, match="example 4, neuron 11"):
+                loss(A)
+
+
+def test_baselines_on_the_device_path_equal_the_host_path(monkeypatch):
+    A = _activations(5)
+    extreme = A.clone()
+    extreme[:, 2] *= 1e160  # an extreme column: always rescaled on the device path
+    cases = ((tn.DeCov(), A), (tn.CorrelationPenalty(), A), (tn.CorrelationPenalty(), extreme))
+    for loss, X in cases:
+        Xd, Xh = X.clone().requires_grad_(), X.clone().requires_grad_()
+        with monkeypatch.context() as m:
+            _treat_the_cpu_as_a_device(m)
+            with no_host_reads(m):
+                val = loss(Xd)
+                val.backward()
+        ref = loss(Xh)
+        ref.backward()
+        assert torch.equal(val, ref) and torch.equal(Xd.grad, Xh.grad)
+
+
+def _importance_reference(a: torch.Tensor, k: int) -> np.ndarray:
+    # Largest mean |activation| first, ties towards the smaller index (numpy's lexsort).
+    score = a.abs().mean(dim=0).numpy()
+    return np.sort(np.lexsort((np.arange(score.size), -score))[:k])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_importance_sampling_device_selection_equals_the_host_selection(monkeypatch, seed):
+    from topo_neurons.capture._checks import select_columns
+
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((32, 41))
+    h[:, 5] = h[:, 9]  # ties in mean |activation|: equal columns, a sign flip, constants
+    h[:, 30] = -h[:, 9]
+    h[:, [12, 13, 14]] = 0.5
+    h[:, 20] = -0.5
+    full = {"h": torch.from_numpy(h), "out": torch.from_numpy(rng.standard_normal((32, 3)))}
+    for p in (0.5, 0.1, 0.97):
+        s = tn.ImportanceSampling(p)
+        host_sel, host_cols = select_columns(s, full, sync_free=False)
+        with no_host_reads(monkeypatch):
+            dev_sel, dev_cols = select_columns(s, full, sync_free=True)
+        k = max(1, int(np.floor(p * 41 + 1e-9)))
+        np.testing.assert_array_equal(dev_sel["h"].numpy(), _importance_reference(full["h"], k))
+        for name in full:
+            assert torch.equal(dev_sel[name], host_sel[name])
+            assert torch.equal(dev_cols[name], host_cols[name])
+        assert dev_cols["out"] is full["out"]  # the output layer kept whole, not gathered
+
+
+def test_a_users_strategy_is_checked_on_the_device_path(monkeypatch):
+    from topo_neurons.capture._checks import select_columns
+
+    class Everything:
+        def select(self, per_layer, output_layer):
+            return {n: torch.arange(a.shape[1]) for n, a in per_layer.items()}
+
+    class OutOfRange(Everything):
+        def select(self, per_layer, output_layer):
+            return {n: torch.tensor([0, a.shape[1]]) for n, a in per_layer.items()}
+
+    full = {"h": torch.randn(8, 5), "out": torch.randn(8, 2)}
+    with no_host_reads(monkeypatch):
+        _, cols = select_columns(Everything(), full, sync_free=True)
+    assert all(torch.equal(cols[n], full[n]) for n in full)  # gathered: the same values
+    for sync_free in (False, True):
+        with pytest.raises(ValueError, match=r"outside \[0, 5\) for layer 'h'"):
+            select_columns(OutOfRange(), full, sync_free=sync_free)
 
 
 @pytest.mark.parametrize("path", ["dense", "tiled"])
@@ -253,15 +373,18 @@ def test_cuda_regularised_step_never_synchronises(term, refresh_every):
 
 @pytest.mark.cuda
 @cuda
-@pytest.mark.xfail(
-    strict=True,
-    reason="ActivationRecorder's NaN/Inf check (capture/_records.py) synchronises",
-)
-def test_cuda_regularized_wrapper_step_never_synchronises():
+@pytest.mark.parametrize("term", ["T1", "T1-refresh20", "T2", "DeCov"])
+@pytest.mark.parametrize("sampling", [None, "importance"])
+def test_cuda_regularized_wrapper_step_never_synchronises(term, sampling):
     model = nn.Sequential(nn.Linear(784, 450), nn.ReLU(), nn.Linear(450, 10)).cuda()
-    reg = tn.Regularized(model, tn.TopologicalRedundancy(), weight=0.1)
+    loss = _STEPS[term]()
+    if hasattr(loss, "backend"):
+        loss.backend = "auto"  # the torch backend on a GPU
+    s = tn.ImportanceSampling(0.5) if sampling else None
+    reg = tn.Regularized(model, loss, weight=0.1, sampling=s)
     x = torch.randn(256, 784, device="cuda")
-    reg(x).penalty.backward()
+    for _ in range(2):  # warm-up: lazy initialisation may synchronise once
+        reg(x).penalty.backward()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:

@@ -5,6 +5,9 @@ correlation, the recorder, the streaming accumulator and the regularisers all ch
 :func:`check_finite_activations`, which raises :class:`NonFiniteActivationsError`, a
 ``ValueError`` that names where the first bad value is. A caller that must tell divergence
 from other errors (the experiments' sweep) catches the type, not a message.
+
+On a device (a GPU) the training path checks with :func:`assert_finite` instead: a device-side
+assertion that never waits for the device; on the CPU it raises the same named error.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["NonFiniteActivationsError", "check_finite_activations"]
+__all__ = ["NonFiniteActivationsError", "assert_finite", "check_finite_activations", "on_device"]
 
 
 class NonFiniteActivationsError(ValueError):
@@ -110,3 +113,50 @@ def check_finite_activations(
     raise NonFiniteActivationsError(
         message, layer=layer, example=example, neuron=neuron, value=value
     )
+
+
+def on_device(A: torch.Tensor) -> bool:
+    """Whether ``A`` lives on a device other than the CPU (where a host read synchronises).
+
+    The default of :func:`assert_finite`'s ``sync_free`` (looked up at call time: the tests
+    treat the CPU as a device by replacing it, a proxy of ``torch.cuda.set_sync_debug_mode``).
+    """
+    return A.device.type != "cpu"
+
+
+def assert_finite(
+    A: torch.Tensor,
+    describe: Callable[[int, int, float, list[int]], str],
+    what: str,
+    *,
+    sync_free: bool | None = None,
+    layer: str | None = None,
+    example_of: Callable[[int], int] | None = None,
+) -> None:
+    """:func:`check_finite_activations`, or on the device path its form without a host read.
+
+    Parameters
+    ----------
+    A : torch.Tensor, shape (m, n)
+        Activations: examples × neurons.
+    describe, layer, example_of
+        As for :func:`check_finite_activations`.
+    what : str
+        The device-side assertion's message: ``"{what} contain NaN or Inf"``.
+    sync_free : bool, optional
+        Never wait for the device: ``torch._assert_async`` on ``isfinite(A).all()``, enqueued
+        on a GPU (a NaN/Inf stops the run with a device-side assertion when the kernel runs,
+        not with :class:`NonFiniteActivationsError` here); checked at once on the CPU, which
+        then raises the named error as usual. ``False``: the host check. Default
+        (``None``): sync-free on a device (:func:`on_device`), the host check on the CPU.
+    """
+    if sync_free is None:
+        sync_free = on_device(A)
+    if not sync_free:
+        check_finite_activations(A, describe, layer=layer, example_of=example_of)
+        return
+    try:  # enqueued on a GPU (no synchronisation); immediate on the CPU
+        torch._assert_async(torch.isfinite(A.detach()).all(), f"{what} contain NaN or Inf")
+    except RuntimeError:
+        check_finite_activations(A, describe, layer=layer, example_of=example_of)
+        raise  # pragma: no cover - the check above raises the named error

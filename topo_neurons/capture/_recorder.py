@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._options import check_choice
+from ._checks import select_columns
 from ._layers import _SEQ_FIRST_TYPES, POINTS, POSITIONS, _display, _Target
 from ._naming import NeuronIndex
 from ._records import (
@@ -25,7 +26,6 @@ from ._records import (
     mask_from_kwargs,
     output_rows,
     per_call_key,
-    select_columns,
     stack_records,
     warn_few_examples,
 )
@@ -193,7 +193,7 @@ class ActivationRecorder:
         self._kinds: dict[str, str] = {}
         self._where: dict[str, list[tuple[tuple[int, ...], torch.Tensor | None]]] = {}
         self._calls: dict[str, int] = {}
-        self._first_example, self._batch = 0, None
+        self._first_example, self._batch, self._sync_free = 0, None, None  # _checks.py
         self._stance: object = None
         self._cache: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
         self._active = False
@@ -320,8 +320,9 @@ class ActivationRecorder:
                 self._where,
                 self._first_example,
                 self._batch,
+                self._sync_free,
             )
-            self._cache = select_columns(self.sampling, full)
+            self._cache = select_columns(self.sampling, full, self._sync_free)
         return self._cache
 
     def per_layer(self) -> dict[str, torch.Tensor]:

@@ -3,8 +3,7 @@
 :func:`output_rows` turns one hooked output into rows (examples) × columns (neurons): the batch
 axis first, the positions as neurons or as examples, the padding mask applied.
 :func:`stack_records` joins the rows of each layer and checks them (in-place changes, equal
-example counts, finite values); :func:`select_columns` applies the sampling strategy and checks
-what it returns.
+example counts, finite values: :mod:`._checks`, with the sampling strategy's indices).
 """
 
 from __future__ import annotations
@@ -16,16 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._finite import check_finite_activations
+from ._checks import check_finite_records
 from ._layers import _display, _Target, selected_output
-from ._sampling import AllNeurons, SamplingStrategy
 
 __all__ = [
     "FewExamplesWarning",
     "mask_from_kwargs",
     "output_rows",
     "per_call_key",
-    "select_columns",
     "stack_records",
     "warn_few_examples",
 ]
@@ -229,22 +226,6 @@ def per_call_key(rec: object, name: str, k: int) -> str:
     return f"{name}#{k}"
 
 
-def locate_row(row: int, parts: list[tuple[tuple[int, ...], torch.Tensor | None]]):
-    """``(example, position)`` of row ``row`` of a layer's records: the example counted over
-    the recorded calls (each call's batch after the previous ones), the position inside it
-    (``()`` when rows are examples)."""
-    before = 0
-    for where, keep in parts:
-        rows = int(keep.sum()) if keep is not None else int(np.prod(where))
-        if row < rows:
-            flat = int(torch.nonzero(keep.reshape(-1))[row]) if keep is not None else row
-            idx = np.unravel_index(flat, where)
-            return before + int(idx[0]), tuple(int(i) for i in idx[1:])
-        row -= rows
-        before += where[0]
-    raise IndexError(row)  # pragma: no cover - rows come from these parts
-
-
 def stack_records(
     records: Mapping[str, list[torch.Tensor]],
     versions: Mapping[str, list[int]],
@@ -253,6 +234,7 @@ def stack_records(
     where: Mapping[str, list[tuple[tuple[int, ...], torch.Tensor | None]]] | None = None,
     first_example: int = 0,
     batch: int | None = None,
+    sync_free: bool | None = None,
 ) -> dict[str, torch.Tensor]:
     """Full per-layer activations, in forward-call order, validated.
 
@@ -273,6 +255,9 @@ def stack_records(
         Index in the data set of the first recorded example (a data set fed in batches).
     batch : int, optional
         The batch of the data set being recorded (named in errors).
+    sync_free : bool, optional
+        The finite check without a host read (:func:`check_finite_records`); default: on a
+        device, unless a data set is being read (``batch`` given).
 
     Returns
     -------
@@ -327,74 +312,5 @@ def stack_records(
             "with the same positions (e.g. the tokens of a sequence model, not its pooled "
             "output), or set positions=, batch_dim= or mask= so that they agree"
         )
-    for name, a in full.items():
-        label, shape = _display(name), shapes[name]
-        parts = where.get(name) if where is not None else None
-
-        def example_of(row: int, parts=parts) -> tuple[int, tuple[int, ...]]:
-            ex, pos = locate_row(row, parts) if parts else (row, ())
-            return first_example + ex, pos
-
-        def describe(row, neuron, value, _, label=label, shape=shape, example_of=example_of):
-            ex, pos = example_of(row)
-            at = f"example {ex}" + (" of the data set" if batch is not None else "")
-            at += f" (in batch {batch}, counting from 0)" if batch is not None else ""
-            at += f", position {pos}" if pos else ""
-            return (
-                f"layer {label!r} output {value} at {at}, neuron {neuron} (neurons of shape "
-                f"{shape}); NaN/Inf activations are an error"
-            )
-
-        check_finite_activations(
-            a, describe, layer=label, example_of=lambda row, f=example_of: f(row)[0]
-        )
+    check_finite_records(full, shapes, where, first_example, batch, sync_free)
     return full
-
-
-def select_columns(
-    sampling: SamplingStrategy, full: dict[str, torch.Tensor]
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Apply ``sampling`` to the full per-layer activations and check what it chose.
-
-    Parameters
-    ----------
-    sampling : SamplingStrategy
-    full : dict of str to torch.Tensor, each of shape (m, n_layer)
-        From :func:`stack_records`; the last layer is the output layer.
-
-    Returns
-    -------
-    chosen : dict of str to torch.LongTensor, each of shape (n_layer_sampled,)
-    sampled : dict of str to torch.Tensor, each of shape (m, n_layer_sampled)
-    """
-    output_layer = next(reversed(full))
-    if type(sampling) is AllNeurons:  # fast path: nothing to select or check
-        return sampling.select(full, output_layer), full
-    sel = sampling.select(full, output_layer)
-    if not isinstance(sel, Mapping) or set(sel) != set(full):
-        got = list(sel) if isinstance(sel, Mapping) else type(sel).__name__
-        raise ValueError(
-            f"{sampling!r}.select returned indices for {got}; expected exactly the "
-            f"recorded layers {list(full)}"
-        )
-    chosen: dict[str, torch.Tensor] = {}
-    sampled = {}
-    for name, a in full.items():
-        idx = torch.as_tensor(sel[name], dtype=torch.long, device=a.device)
-        if idx.ndim != 1 or idx.numel() == 0:
-            raise ValueError(
-                f"{sampling!r} selected {tuple(idx.shape)} indices for layer "
-                f"{_display(name)!r}; expected a non-empty 1-D index tensor"
-            )
-        if int(idx.min()) < 0 or int(idx.max()) >= a.shape[1]:
-            raise ValueError(
-                f"{sampling!r} selected an index outside [0, {a.shape[1]}) for layer "
-                f"{_display(name)!r}"
-            )
-        chosen[name] = idx
-        sampled[name] = a if idx.numel() == a.shape[1] and _is_arange(idx) else a[:, idx]
-    return chosen, sampled
-
-
-def _is_arange(idx: torch.Tensor) -> bool:
-    return bool((idx == torch.arange(idx.numel(), device=idx.device)).all())

@@ -57,6 +57,14 @@ def _all(n: int, device: torch.device) -> torch.Tensor:
     return torch.arange(n, dtype=torch.long, device=device)
 
 
+def _to_device(idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host indices copied to ``device`` without waiting: through pinned memory to a GPU (a
+    copy from pageable memory synchronises; the pinned buffer is kept until the copy ran)."""
+    if device.type != "cuda":
+        return idx.to(device)
+    return idx.pin_memory().to(device, non_blocking=True)
+
+
 class _FractionSampling:
     """Base of the strategies that keep ``max(1, ⌊p · n_layer⌋)`` neurons of each hidden layer.
 
@@ -205,7 +213,7 @@ class RandomSampling(_FractionSampling):
     def _pick(self, a: torch.Tensor, k: int) -> torch.Tensor:
         """``k`` columns of ``a`` drawn without replacement, ascending."""
         idx = np.sort(self._rng.choice(a.shape[1], size=k, replace=False))
-        return torch.as_tensor(idx, dtype=torch.long, device=a.device)
+        return _to_device(torch.as_tensor(idx, dtype=torch.long), a.device)
 
 
 class FixedSelection:
@@ -250,6 +258,7 @@ class FixedSelection:
             if int(t[0]) < 0:
                 raise ValueError(f"FixedSelection: layer {name!r} has negative index {int(t[0])}")
             self.indices[name] = t
+        self._copies: dict[tuple[str, torch.device], torch.Tensor] = {}  # per device, once
 
     def select(
         self, per_layer: Mapping[str, torch.Tensor], output_layer: str
@@ -285,7 +294,10 @@ class FixedSelection:
                     f"FixedSelection: layer {name!r} has {a.shape[1]} neurons; index "
                     f"{int(idx[-1])} is out of range"
                 )
-            out[name] = idx.to(a.device)
+            copies = self.__dict__.setdefault("_copies", {})  # (an instance pickled before)
+            if (name, a.device) not in copies:
+                copies[name, a.device] = _to_device(idx, a.device)
+            out[name] = copies[name, a.device]
         return out
 
     def __repr__(self) -> str:

@@ -83,13 +83,17 @@ def rescale_extreme_columns(
     return A * scale
 
 
-def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def normalized_activations(
+    A: torch.Tensor, *, sync_free: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre and normalise each neuron's column: the ``Z`` of ``C = ZᵀZ``.
 
     Parameters
     ----------
     A : torch.Tensor, shape (m, n)
         Validated floating activations.
+    sync_free : bool, default False
+        Passed to :func:`rescale_extreme_columns` (the device path: no host read).
 
     Returns
     -------
@@ -103,7 +107,7 @@ def normalized_activations(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     const = amax == amin
     # Columns so large (or so flat) that their sums would overflow (or underflow) are first
     # scaled by a power of two: exact, and the correlation does not change.
-    A = rescale_extreme_columns(A, amax, amin)
+    A = rescale_extreme_columns(A, amax, amin, sync_free=sync_free)
     A_det = A.detach()
     # Constant columns: the rounded mean of equal values may differ from them in the last bit,
     # so their centred values are set to exactly zero (torch.where passes them no gradient) and

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .._finite import check_finite_activations
+from .._finite import assert_finite
 from .._options import check_choice
 from ..correlation import Kind, as_real_float, check_kind
 from ..distributed import DISTRIBUTED_VALUES, gather_activations, use_distributed
@@ -22,14 +22,15 @@ Selection = Mapping[str, torch.Tensor] | torch.Tensor | Sequence[int] | None
 
 # --------------------------------------------------------------------------- validation
 def _activations(
-    A: object, who: str, distributed: Distributed = False, *, sync_free: bool = False
+    A: object, who: str, distributed: Distributed = False, *, sync_free: bool | None = False
 ) -> torch.Tensor:
     """Validate ``A`` (torch, (m, n), finite), cast to float, gather across ranks if asked.
 
     ``sync_free``: the finite check never waits for the device (the ``"torch"`` backend's
-    training path): on a GPU a NaN/Inf stops the run with a device-side assertion when the
-    kernel runs, instead of a :class:`NonFiniteActivationsError` raised here; on the CPU the
-    named error is raised as usual.
+    training path; ``None``: whenever ``A`` is on a device, the baselines' choice): on a GPU
+    a NaN/Inf stops the run with a device-side assertion when the kernel runs, instead of a
+    :class:`NonFiniteActivationsError` raised here; on the CPU the named error is raised as
+    usual (:func:`~topo_neurons._finite.assert_finite`).
     """
     if not isinstance(A, torch.Tensor):
         raise TypeError(
@@ -59,16 +60,7 @@ def _activations(
             f"neuron {neuron}; NaN/Inf activations are always an error"
         )
 
-    if sync_free:
-        try:  # enqueued on a GPU (no synchronisation); immediate on the CPU
-            torch._assert_async(
-                torch.isfinite(A.detach()).all(), f"{who}: activations contain NaN or Inf"
-            )
-        except RuntimeError:
-            check_finite_activations(A, describe)  # the CPU: raise the named error
-            raise
-    else:
-        check_finite_activations(A, describe)
+    assert_finite(A, describe, f"{who}: activations", sync_free=sync_free)
     m, n = A.shape
     if m < 2 or n < 2:
         raise ValueError(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from .. import _finite
 from .._memory import check_square_fits
 from ..correlation import normalized_activations
 from ._base import Distributed, WeightPenalty, _activations, _Loss
@@ -49,7 +50,8 @@ def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) ->
     >>> correlation_penalty(A)  # ρ01 = 1, ρ02 = ρ12 = 0
     tensor(0.3333)
     """
-    A = _activations(A, "correlation_penalty", distributed)
+    device = _finite.on_device(A) if isinstance(A, torch.Tensor) else False
+    A = _activations(A, "correlation_penalty", distributed, sync_free=device)
     # C, |C| and, under autograd, the gradient of C: guard before any n × n allocation.
     grad = A.requires_grad and torch.is_grad_enabled()
     check_square_fits(
@@ -59,7 +61,7 @@ def correlation_penalty(A: torch.Tensor, *, distributed: Distributed = False) ->
         what="correlation_penalty (the n × n correlation matrix)",
         device=A.device,
     )
-    Z, _ = normalized_activations(A)
+    Z, _ = normalized_activations(A, sync_free=device)
     C = Z.T @ Z
     n = C.shape[0]
     return (C.abs().sum() - C.diagonal().abs().sum()) / (n * (n - 1))
@@ -102,7 +104,7 @@ def decov(A: torch.Tensor, *, distributed: Distributed = False) -> torch.Tensor:
     >>> decov(A)
     tensor(4.)
     """
-    A = _activations(A, "decov", distributed)
+    A = _activations(A, "decov", distributed, sync_free=None)
     m, n = A.shape
     X = A - A.mean(dim=0, keepdim=True)
     G = (X @ X.T) if m < n else (X.T @ X)

@@ -30,16 +30,31 @@ def _check_refresh_every(k: object) -> int:
     return k
 
 
-def _selection_key(selection: Selection) -> tuple:
-    """A comparable fingerprint of which neurons the columns are (layer names and indices)."""
+def _selection_key(selection: Selection, device: bool = False) -> tuple:
+    """A comparable fingerprint of which neurons the columns are (layer names and indices).
+
+    On the device path (``device``) only the names and sizes, known on the host: the indices
+    themselves are compared on the device (:func:`_selection_indices`, the hub guard's flag).
+    """
     if selection is None:
         return ()
+    if device:
+        items = selection.items() if isinstance(selection, Mapping) else [("", selection)]
+        return tuple((str(name), torch.as_tensor(idx).numel(), "device") for name, idx in items)
     if isinstance(selection, Mapping):
         return tuple(
             (str(name), tuple(torch.as_tensor(idx).reshape(-1).tolist()))
             for name, idx in selection.items()
         )
     return (tuple(torch.as_tensor(selection).reshape(-1).tolist()),)
+
+
+def _selection_indices(selection: Selection, device: torch.device) -> torch.Tensor | None:
+    """Every index of ``selection``, concatenated on ``device`` (``None`` without one)."""
+    if selection is None:
+        return None
+    parts = selection.values() if isinstance(selection, Mapping) else [selection]
+    return torch.cat([torch.as_tensor(i, device=device).reshape(-1) for i in parts])
 
 
 #: Share of the tree's edges that neurons turned constant since the search may hold beyond one
@@ -147,7 +162,7 @@ class _TreeLoss(_Loss):
             return self._loss(A)
         device = isinstance(A, torch.Tensor) and sync_free(self.backend, A)
         A = _activations(A, type(self).__name__, self.distributed, sync_free=device)
-        key = (A.shape[1], _selection_key(selection))
+        key = (A.shape[1], _selection_key(selection, device))
         extrema = _extrema(A)
         const = extrema[0] == extrema[1]
         cached = self._edges
@@ -158,10 +173,12 @@ class _TreeLoss(_Loss):
                 # The hub guard without waiting: this call's flag if it is ready already (the
                 # CPU), else the last call's once it is (a GPU: usually one call later).
                 before = self._const.to(A.device)
-                earlier, self._pending = (
-                    self._pending,
-                    _PendingFlag(_dead_hub_excess(const, cached, before)),
-                )
+                flag = _dead_hub_excess(const, cached, before)
+                chosen = _selection_indices(selection, A.device)
+                if chosen is not None:  # other neurons (same sizes): a new tree, as a hub
+                    old = getattr(self, "_chosen", None)
+                    flag = flag | (True if old is None else (chosen != old.to(A.device)).any())
+                earlier, self._pending = self._pending, _PendingFlag(flag)
                 hubs = self._pending.poll()
                 if hubs is None and earlier is not None:
                     hubs = earlier.poll()
@@ -185,6 +202,7 @@ class _TreeLoss(_Loss):
         else:
             self._changed = None
         self._edges, self._key, self._age = edges, key, 1
+        self._chosen = _selection_indices(selection, A.device) if device else None
         self._const = const
         self._pending = None
         return self._reduce(d)
