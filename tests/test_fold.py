@@ -368,7 +368,7 @@ def test_benchmark_smoke(tmp_path):
     spec.loader.exec_module(bench)
     assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "results.md").read_text()
-    assert "Goal (fold removes ≥ 2× as many as magnitude" in text
+    assert "Goal (folding removes ≥ 2 × as many as magnitude" in text
     assert (tmp_path / "accuracy.png").stat().st_size > 0
     rows = bench.read_rows(tmp_path / "results.csv")
     assert {r["regularizer"] for r in rows} == {"none", "t1"}
