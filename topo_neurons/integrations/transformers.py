@@ -86,9 +86,8 @@ class TopologicalTrainer(_tf.Trainer):
 
     Parameters
     ----------
-    *args, **kwargs
-        ``transformers.Trainer``'s (``model``, ``args``, ``train_dataset``, ``callbacks``, …).
-        ``model`` must be given (not ``model_init``): its layers are resolved here.
+    *args
+        ``transformers.Trainer``'s positional arguments (``model``, ``args``, …).
     regularizer : torch.nn.Module
         An activation loss, ``(m, n) → scalar``: :class:`~topo_neurons.TopologicalRedundancy`,
         :class:`~topo_neurons.DeathSpread`, :class:`~topo_neurons.CorrelationPenalty`,
@@ -107,9 +106,11 @@ class TopologicalTrainer(_tf.Trainer):
     log_name : str or None, default "topo_penalty"
         Key of the penalty in the training logs: the mean of ``weight · T`` over the training
         batches since the last log (averaged over processes). ``None``: not logged.
-    **recorder_options
-        Further :class:`~topo_neurons.ActivationRecorder` options (``point=``,
-        ``positions=``, ``select_output=``, …); every other keyword goes to ``Trainer``.
+    **kwargs
+        ``transformers.Trainer``'s keyword arguments (``model``, ``args``, ``train_dataset``,
+        ``callbacks``, …; ``model`` must be given, not ``model_init``: its layers are resolved
+        here), and the :class:`~topo_neurons.ActivationRecorder` options ``point=``,
+        ``positions=``, ``batch_dim=``, ``select_output=``.
 
     Attributes
     ----------
@@ -154,6 +155,12 @@ class TopologicalTrainer(_tf.Trainer):
         super().__init__(*args, **kwargs)
         if self.model is None:
             raise ValueError("TopologicalTrainer needs model= (model_init is not supported)")
+        if self.args.n_gpu > 1:
+            raise ValueError(
+                f"TopologicalTrainer: {self.args.n_gpu} GPUs in one process (torch DataParallel) "
+                "would record each replica's activations in its own thread; run one process "
+                "per GPU instead (torchrun / accelerate launch: DistributedDataParallel)"
+            )
         self.regularizer = regularizer
         self.weight = float(weight)
         self.log_name = log_name
