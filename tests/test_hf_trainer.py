@@ -247,3 +247,25 @@ def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="weight=-1"):
         TopologicalTrainer(model=_gpt2(), args=args, regularizer=tn.TopologicalRedundancy(),
                            weight=-1.0)  # fmt: skip
+
+
+def test_barcode_callback_under_a_plain_trainer_resumes_its_history(tmp_path):
+    probe = _batch(_examples(seed=5))
+    probe.pop("labels")
+
+    def run(max_steps, resume):
+        cb = BarcodeCallback(probe, LAYERS)
+        trainer = transformers.Trainer(
+            model=_gpt2(), args=_args(tmp_path, max_steps=max_steps, save_strategy="steps",
+                                      save_steps=2, eval_strategy="steps", eval_steps=1),
+            train_dataset=_examples(), eval_dataset=_examples()[:2], callbacks=[cb],
+        )  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
+        return cb
+
+    first = run(2, None)
+    assert first.history.steps == [1, 2]
+    resumed = run(3, True)  # read back at on_train_begin from output_dir/checkpoint-2
+    assert resumed.history.steps == [1, 2, 3]
+    for a, b in zip(resumed.history.barcodes[LAYERS[0]][:2], first.history.barcodes[LAYERS[0]]):
+        np.testing.assert_array_equal(a.deaths, b.deaths)
