@@ -280,6 +280,32 @@ def test_analyse_device_cpu_gives_the_same_report(path):
         np.testing.assert_array_equal(a.layers[name].barcode.deaths, b.layers[name].barcode.deaths)
 
 
+def test_analyse_dense_path_on_the_torch_backend_equals_the_default_report():
+    # The dense path with the torch backend: correlation, dissimilarity and trees computed
+    # where the streaming sums live (here the CPU), against the default host path.
+    from tests._compare import assert_same_tree
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(10, 40), nn.ReLU(), nn.Linear(40, 6)).double()
+    X = torch.randn(300, 10, dtype=torch.float64)
+    X[:, 3] = 0.0
+    a = tn.analyse(model, X, path="dense")
+    b = tn.analyse(model, X, device="cpu", path="dense", backend="torch")
+    assert a.meta["path"] == b.meta["path"] == "dense"
+    assert b.barcode.backend == "torch" and a.barcode.backend == "native"
+    with tn.ActivationRecorder(model, detach=True) as rec:
+        model(X)
+    D = tn.correlation_dissimilarity(rec.activations()).numpy()  # the analysed neurons
+    assert D.shape[0] == b.barcode.n_points
+    np.testing.assert_allclose(b.barcode.deaths, a.barcode.deaths, rtol=0, atol=1e-12)
+    assert_same_tree(a.barcode.edges, b.barcode.edges, D, atol=1e-12)
+    for name in a.layers:
+        np.testing.assert_allclose(
+            b.layers[name].barcode.deaths, a.layers[name].barcode.deaths, rtol=0, atol=1e-12
+        )
+    assert a.network.redundant_pairs == b.network.redundant_pairs
+
+
 # --------------------------------------------------------------------------- on a GPU
 @pytest.mark.cuda
 @cuda

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..correlation import check_kind, dissimilarity_from_correlation
-from ..persistence import Barcode, zero_persistence
+from ..persistence import Barcode, resolve_backend, zero_persistence
 from ._report import (
     NETWORK,
     LayerRedundancy,
@@ -234,21 +234,61 @@ def build_report(
         Name and layer of each of the ``n`` neurons (columns of ``acc``), the layers in order.
     options : ReportOptions
         Dissimilarity, thresholds, pairs, sampling description.
-    backend : {"auto", "native", "giotto", "gudhi"}
-        Persistence backend.
+    backend : {"auto", "native", "giotto", "gudhi", "torch"}
+        Persistence backend. ``"torch"`` (what ``"auto"`` picks when ``acc``'s sums are on a
+        device): the correlation, the dissimilarity and every tree computed where the sums
+        live; only the barcodes and the correlation (for the ``ρ`` of the listed pairs) come
+        back to the host.
     """
     labels, layers = layout.arrays(acc.n)
-    C = acc.correlation()
-    D = dissimilarity_from_correlation(torch.from_numpy(C), options.kind).numpy()
-    np.fill_diagonal(D, 0.0)
+    if resolve_backend(backend, acc._s1) == "torch":
+        Cd = _correlation_on_device(acc)
+        Dd = dissimilarity_from_correlation(Cd, options.kind)
+        Dd.fill_diagonal_(0.0)
+        C = Cd.cpu().numpy()
+
+        def layer_barcode(cols: np.ndarray) -> Barcode:
+            idx = torch.as_tensor(cols, device=Dd.device)
+            return zero_persistence(Dd[idx][:, idx], backend="torch")
+
+        def network_barcode() -> Barcode:
+            return zero_persistence(Dd, backend="torch")
+    else:
+        C = acc.correlation()
+        D = dissimilarity_from_correlation(torch.from_numpy(C), options.kind).numpy()
+        np.fill_diagonal(D, 0.0)
+
+        def layer_barcode(cols: np.ndarray) -> Barcode:
+            return zero_persistence(D[np.ix_(cols, cols)], backend)
+
+        def network_barcode() -> Barcode:
+            return zero_persistence(D, backend=backend)
+
     return _assemble(
         _Neurons(labels, layers, acc.constant(), rho=lambda i, j: float(C[i, j])),
         layout,
         options,
-        layer_barcode=lambda cols: zero_persistence(D[np.ix_(cols, cols)], backend),
-        network_barcode=lambda: zero_persistence(D, backend=backend),
+        layer_barcode=layer_barcode,
+        network_barcode=network_barcode,
         n_examples=acc.n_examples,
     )
+
+
+def _correlation_on_device(acc: StreamingCorrelation) -> torch.Tensor:
+    """``acc.correlation()`` computed where its sums live: the same operations in the same
+    order (elementwise, correctly rounded), so the same values as the host's."""
+    acc._check_ready()
+    m = float(acc.n_examples)
+    cov = (acc._s2 - torch.outer(acc._s1, acc._s1) / m) / m
+    cov = 0.5 * (cov + cov.T)
+    const = acc._max == acc._min
+    var = torch.where(const, torch.ones_like(cov.diagonal()), cov.diagonal())
+    var = torch.clamp_min(var, torch.finfo(torch.float64).tiny)
+    scale = 1.0 / torch.sqrt(var)
+    C = cov * scale[:, None] * scale[None, :]
+    C.clamp_(-1.0, 1.0)
+    C.masked_fill_(const[:, None] | const[None, :], 0.0)
+    return C.fill_diagonal_(1.0)
 
 
 def build_report_tiled(
