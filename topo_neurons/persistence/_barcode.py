@@ -78,7 +78,7 @@ class Barcode:
     n_points : int
         Number of points (neurons) ``n``.
     backend : str
-        Which backend computed it: ``"native"``, ``"giotto"`` or ``"gudhi"``.
+        Which backend computed it: ``"native"``, ``"torch"``, ``"giotto"`` or ``"gudhi"``.
     """
 
     deaths: np.ndarray
