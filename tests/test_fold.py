@@ -247,6 +247,34 @@ def test_batchnorm_between_layer_and_activation_is_sliced_exactly():
     assert torch.allclose(small(x), net(x), rtol=0, atol=1e-12)
 
 
+class _Functional(nn.Module):
+    """A module (not a Sequential) with a functional activation and a nested consumer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(5, 8)
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(8, 3))
+
+    def forward(self, x):
+        return self.head(nn.functional.relu(self.fc1(x)))
+
+
+def test_general_module_with_functional_activation_folds_exactly():
+    torch.manual_seed(8)
+    net = _Functional().double().train()  # calibration runs in eval mode; the mode is kept
+    with torch.no_grad():
+        net.fc1.weight[6] = 2 * net.fc1.weight[0]
+        net.fc1.bias[6] = 2 * net.fc1.bias[0]
+    x = torch.randn(100, 5, dtype=torch.float64)
+    small, rep = tn.fold_redundant(net, x, threshold=1e-9, layers=["fc1", "fc1"])
+    assert [lf.layer for lf in rep.layers] == ["fc1"] and rep["fc1"].consumer == "head.1"
+    assert rep["fc1"].removed == (0,) and small.training and net.training
+    small.eval()
+    net.eval()
+    assert small.head[1].in_features == 7
+    assert torch.allclose(small(x), net(x), rtol=0, atol=1e-12)
+
+
 class _Residual(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -118,7 +118,7 @@ def fold_redundant(
     if isinstance(layers, str):
         layers = [layers]
     elif layers is not None:
-        layers = list(layers)
+        layers = list(dict.fromkeys(layers))  # a layer named twice is folded once
         bad = [x for x in layers if not isinstance(x, str)]
         if bad:
             raise TypeError(f"layers must be module names (str); got {bad!r}")
