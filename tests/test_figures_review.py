@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import topo_neurons as tn
+from topo_neurons.experiments import reproduction as R
 from topo_neurons.plotting import OKABE_ITO
 from topo_neurons.plotting._common import PROFILE_THRESHOLD
 
@@ -252,3 +253,62 @@ def test_mst_low_death_edges_drawn_above_smaller_translucent_nodes():
     widths = np.asarray(edges.get_linewidths())
     deaths = np.asarray(edges.get_array())
     assert widths[np.argmin(deaths)] > widths[np.argmax(deaths)] >= 0.8
+
+
+# ----------------------------------------------------------------------------- reports
+def _row(task, reg, weight, seed, val, test):
+    return {
+        "task": task, "model": "trapezium", "regularizer": reg, "weight": str(weight),
+        "seed": str(seed), "stage": "select", "config_hash": "abc", "status": "ok",
+        "metric": "accuracy", "val_metric": str(val), "test_metric": str(test),
+        "val_loss": "0.5", "best_epoch": "5", "epochs": "15", "seconds": "1.0", "message": "",
+    }  # fmt: skip
+
+
+def _rule_rows(task="mnist5k"):
+    rows = []
+    for seed in (0, 1):
+        rows.append(_row(task, "none", 0, seed, 0.90, 0.90))
+        # L1: 10 (above the authors' cap of 5 on MNIST) wins on validation, 1 is next
+        rows += [_row(task, "l1", 10, seed, 0.95, 0.80), _row(task, "l1", 1, seed, 0.93, 0.92)]
+        rows += [_row(task, "l1", 1e-3, seed, 0.91, 0.91)]
+        # T2: the largest weight of the grid wins (the edge)
+        rows += [_row(task, "t2", 1e-2, seed, 0.91, 0.91), _row(task, "t2", 1, seed, 0.94, 0.93)]
+    return rows
+
+
+def test_authors_convergence_rule_caps_l1_and_is_measured():
+    from topo_neurons.experiments.reproduction import _summary
+
+    # The caps of extract_statistics.py (rballeba/DecorrelatingNeuronsUsingPersistence).
+    assert _summary.CONVERGENCE_RULE == {"mnist": {"l1": 5.0, "l2": 10.0}, "pgdl": {"t1": 0.1}}
+    rows = _rule_rows()
+    free = R.summarize(rows)
+    ruled = R.summarize(rows, convergence_rule=True)
+    for net in free.best:
+        assert free.best[net]["l1"]["weight"] == "10"
+        assert ruled.best[net]["l1"]["weight"] == "1"
+    assert ruled.convergence_rule and len(ruled.rule_changes) == 2
+    assert {(r, a, b) for _, r, a, b in ruled.rule_changes} == {("l1", 10.0, 1.0)}
+    assert free.rule_changes == ruled.rule_changes  # measured either way
+    text = R.markdown_report(rows, ruled)
+    assert "convergence rule (MNIST: L1 ≤ 5, L2 ≤ 10; PGDL: T1 ≤ 0.1" in text
+    assert "is applied" in text and "changes 2 of 4 choices" in text
+    assert "L1 10 → 1" in text
+    # Not an MNIST task: the rule changes nothing.
+    assert R.summarize(_rule_rows("digits"), convergence_rule=True).rule_changes == []
+    # The refits retrain the weight the rule chose.
+    specs = _summary.refit_specs(rows, 1, convergence_rule=True)
+    assert {s.weight for s in specs if s.regularizer == "l1"} == {1.0}
+
+
+def test_chosen_weight_at_the_edge_of_the_grid_is_flagged():
+    rows = _rule_rows()
+    s = R.summarize(rows, convergence_rule=True)
+    assert s.grid_top == {"l1": 1.0, "t2": 1.0}  # 10 is above the rule's cap: not a candidate
+    text = R.markdown_report(rows, s)
+    table = next(
+        ln for ln in text.splitlines() if ln.startswith("| mnist5k / trapezium | ") and "(2)" in ln
+    )
+    assert "1 ⚠ edge (2)" in table.split("|")[-2]  # T2's column
+    assert "grid may be too narrow" in text and "(L1, T2)" in text

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..protocol import REGULARIZER_LABELS, TrainConfig, _weight_label, format_weight
-from ._summary import Summary, _f, summarize
+from ._summary import CONVERGENCE_RULE, Summary, _f, summarize
 
 __all__ = ["markdown_report"]
 
@@ -71,14 +71,16 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
         cells = []
         for r in regs_w:
             c = Counter(format_weight(_f(s.best[n][r]["weight"])) for n in nets if r in s.best[n])
+            top = s.grid_top.get(r)
             cells.append(
                 ", ".join(
-                    f"{_weight_label(w)} ({k})"
+                    f"{_weight_label(w)}{' ⚠ edge' if _f(w) == top else ''} ({k})"
                     for w, k in sorted(c.items(), key=lambda x: _f(x[0]))
                 )
                 or "–"
             )
         lines.append(f"| {t} / {m} | " + " | ".join(cells) + " |")
+    lines += _edge_and_rule_lines(s)
 
     if s.friedman is not None:
         fr = s.friedman
@@ -133,6 +135,59 @@ def markdown_report(rows: Sequence[dict], summary: Summary | None = None) -> str
     n_refit = len(all_rows) - len(rows)
     lines += ["", f"Runs: {len(rows)} in the sweep ({n_div} diverged), {n_refit} refit(s)."]
     return "\n".join(lines) + "\n"
+
+
+def _edge_and_rule_lines(s: Summary) -> list[str]:
+    """Choices at the largest weight of the grid; the authors' convergence rule and its effect."""
+    out = []
+    edge = sorted(
+        {
+            REGULARIZER_LABELS[r]
+            for n in s.networks
+            for r, row in s.best[n].items()
+            if r in s.grid_top and _f(row["weight"]) == s.grid_top[r]
+        }
+    )
+    if edge:
+        k = sum(
+            1
+            for n in s.networks
+            for r, row in s.best[n].items()
+            if r in s.grid_top and _f(row["weight"]) == s.grid_top[r]
+        )
+        out += [
+            "",
+            f"⚠ edge: {k} choice(s) ({', '.join(edge)}) are the largest weight that could be "
+            "chosen; the grid may be too narrow (a larger weight might do better on validation).",
+        ]
+    rule = "; ".join(
+        f"{fam.upper()}: " + ", ".join(f"{REGULARIZER_LABELS[r]} ≤ {w:g}" for r, w in caps.items())
+        for fam, caps in CONVERGENCE_RULE.items()
+    )
+    n_choices = sum(r != "none" for v in s.best.values() for r in v)
+    changed = len(s.rule_changes)
+    if s.convergence_rule:
+        what = f"applied (weights above are never chosen): it changes {changed} of {n_choices}"
+        what += " choices against choosing among every weight"
+    else:
+        what = f"not applied (protocol other than paper); applying it would change {changed}"
+        what += f" of {n_choices} choices"
+    out += [
+        "",
+        f"The authors' convergence rule ({rule}; `extract_statistics.py`) is {what}"
+        + (
+            ": "
+            + ", ".join(
+                f"{t}/{m}/seed {sd} {REGULARIZER_LABELS[r]} {_weight_label(format_weight(a))}"
+                f" → {_weight_label(format_weight(b))}"
+                for (t, m, sd), r, a, b in s.rule_changes
+            )
+            if s.rule_changes
+            else ""
+        )
+        + ".",
+    ]
+    return out
 
 
 def _refit_section(s: Summary, metric: str) -> list[str]:

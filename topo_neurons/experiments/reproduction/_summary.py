@@ -12,14 +12,40 @@ import numpy as np
 from ..protocol import REFIT_SEED_OFFSET, REGULARIZERS, RunSpec, format_weight
 from ..stats import average_ranks, critical_difference, friedman_test
 
-__all__ = ["Summary", "refit_specs", "select_best", "summarize"]
+__all__ = [
+    "CONVERGENCE_RULE",
+    "Summary",
+    "converged_weight",
+    "refit_specs",
+    "select_best",
+    "summarize",
+]
+
+#: The weights the authors' statistics keep, by task family and regulariser
+#: (``extract_statistics.py`` of rballeba/DecorrelatingNeuronsUsingPersistence, commit 9769351:
+#: ``regularisers_MNIST`` lists L1 (``l_one``) up to 5 and L2 (``l_two``) up to 10,
+#: ``regularisers_PGDL`` T1 (``imp``) up to 0.1; larger weights did not converge). Under
+#: ``--protocol paper`` a larger weight is never chosen.
+CONVERGENCE_RULE: dict[str, dict[str, float]] = {
+    "mnist": {"l1": 5.0, "l2": 10.0},
+    "pgdl": {"t1": 0.1},
+}
+
+
+def converged_weight(task: str, regularizer: str, weight: float) -> bool:
+    """Whether the authors' statistics keep ``weight`` (:data:`CONVERGENCE_RULE`)."""
+    family = next((f for f in CONVERGENCE_RULE if str(task).startswith(f)), None)
+    cap = CONVERGENCE_RULE.get(family, {}).get(str(regularizer)) if family else None
+    return cap is None or float(weight) <= cap * (1 + 1e-9)
 
 
 def _f(x: object) -> float:
     return float(x) if x not in ("", None) else math.nan
 
 
-def select_best(rows: Sequence[dict]) -> dict[tuple[str, str, int], dict[str, dict]]:
+def select_best(
+    rows: Sequence[dict], convergence_rule: bool = False
+) -> dict[tuple[str, str, int], dict[str, dict]]:
     """Choose each regulariser's weight per network by validation metric (the paper's rule).
 
     Per network (task, model, seed) and regulariser, the finished (``status == "ok"``) row with
@@ -30,6 +56,8 @@ def select_best(rows: Sequence[dict]) -> dict[tuple[str, str, int], dict[str, di
     ----------
     rows : sequence of dict
         Rows of a results file (one configuration).
+    convergence_rule : bool, default False
+        Keep only the weights the authors' statistics keep (:data:`CONVERGENCE_RULE`).
 
     Returns
     -------
@@ -44,6 +72,8 @@ def select_best(rows: Sequence[dict]) -> dict[tuple[str, str, int], dict[str, di
         net = (str(r["task"]), str(r["model"]), int(r["seed"]))
         best.setdefault(net, {})
         if r["status"] != "ok":
+            continue
+        if convergence_rule and not converged_weight(r["task"], r["regularizer"], _f(r["weight"])):
             continue
         key = (-_f(r["val_metric"]), _f(r["weight"]))
         cur = best[net].get(r["regularizer"])
@@ -84,6 +114,13 @@ class Summary:
         Mean refit test metric per network and regulariser.
     refit_ranks : numpy.ndarray or None
         Average ranks of ``refit_scores``.
+    convergence_rule : bool
+        Whether the authors' convergence rule (:data:`CONVERGENCE_RULE`) chose the weights.
+    rule_changes : list of (network, regularizer, weight without the rule, weight with it)
+        The choices the rule changes (measured whether or not it is applied).
+    grid_top : dict
+        ``{regularizer: largest weight that could be chosen}``: a choice equal to it lies at
+        the edge of the grid.
     """
 
     regularizers: list[str]
@@ -99,9 +136,14 @@ class Summary:
     refit_complete: list = field(default_factory=list)
     refit_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     refit_ranks: np.ndarray | None = None
+    convergence_rule: bool = False
+    rule_changes: list = field(default_factory=list)
+    grid_top: dict = field(default_factory=dict)
 
 
-def summarize(rows: Sequence[dict], alpha: float = 0.05) -> Summary:
+def summarize(
+    rows: Sequence[dict], alpha: float = 0.05, *, convergence_rule: bool = False
+) -> Summary:
     """Weight selection, scores per network and the Friedman / Nemenyi statistics.
 
     Parameters
@@ -111,6 +153,9 @@ def summarize(rows: Sequence[dict], alpha: float = 0.05) -> Summary:
         filtered by ``config_hash``).
     alpha : float
         Significance level of the critical difference.
+    convergence_rule : bool, default False
+        Choose among the weights the authors' statistics keep only (``reproduce`` does so
+        under ``--protocol paper``); the choices it changes are measured either way.
 
     Returns
     -------
@@ -130,7 +175,21 @@ def summarize(rows: Sequence[dict], alpha: float = 0.05) -> Summary:
         raise ValueError("no sweep (stage 'select') rows to summarise; refits alone cannot be")
     present = {str(r["regularizer"]) for r in rows}
     regs = [r for r in REGULARIZERS if r in present]
-    best = select_best(rows)
+    best = select_best(rows, convergence_rule)
+    other = select_best(rows, not convergence_rule)
+    rule_changes = []
+    for net in sorted(best):
+        for reg in regs:
+            a, b = other.get(net, {}).get(reg), best[net].get(reg)
+            wa = _f(a["weight"]) if a else math.nan
+            wb = _f(b["weight"]) if b else math.nan
+            if format_weight(wa) != format_weight(wb):
+                rule_changes.append((net, reg, *((wa, wb) if convergence_rule else (wb, wa))))
+    grid_top = {}
+    for r in rows:
+        w, reg = _f(r["weight"]), str(r["regularizer"])
+        if reg != "none" and (not convergence_rule or converged_weight(r["task"], reg, w)):
+            grid_top[reg] = max(grid_top.get(reg, w), w)
     networks = sorted(best)
     complete = [n for n in networks if all(r in best[n] for r in regs)]
     scores = np.array(
@@ -178,10 +237,15 @@ def summarize(rows: Sequence[dict], alpha: float = 0.05) -> Summary:
         refit_complete,
         refit_scores,
         refit_ranks,
+        convergence_rule,
+        rule_changes,
+        grid_top,
     )
 
 
-def refit_specs(rows: Sequence[dict], refits: int = 1) -> list[RunSpec]:
+def refit_specs(
+    rows: Sequence[dict], refits: int = 1, convergence_rule: bool = False
+) -> list[RunSpec]:
     """Runs that retrain each chosen weight (and ``none``) from ``refits`` fresh seeds.
 
     The paper's selection reports, for each regulariser, the best validation accuracy of
@@ -197,6 +261,8 @@ def refit_specs(rows: Sequence[dict], refits: int = 1) -> list[RunSpec]:
         Rows of one configuration (sweep rows choose the weights).
     refits : int
         Fresh seeds per chosen weight.
+    convergence_rule : bool, default False
+        Choose as :func:`select_best` with the authors' convergence rule.
 
     Returns
     -------
@@ -205,7 +271,7 @@ def refit_specs(rows: Sequence[dict], refits: int = 1) -> list[RunSpec]:
     """
     if not isinstance(refits, (int, np.integer)) or refits < 0:
         raise ValueError(f"refits must be a non-negative int; got {refits!r}")
-    best = select_best(rows)
+    best = select_best(rows, convergence_rule)
     specs = []
     for (task, model, seed), chosen in sorted(best.items()):
         for reg in REGULARIZERS:
