@@ -167,8 +167,15 @@ def _calibrate(
         for x in iter_batches(data, batch_size):
             run_model(model, x, dtype, device)
         per_layer = rec.per_layer()
+        points = rec.record_points
     out = {}
     for site in sites:
+        own = f"{site.layer} ({type(dict(model.named_modules())[site.layer]).__name__})"
+        if points.get(site.layer) == own:  # the recorder saw no activation: never fold that
+            raise ValueError(
+                f"layer {site.layer!r}: the activation recorder found no activation after it "
+                f"(it records {own}), while tracing found one; cannot calibrate the fold"
+            )
         A = per_layer[site.layer].detach().to("cpu", torch.float64).numpy()
         m, n = A.shape
         if m < n + 1:
