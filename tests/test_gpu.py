@@ -174,6 +174,21 @@ def test_regularized_wrapper_step_on_the_device_path(monkeypatch, term, sampling
     assert all(p.grad is not None for p in model.parameters())
 
 
+def test_regularized_recorder_checks_follow_the_regularisers_path():
+    # The recorder reads nothing back where the regulariser does not, and keeps the named
+    # error (a host read) where the regulariser reads anyway (backend="native").
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).double()
+    x = torch.randn(20, 4, dtype=torch.float64)
+    expected = {"torch": True, "native": False, "auto": None}
+    for backend, sync_free in expected.items():
+        reg = tn.Regularized(model, tn.TopologicalRedundancy(backend=backend))
+        reg(x)
+        assert reg.recorder._sync_free is sync_free
+    reg = tn.Regularized(model, tn.DeCov())  # no backend: sync-free on a device
+    reg(x)
+    assert reg.recorder._sync_free is None
+
+
 def test_recorder_nan_on_the_device_path_raises_the_named_error_on_the_cpu(monkeypatch):
     # sync_free on the CPU: the device-side check fails at once and the named error (layer,
     # example, neuron) is raised, as on the host path.

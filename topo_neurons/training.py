@@ -81,6 +81,14 @@ _ACCEPTED = (
 )
 
 
+def match_checks(recorder: ActivationRecorder, regularizer: nn.Module) -> None:
+    """The recorder's checks read nothing back where the regulariser does not: on its device
+    path (``backend="torch"``; ``"auto"`` and a loss without a backend: on a device), and
+    raise the named error where it does (``"native"``, …)."""
+    backend = getattr(regularizer, "backend", "auto")
+    recorder._sync_free = None if backend == "auto" else backend == "torch"
+
+
 def _check_takes_one_argument(regularizer: nn.Module, on_weights: bool) -> None:
     """``TypeError`` at construction if ``regularizer`` cannot be called with one argument
     (e.g. ``nn.MSELoss()``, whose forward takes ``(input, target)``)."""
@@ -254,9 +262,7 @@ class Regularized(nn.Module):
         else:
             with self.recorder:
                 output = self.model(*args, **kwargs)
-        # The recorder's checks read nothing back where the regulariser does not (a device).
-        backend = getattr(self.regularizer, "backend", "auto")
-        self.recorder._sync_free = None if backend == "auto" else backend == "torch"
+        match_checks(self.recorder, self.regularizer)
         try:
             A = self.recorder.activations()
             self._check_batch(A)

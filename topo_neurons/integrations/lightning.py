@@ -53,7 +53,7 @@ from ..persistence import Barcode  # noqa: E402
 from ..regularizers import WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
 from ..tracking._tracker import check_batch  # noqa: E402
-from ..training import warn_small_batch  # noqa: E402
+from ..training import match_checks, warn_small_batch  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     import lightning.pytorch as pl
@@ -202,6 +202,7 @@ class TopologicalRegularization(Callback):
                 f"dict with a 'loss' tensor; got {type(out).__name__} (manual optimisation: "
                 "record and add the penalty in training_step, see topo_neurons.Regularized)"
             )
+        match_checks(rec, self.regularizer)
         A = rec.activations()
         if not getattr(self, "_warned_small_batch", False):  # once per callback
             self._warned_small_batch = warn_small_batch(

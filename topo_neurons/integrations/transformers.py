@@ -56,7 +56,7 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 from ..capture import ActivationRecorder  # noqa: E402
 from ..io import atomic_path  # noqa: E402
 from ..regularizers import WeightPenalty  # noqa: E402
-from ..training import warn_small_batch  # noqa: E402
+from ..training import match_checks, warn_small_batch  # noqa: E402
 from ._hf_barcodes import DEAD_FILE, HISTORY_FILE, BarcodeCallback, checkpoint_dir  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,6 +198,7 @@ class TopologicalTrainer(_tf.Trainer):
                 loss, outputs = super().compute_loss(
                     model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
                 )
+            match_checks(rec, self.regularizer)
             A = rec.activations()
             if not self._warned_small_batch:
                 self._warned_small_batch = warn_small_batch(
