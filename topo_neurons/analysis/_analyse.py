@@ -119,7 +119,8 @@ def analyse(
     pair_threshold : float, optional
         Largest death of a redundant pair (default ``max(thresholds)``).
     backend : {"auto", "native", "giotto", "gudhi", "torch"}
-        Persistence backend of the dense path's trees (computed on the host).
+        Persistence backend of the dense path's trees (``"auto"``: ``"torch"`` where the
+        correlations accumulate on a device, the trees then searched there).
     device : torch.device or str, optional
         Where the model runs and the correlations accumulate (``"cpu"``, ``"cuda"``,
         ``"cuda:1"``, …). The model is moved there for the analysis and moved back to where its
@@ -127,8 +128,9 @@ def analyse(
         tiled path keeps the activations (``m × n`` float64) there and searches every tree on
         the device (the ``"torch"`` backend of :func:`~topo_neurons.correlation_persistence`;
         only the deaths, edges and the normalised activations of the listed pairs come back);
-        the dense path accumulates the correlations there and builds its trees on the host
-        from the ``n × n`` correlation.
+        the dense path accumulates the correlations there and, with ``backend="auto"`` or
+        ``"torch"``, searches its trees there too (the ``n × n`` correlation comes back once,
+        for the ``ρ`` of the listed pairs).
     point : {"post", "pre"}, default "post"
         A layer's neurons after its activation (what the next layer sees) or its own output;
         see :class:`~topo_neurons.ActivationRecorder`.
