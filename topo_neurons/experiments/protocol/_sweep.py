@@ -47,6 +47,7 @@ def run_sweep(
     *,
     jobs: int = 1,
     progress: bool = True,
+    desc: str = "runs",
 ) -> SweepOutcome:
     """Run every spec not yet in ``results_path``; rewrite that file atomically after each run.
 
@@ -63,6 +64,8 @@ def run_sweep(
         Parallel worker processes (each with one torch thread); 1 runs in this process.
     progress : bool
         Show a tqdm progress bar on stderr.
+    desc : str, default "runs"
+        The bar's name (``reproduce`` names the stage: ``"seed 0: sweep"``, ``"seed 0: refits"``).
 
     Returns
     -------
@@ -91,7 +94,7 @@ def run_sweep(
     for task in dict.fromkeys(s.task for s in todo):
         _dataset_for(task, config)
 
-    bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress or not todo)
+    bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress or not todo)
 
     def record(row: dict[str, object]) -> None:
         all_rows.append(row)

@@ -246,12 +246,20 @@ def reproduce(
                 results_path,
                 jobs=jobs,
                 progress=progress,
+                desc=f"seed {seed}: sweep",
             )
             ran, skipped = ran + sweep.ran, skipped + sweep.skipped
             chosen_from[seed] = sweep.rows
         for seed in seeds if refits else []:
             fresh = refit_specs(chosen_from[seed], refits, config.protocol == "paper")
-            sweep = run_sweep(fresh, config, results_path, jobs=jobs, progress=progress)
+            sweep = run_sweep(
+                fresh,
+                config,
+                results_path,
+                jobs=jobs,
+                progress=progress,
+                desc=f"seed {seed}: refits",
+            )
             ran, skipped = ran + sweep.ran, skipped + sweep.skipped
         chash = config.config_hash()
         wanted = {s.key(chash) for s in specs}
