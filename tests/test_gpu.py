@@ -414,7 +414,7 @@ def test_cuda_regularised_step_never_synchronises(term, refresh_every):
 
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("term", ["T1", "T1-refresh20", "T2", "DeCov"])
+@pytest.mark.parametrize("term", list(_STEPS))
 @pytest.mark.parametrize("sampling", [None, "importance"])
 def test_cuda_regularized_wrapper_step_never_synchronises(term, sampling):
     model = nn.Sequential(nn.Linear(784, 450), nn.ReLU(), nn.Linear(450, 10)).cuda()
