@@ -99,9 +99,12 @@ def figures(reports: dict[str, Any], trackers: dict[str, Any]) -> dict[str, Any]
     """One matplotlib Figure per figure kind, keyed by file stem (drawn in paper style)."""
     figs: dict[str, Any] = {}
     with tn.paper_style(columns=2, aspect=0.4):
-        fig, axes = plt.subplots(1, 2, sharex=True)
-        for ax, (name, report) in zip(axes, reports.items()):
-            tn.plot_barcode(report, ax=ax, title=f"Barcode, {MODEL} ({name})\n{DATA}")
+        fig, axes = plt.subplots(1, 2)
+        top = max(float(r.barcode.deaths.max()) for r in reports.values())  # one death axis
+        for i, (ax, (name, report)) in enumerate(zip(axes, reports.items())):
+            tn.plot_barcode(report, ax=ax, xmax=top, title=f"Barcode, {MODEL} ({name})\n{DATA}")
+            if i:
+                ax.set_ylabel("")  # the y label once
         figs["fig_barcodes"] = fig
     with tn.paper_style(columns=1):
         ax = tn.plot_death_distribution(reports, title=f"Deaths of a {MODEL}\n{DATA}")
@@ -110,6 +113,8 @@ def figures(reports: dict[str, Any], trackers: dict[str, Any]) -> dict[str, Any]
         fig, axes = plt.subplots(1, 2, sharey=True)
         for ax, (name, report) in zip(axes, reports.items()):
             tn.plot_diagram(report, ax=ax, title=f"H0 diagram, {MODEL} ({name})\n{DATA}")
+        axes[1].set_ylabel("")  # the y label once (shared axis)
+        axes[0].get_legend().remove()  # the legend once, right of the last panel
         figs["fig_diagrams"] = fig
     with tn.paper_style(columns=2, aspect=0.45):
         fig, ax = plt.subplots()
@@ -140,6 +145,8 @@ def figures(reports: dict[str, Any], trackers: dict[str, Any]) -> dict[str, Any]
             tn.plot_barcode_evolution(
                 tracker, "fc1", ax=ax, title=f"Layer fc1 during training ({name})\n256 test digits"
             )
+        axes[1].set_ylabel("")  # the y label once (shared axis)
+        axes[0].get_legend().remove()  # the legend once, right of the last panel
         figs["fig_evolution"] = fig
     return figs
 

@@ -165,7 +165,8 @@ def plot_barcode(
     bands = mark_special_bars(ax, deaths[order], dead_x=1.0 / right)
     handles += [b for b in bands if not b.get_label().startswith("_")]
     ax.set_xlim(0.0, right)
-    if top > 0:  # no death ticks under the caps and the strip
+    shared = len(ax.get_shared_x_axes().get_siblings(ax)) > 1  # ticks are the siblings' too
+    if top > 0 and not shared:  # no death ticks under the caps and the strip
         ax.set_xticks([t for t in ax.get_xticks() if 0.0 <= t <= top * (1 + 1e-9)])
         ax.spines["bottom"].set_bounds(0.0, top)
         ax.set_xlim(0.0, right)
@@ -173,7 +174,8 @@ def plot_barcode(
         # x in axes coordinates: the infinite bar always reaches the right edge (also when the
         # x axis is shared with other panels); y in data coordinates.
         trans = ax.get_yaxis_transform()
-        yi = float(k)
+        # A gap of 1.5 % of the ranks above the last bar (clear of the dead bars' caps).
+        yi = k - 0.5 + max(1.0, 0.015 * k)
         (line,) = ax.plot(
             [0.0, 0.97], [yi, yi], color="black", lw=1.5, solid_capstyle="butt", transform=trans
         )
@@ -189,7 +191,7 @@ def plot_barcode(
             va="bottom",
         )
     # Room above the infinite bar for its "∞" label, inside the axes (clear of any title).
-    ax.set_ylim(-1.0, k + (max(1.8, 0.08 * (k + 1)) if infinite else 0.0))
+    ax.set_ylim(-1.0, k + (max(2.3, 0.095 * (k + 1)) if infinite else 0.0))
     ax.set_yticks([])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{k} finite bars, sorted by death")

@@ -236,8 +236,6 @@ def plot_dendrogram(
         line = ax.axhline(threshold, ls=":", lw=0.8, color="black")
         line.set_gid("threshold")
         if legend:
-            # Head room above the root merge for the legend.
-            ax.set_ylim(0.0, max(float(Z[:, 2].max()), threshold) * 1.4 or 1.0)
             handles = [
                 Line2D([], [], color=color, label=f"merge ≤ {threshold:g}: redundant group"),
                 Line2D([], [], color=above_color, label=f"merge > {threshold:g}"),
@@ -255,7 +253,15 @@ def plot_dendrogram(
                             label=f"collapsed cluster, {what} {threshold:g}",
                         )
                     )
-            ax.legend(handles=handles, loc="upper right", frameon=False, fontsize="small")
+            # Head room above the root merge for the legend: two columns where the Axes are
+            # wide enough (about 45 labels of 6 pt), 12 % of the height per row of entries.
+            cols = 2 if _labels_fitting(ax, 6.0) >= 45 else 1
+            rows = -(-len(handles) // cols)
+            room = 1.0 / (0.95 - 0.12 * rows)
+            ax.set_ylim(0.0, max(float(Z[:, 2].max()), threshold) * room or 1.0)
+            ax.legend(
+                handles=handles, loc="upper right", frameon=False, fontsize="small", ncols=cols
+            )
     if title:
         ax.set_title(title)
     return ax
