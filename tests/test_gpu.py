@@ -295,10 +295,23 @@ def test_analyse_device_cpu_gives_the_same_report(path):
         np.testing.assert_array_equal(a.layers[name].barcode.deaths, b.layers[name].barcode.deaths)
 
 
-def test_analyse_dense_path_on_the_torch_backend_equals_the_default_report():
+def test_analyse_dense_path_on_the_torch_backend_equals_the_default_report(monkeypatch):
     # The dense path with the torch backend: correlation, dissimilarity and trees computed
     # where the streaming sums live (here the CPU), against the default host path.
+    import topo_neurons.analysis._build as build
     from tests._compare import assert_same_tree
+
+    calls = []
+    real = build._correlation_on_device
+
+    def spy(acc):
+        C = real(acc)
+        # The same operations as the host's correlation: the same values, bit for bit.
+        np.testing.assert_array_equal(C.numpy(), acc.correlation())
+        calls.append(1)
+        return C
+
+    monkeypatch.setattr(build, "_correlation_on_device", spy)
 
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(10, 40), nn.ReLU(), nn.Linear(40, 6)).double()
@@ -307,6 +320,7 @@ def test_analyse_dense_path_on_the_torch_backend_equals_the_default_report():
     a = tn.analyse(model, X, path="dense")
     b = tn.analyse(model, X, device="cpu", path="dense", backend="torch")
     assert a.meta["path"] == b.meta["path"] == "dense"
+    assert calls == [1]  # the torch path's correlation, where the sums live; not the default's
     assert b.barcode.backend == "torch" and a.barcode.backend == "native"
     with tn.ActivationRecorder(model, detach=True) as rec:
         model(X)
