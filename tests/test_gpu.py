@@ -111,6 +111,21 @@ def test_changed_edges_is_read_on_request():
     assert loss.changed_edges is None
 
 
+def test_device_path_cache_searches_again_when_the_selection_changes(monkeypatch):
+    # The selection is compared on the device (no host read): other neurons of the same
+    # sizes make a new tree, as a dead hub does (on the CPU at once).
+    loss = tn.TopologicalRedundancy(backend="torch", refresh_every=100)
+    A = _activations(0)
+    first = {"h": torch.arange(0, 40)}
+    with no_host_reads(monkeypatch):
+        loss(A, selection=first)
+        loss(A, selection={"h": torch.arange(0, 40)})  # the same neurons: the cached tree
+    assert loss._age == 2
+    with no_host_reads(monkeypatch):
+        loss(A, selection={"h": torch.arange(1, 41)})  # other neurons: a new search
+    assert loss._age == 1
+
+
 def test_dead_hub_guard_acts_on_the_device_path():
     # A hub of the cached tree dies: on the CPU the flag is ready at once and this very call
     # searches again (on a GPU, the first call after the flag is ready).
