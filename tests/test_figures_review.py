@@ -414,3 +414,23 @@ def test_mst_layout_keeps_near_nodes_apart():
         return int(np.sum(d[np.triu_indices(n, 1)] < 0.02 * d.max()))
 
     assert piled(pos) < piled(plain)
+
+
+def test_diagram_legend_clear_of_the_infinite_line_on_a_shared_y_axis():
+    """The issue's case: beside a panel of larger deaths (shared y) the ∞ line of the first
+    panel runs through the middle, where a legend placed "best" (the old placement) sat."""
+    bc, layers = _big_barcode(n=120, dead=0, seed=0)
+    D = np.zeros((4, 4))
+    D[np.triu_indices(4, 1)] = [0.3, 1.6, 1.7, 1.8, 1.9, 2.0]
+    other = tn.zero_persistence(D + D.T)
+    fig, (ax, ax2) = plt.subplots(1, 2, sharey=True, figsize=(4, 2.5), layout="constrained")
+    tn.plot_diagram(bc, layers=layers, ax=ax)
+    tn.plot_diagram(other, ax=ax2)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for a in (ax, ax2):
+        (line,) = [x for x in a.get_lines() if x.get_gid() == "infinite-line"]
+        y_inf = a.transData.transform((0.0, line.get_ydata()[0]))[1]
+        box = a.get_legend().get_window_extent(renderer)
+        a_box = a.get_window_extent(renderer)
+        assert not (box.y0 <= y_inf <= box.y1) or box.x0 >= a_box.x1 or box.x1 <= a_box.x0
