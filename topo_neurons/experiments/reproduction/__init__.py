@@ -5,15 +5,19 @@ and writes into one directory:
 
 * ``results.csv``: every run (see :data:`~topo_neurons.experiments.protocol.RESULT_FIELDS`);
 * ``results.md``: the protocol, the test metric (mean ± std over seeds) of each regulariser at
-  the weight chosen per network by validation accuracy (the paper's selection), the chosen
-  weights, the same weights retrained from fresh seeds (an estimate the selection does not
-  inflate, beside "none" retrained as often), the test metric of every weight, the diverged
-  runs, the average ranks with the Friedman / Iman–Davenport tests and the Nemenyi critical
-  difference;
+  the weight chosen per network by validation accuracy (the paper's selection; under the
+  paper's protocol among the weights the authors' convergence rule keeps,
+  ``CONVERGENCE_RULE``, with the choices it changes), the chosen weights (``⚠ edge`` where a
+  choice is the largest weight of the grid), the same weights retrained from fresh seeds (an
+  estimate the selection does not inflate, beside "none" retrained as often), the test metric
+  of every weight, the diverged runs, the average ranks with the Friedman / Iman–Davenport
+  tests and the Nemenyi critical difference;
 * ``cd_diagram.pdf`` / ``.png``: the critical-difference diagram of the regularisers;
 * ``barcodes.pdf`` / ``.png``: the 0-dimensional barcodes of one network trained with no
-  regulariser, T1 and T2 (each at its chosen weight) on the test set, as sorted-death profiles
-  on a shared axis, and their death distributions.
+  regulariser, T1 and T2 (each at its chosen weight) on the training set, drawn by
+  :func:`~topo_neurons.plot_barcode` in :func:`~topo_neurons.paper_style` (Okabe–Ito colours):
+  above 300 bars as sorted-death profiles on a shared axis with a strip of the layers' shares,
+  the infinite bar, bars at ``d = 1`` (dead neurons) marked; then their death distributions.
 
 PDFs embed TrueType (Type 42) fonts. The directory is proven writable before any training
 and locked while :func:`reproduce` runs (``reproduce.lock``, which stays; a second call on the
