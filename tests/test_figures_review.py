@@ -434,3 +434,15 @@ def test_diagram_legend_clear_of_the_infinite_line_on_a_shared_y_axis():
         box = a.get_legend().get_window_extent(renderer)
         a_box = a.get_window_extent(renderer)
         assert not (box.y0 <= y_inf <= box.y1) or box.x0 >= a_box.x1 or box.x1 <= a_box.x0
+
+
+def test_death_distribution_names_the_jump_of_dead_neurons():
+    bc, _ = _big_barcode(dead=7)
+    alive, _ = _big_barcode(dead=0, seed=1)
+    n_dead = int(np.sum(bc.deaths == 1.0))
+    ax = tn.plot_death_distribution({"a": bc, "b": alive})
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "dead-line"]
+    assert list(line.get_xdata()) == [1.0, 1.0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["a", "b", f"d = 1: dead ({n_dead}, 0)"]
+    assert not [ln for ln in tn.plot_death_distribution(alive).get_lines() if ln.get_gid()]

@@ -498,10 +498,12 @@ def test_docs_figure_script_renders_every_figure_kind(rng, tmp_path):
         assert legends, stem
         path = tn.save_figure(fig, tmp_path / f"{stem}.png")
         assert path.read_bytes().startswith(MAGIC["png"])
-    assert [t.get_text() for t in figs["fig_deaths"].axes[0].get_legend().get_texts()] == [
-        "none",
-        "T1",
-    ]
+    # the two curves, and (issue 20) the line naming the bars at d = 1 (T1 killed two neurons)
+    deaths_legend = [t.get_text() for t in figs["fig_deaths"].axes[0].get_legend().get_texts()]
+    assert deaths_legend[:2] == ["none", "T1"]
+    assert len(deaths_legend) == 2 or (
+        len(deaths_legend) == 3 and deaths_legend[2].startswith("d = 1: dead (")
+    )
     readable = figs["fig_dendrogram_readable"].axes[0]
     assert readable.get_xlabel() == "106 neurons in 24 leaves (collapsed: count × layer)"
     bar_axes = figs["fig_barcodes"].axes

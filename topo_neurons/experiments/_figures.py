@@ -231,16 +231,9 @@ def plot_barcode_profiles(
     plot_death_distribution(
         {label: bc for label, (bc, _) in barcodes.items()}, ax=ecdf, xlabel=xlabel
     )
-    for line, ls in zip(ecdf.get_lines(), ("-", "--", ":", "-.")):
+    curves = [ln for ln in ecdf.get_lines() if ln.get_gid() != "dead-line"]
+    for line, ls in zip(curves, ("-", "--", ":", "-.")):
         line.set_linestyle(ls)
-    if any(np.any(np.asarray(bc.deaths) == 1.0) for bc, _ in barcodes.values()):
-        ecdf.axvline(
-            1.0,
-            color="black",  # as the dead bars' marks
-            lw=0.8,
-            ls=":",
-            label="d = 1: dead neurons",
-        )
     ecdf.legend(fontsize="small", loc="upper left", frameon=False)
     ecdf.set_title("death distributions (ECDF)")
     if handles:

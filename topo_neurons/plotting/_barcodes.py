@@ -249,6 +249,8 @@ def plot_death_distribution(
     -------
     matplotlib.axes.Axes
         ``"ecdf"``: one ``Line2D`` per barcode, labelled; ``"hist"``: one outline patch each.
+        Where some bar dies at ``d = 1`` exactly (a constant, dead neuron), a dotted vertical
+        line at 1 (``gid="dead-line"``) is labelled with the number of such bars per barcode.
     """
     styles = ("ecdf", "hist")
     check_choice("style", style, styles)
@@ -294,11 +296,19 @@ def plot_death_distribution(
             ax.hist(
                 deaths, bins=edges, histtype="step", density=True, color=col, label=name, lw=1.4
             )
+    # Bars at d = 1 exactly (constant, dead neurons) make a jump at 1 that reads as a feature:
+    # a dotted line names it.
+    n_dead = [int(np.sum(d == 1.0)) for d in all_deaths]
+    if any(n_dead):
+        counts = ", ".join(str(k) for k in n_dead)
+        ax.axvline(
+            1.0, color="black", ls=":", lw=0.8, gid="dead-line", label=f"d = 1: dead ({counts})"
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("fraction of bars with death ≤ x" if style == "ecdf" else "density")
     if style == "ecdf":
         ax.set_ylim(0.0, 1.02)
-    if not single or labels is not None:
+    if not single or labels is not None or any(n_dead):
         ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
