@@ -446,3 +446,14 @@ def test_death_distribution_names_the_jump_of_dead_neurons():
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts == ["a", "b", f"d = 1: dead ({n_dead}, 0)"]
     assert not [ln for ln in tn.plot_death_distribution(alive).get_lines() if ln.get_gid()]
+
+
+def test_barcode_form_is_checked_and_can_be_forced():
+    bc, layers = _big_barcode(n=40, dead=0)
+    ax = tn.plot_barcode(bc, layers=layers, form="profile")
+    assert _gid(ax, "death-profile") and ax.containers == []
+    big, big_layers = _big_barcode()
+    ax = tn.plot_barcode(big, layers=big_layers, form="bars")
+    assert sum(len(c) for c in ax.containers) == len(big)
+    with pytest.raises(ValueError, match=r"form.*'auto', 'bars', 'profile'"):
+        tn.plot_barcode(bc, form="strip")
