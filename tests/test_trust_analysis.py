@@ -408,16 +408,22 @@ def test_plot_death_distribution_takes_a_single_barcode(report_file):
 
     report, _ = report_file
     bc = report.layers["0"].barcode
+    n_dead = int(np.sum(bc.deaths == 1.0))
+    # a single barcode has a legend only to name the dotted line at d = 1 (dead neurons)
+    dead_labels = [f"d = 1: dead ({n_dead})"] if n_dead else []
+    single_labels = ["barcode", *dead_labels] if n_dead else []
     for obj in (bc, report.layers["0"]):
         ax = tn.plot_death_distribution(obj)
-        (line,) = ax.get_lines()
+        (line,) = [ln for ln in ax.get_lines() if ln.get_gid() != "dead-line"]
         np.testing.assert_array_equal(line.get_xdata(), np.r_[0.0, np.sort(bc.deaths)])
         np.testing.assert_allclose(line.get_ydata()[1:], np.arange(1, len(bc) + 1) / len(bc))
-        assert ax.get_legend() is None
+        legend = ax.get_legend()
+        texts = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+        assert texts == single_labels
         plt.close(ax.figure)
     ax = tn.plot_death_distribution(bc, labels="fc1", style="hist")
     assert len(ax.patches) == 1
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fc1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fc1", *dead_labels]
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="got 1 barcode but 2 labels"):
         tn.plot_death_distribution(bc, labels=["a", "b"])
