@@ -102,3 +102,65 @@ def test_layer_and_pair_tables(setting):
 def test_bad_kind_is_named(setting):
     with pytest.raises(ValueError, match=r"kind='rows'.*'layers', 'pairs', 'neurons'"):
         report_frame(setting[0], "rows")
+
+
+def test_report_to_frame_delegates(setting):
+    report = setting[0]
+    for kind in ("layers", "pairs", "neurons"):
+        pd.testing.assert_frame_equal(report.to_frame(kind), report_frame(report, kind))
+    pd.testing.assert_frame_equal(report.to_frame(), report_frame(report, "layers"))
+
+
+def test_analyse_command_writes_the_tables_as_csv(tmp_path, capsys):
+    from topo_neurons.cli import main
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.standard_normal((300, 8)).astype(np.float32))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+    torch.jit.script(model).save(str(tmp_path / "m.pt"))
+    code = main(["analyse", "--torchscript", str(tmp_path / "m.pt"), "--data",
+                 str(tmp_path / "x.npy"), "--out", str(tmp_path / "o"), "--formats", "csv",
+                 "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "o"
+    assert not list(out.glob("*.png"))  # csv only: the tables, no figures
+    report = tn.RedundancyReport.from_json(out / "report.json")
+    for kind in ("layers", "pairs", "neurons"):
+        got = pd.read_csv(out / f"{kind}.csv", keep_default_na=False, na_values=[""])
+        ref = report.to_frame(kind)
+        assert list(got.columns) == list(ref.columns) and len(got) == len(ref)
+    neurons = pd.read_csv(out / "neurons.csv")
+    np.testing.assert_allclose(
+        neurons["smallest_death"], report.to_frame("neurons")["smallest_death"]
+    )
+    # with figures too, and a second run without csv removes the tables (one run's files)
+    assert main(["analyse", "--torchscript", str(tmp_path / "m.pt"), "--data",
+                 str(tmp_path / "x.npy"), "--out", str(out), "--formats", "png,csv",
+                 "--quiet"]) == 0  # fmt: skip
+    assert (out / "barcode.png").is_file() and (out / "layers.csv").is_file()
+    assert main(["analyse", "--torchscript", str(tmp_path / "m.pt"), "--data",
+                 str(tmp_path / "x.npy"), "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    assert not (out / "layers.csv").exists()
+
+
+def test_read_results_to_frame():
+    import csv
+    from pathlib import Path
+
+    from topo_neurons.experiments.protocol import read_results
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "img" / "reproduce_paper" / "results.csv"
+    rows = read_results(path)
+    frame = rows.to_frame()
+    with open(path, newline="") as f:
+        raw = list(csv.DictReader(f))
+    assert isinstance(rows, list) and len(frame) == len(rows) == len(raw)
+    assert frame["test_metric"].dtype == np.float64 and str(frame["seed"].dtype) == "Int64"
+    for k in (0, len(raw) // 2, len(raw) - 1):
+        assert frame.loc[k, "regularizer"] == raw[k]["regularizer"]
+        if raw[k]["test_metric"]:
+            assert frame.loc[k, "test_metric"] == float(raw[k]["test_metric"])
+        assert frame.loc[k, "epochs"] == int(raw[k]["epochs"])
+    diverged = frame["status"] != "ok"
+    assert frame.loc[diverged, "test_metric"].isna().all()

@@ -310,6 +310,12 @@ class RedundancyReport(_EqualByDict):
         except ValueError as exc:
             raise ValueError(f"{str(target)!r} is not a valid report file: {exc}") from None
 
+    def to_frame(self, kind: str = "layers") -> Any:
+        """A pandas table: ``"layers"``, ``"pairs"`` or ``"neurons"`` (see ``_frames``)."""
+        from ._frames import report_frame
+
+        return report_frame(self, kind)
+
     def to_markdown(self) -> str:
         """A readable Markdown summary: per-layer table, clusters, most redundant pairs."""
         ts = self.thresholds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,8 @@ examples:
       --sampling importance --p 0.1 --out report/
 
 writes into --out: report.json, report.md, barcode.png, diagram.png, dendrogram.png, mst.png
-(and .pdf/.svg copies with --formats png,pdf,svg), all of one run: they are written into a
+(and .pdf/.svg copies with --formats png,pdf,svg; csv adds the tables layers.csv, pairs.csv,
+neurons.csv of RedundancyReport.to_frame, pandas), all of one run: they are written into a
 hidden --out/.staging-* folder and moved in together at the end, replacing an earlier run's
 files (its figures in formats this run does not write are removed); an interrupted or failed
 run leaves the earlier files complete. Without --weights the model's random initialisation is
@@ -58,6 +60,7 @@ _ALL_OUTPUTS = (
     "report.json",
     "report.md",
     *(f"{fig}.{f}" for fig in _FIGURES for f in FIGURE_FORMATS),
+    *(f"{kind}.csv" for kind in ("layers", "pairs", "neurons")),
 )
 
 
@@ -175,7 +178,12 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     from ..io import atomic_write_text
     from ..plotting import plot_barcode, plot_dendrogram, plot_diagram, plot_mst
 
-    formats = figure_formats(args.formats)
+    requested = [f for f in (args.formats or "").split(",") if f.strip()]
+    tables = "csv" in [f.strip() for f in requested]  # csv: the report's tables, not a figure
+    figures_asked = ",".join(f for f in requested if f.strip() != "csv")
+    formats = figure_formats(figures_asked) if figures_asked or not tables else []
+    if tables and importlib.util.find_spec("pandas") is None:
+        raise UserError("--formats csv needs pandas: pip install topo_neurons[pandas]")
     thresholds = floats(args.thresholds, "--thresholds")
     if args.limit is not None and args.limit < 2:
         raise UserError(f"--limit must be ≥ 2; got {args.limit}")
@@ -231,8 +239,11 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
             staging.write("report.json", report.to_json),
             staging.write("report.md", lambda p: atomic_write_text(p, report.to_markdown())),
         ]
+        for kind in ("layers", "pairs", "neurons") if tables else ():
+            text = report.to_frame(kind).to_csv(index=False)
+            written.append(staging.write(f"{kind}.csv", lambda p, t=text: atomic_write_text(p, t)))
         with figure_style():
-            for name, draw in figures.items():
+            for name, draw in figures.items() if formats else ():
                 fig, ax = plt.subplots()
                 try:
                     draw(ax)
@@ -317,6 +328,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="how long to wait for --scheduler to answer (default 10)",
     )
-    p.add_argument("--formats", default="png", help="figure formats, e.g. png,pdf,svg")
+    p.add_argument(
+        "--formats", default="png", help="figure formats, e.g. png,pdf,svg; csv: the tables"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no summary")

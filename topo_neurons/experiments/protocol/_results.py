@@ -16,6 +16,7 @@ from ...io import atomic_write_text
 from ..data import TASKS
 from ..models import MODELS
 from ._config import REGULARIZERS, STAGES, format_weight
+from ._table import ResultRows
 
 __all__ = [
     "CHECKSUM_FIELD",
@@ -186,11 +187,11 @@ def read_results(path: str | os.PathLike[str], *, damaged: str = "warn") -> list
 
     Returns
     -------
-    list of dict
+    ResultRows (a list of dict)
         One dict per sound run, with the keys of :data:`RESULT_FIELDS` (not the checksum),
-        values as text.
+        values as text; ``.to_frame()`` gives them as a pandas table with numeric columns.
     """
-    return _read_results(path, damaged=damaged)[0]
+    return ResultRows(_read_results(path, damaged=damaged)[0])
 
 
 def _read_results(
