@@ -257,3 +257,33 @@ def test_compare_test_command(tmp_path, capsys):
         code = main(["compare", *paths, "--test", *extra, "--out", str(tmp_path / "p")])
         err = capsys.readouterr().err
         assert code == 2 and f"error: {message}" in err, err
+
+
+def test_reproduce_reports_the_barcode_distance_to_none():
+    """The line reproduce adds to results.md: each barcode network against none's."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from topo_neurons.experiments.reproduction._reproduce import _distances_to_none
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6)).astype(np.float32)
+    nets = {}
+    for k, reg in enumerate(("none", "t1", "t2")):
+        torch.manual_seed(k)
+        nets[reg] = (torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(),
+                                         torch.nn.Linear(12, 3)), {})  # fmt: skip
+    line = _distances_to_none(nets, SimpleNamespace(X_train=X), "abs", ("t", "m", 0))
+    # the reference: the neurons (ReLU outputs and logits) recorded by hand, GUDHI's distance
+    bars = {}
+    for reg, (model, _) in nets.items():
+        with torch.no_grad():
+            h = model[1](model[0](torch.from_numpy(X)))
+            A = torch.cat([h, model[2](h)], dim=1).double().numpy()
+        bars[reg] = tn.correlation_persistence(A)
+    for reg, label in (("t1", "T1"), ("t2", "T2")):
+        value = float(line.split(f"{label} ")[1].split(",")[0].rstrip("."))
+        ref = gudhi_wasserstein(bars[reg].intervals(False), bars["none"].intervals(False))
+        np.testing.assert_allclose(value, ref, rtol=1e-3)  # the line prints 4 digits
+    assert line.startswith("Barcode distance to none's") and "t / m / seed 0" in line

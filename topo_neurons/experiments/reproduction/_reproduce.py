@@ -280,6 +280,7 @@ def reproduce(
         # Under the paper's protocol the authors' convergence rule (CONVERGENCE_RULE) applies.
         summary = summarize(rows, convergence_rule=config.protocol == "paper")
         files: dict[str, Path] = {"results": results_path}
+        distances: list[str] = []  # the barcode networks' distances to none's, for the report
 
         import matplotlib.pyplot as plt
 
@@ -309,6 +310,7 @@ def reproduce(
                 data = _dataset_for(task, config)
                 spec = RunSpec(task, model, "none", 0.0, seed)
                 networks = train_barcode_networks(spec, w, config, dataset=data)
+                distances = [_distances_to_none(networks, data, config.kind, net)]
                 fig = plot_barcode_networks(networks, data, kind=config.kind)
                 files["barcodes"], files["barcodes_png"] = save_figure(fig, out / "barcodes")
                 plt.close(fig)
@@ -329,11 +331,31 @@ def reproduce(
             f"{seconds / 60:.1f} min wall time with {jobs} job(s), started at commit {commit}; "
             f"{sum(_f(r['seconds']) for r in rows) / 60:.1f} CPU-minutes of training in all runs.",
             "",
+            *(line for d in distances for line in (d, "")),
         ]
         files["report"] = atomic_write_text(
             out / "results.md", "\n".join(header) + "\n" + markdown_report(rows, summary)
         )
         return ReproduceResult(out, files, summary, ran, skipped, seconds)
+
+
+def _distances_to_none(networks: Mapping, data: Dataset, kind: str, net: tuple) -> str:
+    """A line of the report: the barcode of each network of the barcode figure (its neurons
+    on the training inputs) against none's, Wasserstein distance of order 1 (GUDHI)."""
+    from ... import analyse, barcode_distance
+    from ..models import neuron_layers
+
+    bars = {
+        reg: analyse(model, data.X_train, layers=neuron_layers(model), kind=kind).barcode
+        for reg, (model, _) in networks.items()
+    }
+    parts = [f"{REGULARIZER_LABELS[r]} {barcode_distance(bc, bars['none']):.4g}"
+             for r, bc in bars.items() if r != "none"]  # fmt: skip
+    return (
+        f"Barcode distance to none's (Wasserstein, order 1, GUDHI; {net[0]} / {net[1]} / seed "
+        f"{net[2]}: the networks of the barcode figure, neurons on the training inputs): "
+        f"{', '.join(parts)}."
+    )
 
 
 def _key(row: dict) -> tuple[str, ...]:
