@@ -457,3 +457,19 @@ def test_barcode_form_is_checked_and_can_be_forced():
     assert sum(len(c) for c in ax.containers) == len(big)
     with pytest.raises(ValueError, match=r"form.*'auto', 'bars', 'profile'"):
         tn.plot_barcode(bc, form="strip")
+
+
+def test_readme_run_counts_are_the_computed_ones():
+    """The README gives the full and quick runs' sizes that run_count computes (one number)."""
+    import re
+    from pathlib import Path
+
+    from topo_neurons.experiments.reproduction._presets import FULL, QUICK, run_count
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    text = " ".join(readme.split())
+    full = re.findall(r"(\d+) runs = (\d+) sweep runs \+ (\d+) fresh-seed refits", text)
+    sweep, refits = run_count(FULL)
+    assert full == [(str(sweep + refits), str(sweep), str(refits))]
+    quick = re.findall(r"≤ 20 epochs, (\d+) runs", text)
+    assert quick == [str(sum(run_count(QUICK)))]
