@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["add_backend", "add_command", "add_kind", "add_outputs", "positive_int"]
+__all__ = [
+    "add_backend",
+    "add_command",
+    "add_kind",
+    "add_model_and_data",
+    "add_outputs",
+    "positive_int",
+]
 
 
 def add_command(
@@ -45,6 +52,30 @@ def add_backend(parser: argparse.ArgumentParser) -> None:
     from ..persistence import BACKENDS
 
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="persistence backend")
+
+
+def add_model_and_data(parser: argparse.ArgumentParser) -> None:
+    """The model (``--model`` or ``--torchscript``, ``--weights``) and the data (``--data``,
+    ``--key``, ``--standardize``, ``--limit``) options, as ``analyse`` and ``fold`` share them
+    (read by ``cli._load.load_model`` / ``load_data``)."""
+    from ._load import DATASETS
+
+    src = parser.add_argument_group("model (one of)")
+    src.add_argument(
+        "--model", metavar="FACTORY", help="package.module:function or file.py:function"
+    )
+    src.add_argument(
+        "--torchscript", metavar="FILE", help="TorchScript nn.Sequential (torch.jit.save)"
+    )
+    parser.add_argument(
+        "--weights", metavar="FILE", help="state dict for --model (torch.load weights_only)"
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="DATA", help=f"{', '.join(DATASETS)} or a .npy/.npz path"
+    )
+    parser.add_argument("--key", help="array name inside an .npz data file")
+    parser.add_argument("--standardize", action="store_true", help="z-score each input feature")
+    parser.add_argument("--limit", type=int, metavar="M", help="use only the first M examples")
 
 
 def add_outputs(parser: argparse.ArgumentParser, *, old_form: str, name_default: str) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._args import add_command, positive_int
+from ._args import add_command, add_model_and_data, positive_int
 from ._errors import UserError, library_user_errors, note
 from ._io import (
     FIGURE_FORMATS,
@@ -179,22 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "one representative; write the folded weights, the report and a figure.",
         epilog=_EPILOG,
     )
-    src = p.add_argument_group("model (one of)")
-    src.add_argument(
-        "--model", metavar="FACTORY", help="package.module:function or file.py:function"
-    )
-    src.add_argument(
-        "--torchscript", metavar="FILE", help="TorchScript nn.Sequential (torch.jit.save)"
-    )
-    p.add_argument(
-        "--weights", metavar="FILE", help="state dict for --model (torch.load weights_only)"
-    )
-    p.add_argument(
-        "--data", required=True, metavar="DATA", help=f"{', '.join(DATASETS)} or a .npy/.npz path"
-    )
-    p.add_argument("--key", help="array name inside an .npz data file")
-    p.add_argument("--standardize", action="store_true", help="z-score each input feature")
-    p.add_argument("--limit", type=int, metavar="M", help="use only the first M examples")
+    add_model_and_data(p)
     p.add_argument(
         "--labels",
         metavar="LABELS",
