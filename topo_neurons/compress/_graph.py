@@ -9,8 +9,8 @@ operations only:
 with every intermediate value used once. The producer's neuron ``j`` is then row ``j`` of the
 producer (and channel ``j`` of the BatchNorm, if any) and input column ``j`` of the consumer.
 Anything else (a norm layer after the activation, a residual sum, a second use, a flatten, a
-grouped convolution, a consumer called more than once) is refused with a ``ValueError`` that
-names the layer and what stands in the way.
+grouped convolution, a per-channel PReLU, a consumer called more than once) is refused with a
+``ValueError`` that names the layer and what stands in the way.
 """
 
 from __future__ import annotations
@@ -132,6 +132,11 @@ def _site(graph: torch.fx.Graph, named: dict, name: str) -> FoldSite:
             node = u
             continue
         if not activated and _is_activation_node(u, node, named):
+            if isinstance(mod, nn.PReLU) and mod.num_parameters != 1:
+                raise ValueError(
+                    f"layer {name!r} cannot be folded: its activation {u.target!r} is a PReLU "
+                    "with one parameter per channel (use num_parameters=1)"
+                )
             activated, node = True, u
             continue
         if activated and mod is not None and isinstance(mod, _LINEAR) and u.args[0] is node:
