@@ -33,3 +33,18 @@ def test_shared_prelu_still_folds_exactly():
     assert report.layers[0].removed == (5,)
     assert folded[0].out_features == 5
     torch.testing.assert_close(folded(x), m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fold_report_with_skipped_not_an_object_is_a_value_error(tmp_path):
+    import json
+
+    from topo_neurons.compress import FoldReport
+
+    m = _prelu_model(1)
+    _, report = fold_redundant(m, torch.randn(200, 4), threshold=0.01, dry_run=True)
+    d = report.to_dict()
+    d["skipped"] = ["not", "a", "mapping"]
+    path = tmp_path / "fold.json"
+    path.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(ValueError, match="not a valid fold report"):
+        FoldReport.from_json(path)

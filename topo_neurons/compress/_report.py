@@ -217,7 +217,7 @@ class FoldReport:
                 layers=tuple(layers),
                 skipped={str(k): str(v) for k, v in d.get("skipped", {}).items()},
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a fold report: missing or malformed field {exc}") from None
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
