@@ -30,7 +30,7 @@ from ._records import (
     warn_few_examples,
 )
 from ._sampling import AllNeurons, SamplingStrategy
-from ._targets import resolve_targets, set_batch_dims, unwrap_compiled
+from ._targets import force_eager, resolve_targets, set_batch_dims, unwrap_compiled
 
 __all__ = ["ActivationRecorder", "FewExamplesWarning"]
 
@@ -256,8 +256,7 @@ class ActivationRecorder:
             if self._root is not self.model:
                 # Code compiled without these hooks would not call them (dynamo does not
                 # guard on hooks): the compiled model runs eagerly while it is recorded.
-                self._stance = torch.compiler.set_stance("force_eager")
-                self._stance.__enter__()
+                self._stance = force_eager()
             if any(isinstance(m, _SEQ_FIRST_TYPES) for m in self.model.modules()):
                 self._fastpath = torch.backends.mha.get_fastpath_enabled()
                 torch.backends.mha.set_fastpath_enabled(False)

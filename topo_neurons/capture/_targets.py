@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+import torch
 from torch import nn
 
 from ._layers import (
@@ -27,7 +28,7 @@ from ._layers import (
 )
 from ._trace import _PostResolver, _Unknown
 
-__all__ = ["resolve_targets", "set_batch_dims", "unwrap_compiled"]
+__all__ = ["force_eager", "resolve_targets", "set_batch_dims", "unwrap_compiled"]
 
 #: Layers already warned about (per model), so that a fallback is reported once.
 _WARNED: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
@@ -45,6 +46,30 @@ def unwrap_compiled(model: nn.Module) -> nn.Module:
     ):
         model = model._orig_mod
     return model
+
+
+class _ForceEager:
+    """``torch.compiler.set_stance("force_eager")`` shared by the recorders of compiled models:
+    set by the first to enter, the previous stance restored by the last to leave, whatever
+    the order of their exits (one ``set_stance`` per recorder, left in another order, would
+    leave ``force_eager`` set for good)."""
+
+    depth = 0
+    saved: object = None
+
+    def __exit__(self, *exc: object) -> None:
+        _ForceEager.depth -= 1
+        if _ForceEager.depth == 0:
+            _ForceEager.saved.__exit__(None, None, None)
+            _ForceEager.saved = None
+
+
+def force_eager() -> _ForceEager:
+    """Make compiled code run eagerly until the returned object's ``__exit__``."""
+    if _ForceEager.depth == 0:
+        _ForceEager.saved = torch.compiler.set_stance("force_eager")
+    _ForceEager.depth += 1
+    return _ForceEager()
 
 
 def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
