@@ -113,7 +113,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if len(labels) != len(args.barcodes):
         raise UserError(f"got {len(args.barcodes)} barcode files but {len(labels)} --labels")
     if len(set(labels)) != len(labels):
-        raise UserError(f"--labels must be distinct; got {labels}")
+        if args.labels:
+            raise UserError(f"--labels must be distinct; got {labels}")
+        raise UserError(
+            f"the files' names label them and must be distinct; got {labels}: give --labels"
+        )
     if args.groups is not None and not args.test:
         raise UserError("--groups applies with --test")
     barcodes = {label: load_barcode(path) for label, path in zip(labels, args.barcodes)}
