@@ -198,7 +198,17 @@ class _TreeLoss(_Loss):
             # Membership by binary search (torch.isin may size its work from the data on a
             # GPU); a device tensor, read (one synchronisation) only when someone asks.
             pos = torch.searchsorted(old_codes, new_codes).clamp_(max=old_codes.numel() - 1)
-            self._changed = (old_codes[pos] != new_codes).sum()
+            changed = (old_codes[pos] != new_codes).sum()
+            if device and selection is not None:
+                # Same sizes, maybe other neurons (compared on the device): -1 reads as None.
+                chosen = _selection_indices(selection, A.device)
+                before = getattr(self, "_chosen", None)
+                if before is None or before.shape != chosen.shape:
+                    changed = None
+                else:
+                    same = (chosen == before.to(A.device)).all()
+                    changed = torch.where(same, changed, -1)
+            self._changed = changed
         else:
             self._changed = None
         self._edges, self._key, self._age = edges, key, 1
@@ -212,8 +222,8 @@ class _TreeLoss(_Loss):
         """At the last tree search, how many edges of the new tree were not in the cached one
         (``None`` before a second search or after a change of neurons). Read on request: on a
         GPU this is the one value of the cache that waits for the device."""
-        c = self._changed
-        return None if c is None else int(c)
+        c = None if self._changed is None else int(self._changed)
+        return None if c is None or c < 0 else c
 
     @changed_edges.setter
     def changed_edges(self, value: int | None) -> None:

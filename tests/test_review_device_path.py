@@ -1,0 +1,23 @@
+"""Regression tests of the review of the device path (torch MST backend, tree cache, Dask)."""
+
+from __future__ import annotations
+
+import torch
+
+from topo_neurons.regularizers import TopologicalRedundancy
+
+
+def test_changed_edges_is_none_after_a_selection_change_on_the_torch_backend():
+    # backend="torch" compares the selection's indices on the device (the key holds only the
+    # sizes); a change of neurons must still leave changed_edges None, as on the host backends.
+    torch.manual_seed(0)
+    A = torch.randn(50, 10, dtype=torch.float64)
+    for backend in ("native", "torch"):
+        loss = TopologicalRedundancy(backend=backend, refresh_every=3).train()
+        loss(A, selection={"l": list(range(10))})
+        loss._age = loss.refresh_every  # the next call searches again, same neurons
+        loss(A, selection={"l": list(range(10))})
+        assert loss.changed_edges == 0, backend
+        loss(A, selection={"l": [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]})  # other neurons, same size
+        assert loss._age == 1, backend  # a new tree was searched
+        assert loss.changed_edges is None, backend
