@@ -21,3 +21,22 @@ def test_changed_edges_is_none_after_a_selection_change_on_the_torch_backend():
         loss(A, selection={"l": [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]})  # other neurons, same size
         assert loss._age == 1, backend  # a new tree was searched
         assert loss.changed_edges is None, backend
+
+
+def test_cluster_lost_message_says_the_scheduler_did_not_answer():
+    # workers=None means the scheduler did not answer: the message must not read "workers
+    # connected now: None".
+    from types import SimpleNamespace
+
+    from topo_neurons.persistence._schedule import _lost
+
+    def no_answer():
+        raise OSError("gone")
+
+    client = SimpleNamespace(
+        scheduler=SimpleNamespace(address="tcp://h:1"), scheduler_info=no_answer
+    )
+    plan = [("z", None, (0,)), ("tree-0", print, ("z",))]
+    err = _lost(client, plan, set(), RuntimeError("lost"))
+    assert err.workers is None
+    assert "None" not in str(err) and "the scheduler did not answer" in str(err)

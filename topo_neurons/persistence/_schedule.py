@@ -264,7 +264,13 @@ def _lost(client: Any, plan: list, finished: set[str], exc: BaseException) -> Cl
     with contextlib.suppress(Exception):
         workers: int | None = None
         workers = len(client.scheduler_info().get("workers", {}))
-    now = "no worker left" if workers == 0 else f"workers connected now: {workers}"
+    now = (
+        "the scheduler did not answer"
+        if workers is None
+        else "no worker left"
+        if workers == 0
+        else f"workers connected now: {workers}"
+    )
     n_done = len(finished)
     tiles_done = len(finished.intersection(tiles))
     cause = " ".join(str(exc).split())
