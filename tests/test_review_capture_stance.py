@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -35,3 +36,32 @@ def test_compile_stance_restored_when_recorders_exit_out_of_order():
     except KeyError:
         pass
     assert _stance() == before
+
+
+class _Shared(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.out = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc(torch.relu(self.fc(x)))))
+
+
+def test_call_index_beyond_the_calls_of_a_forward_is_an_error():
+    """Before: layers=['fc#5', 'out'] with fc called twice returned only 'out', the named
+    layer silently left out (and alone, 'nothing was recorded' blamed the `with`)."""
+    model = _Shared()
+    ok = tn.ActivationRecorder(model, layers=["fc#0", "fc#1", "out"], point="pre")
+    with ok:
+        model(torch.randn(10, 4))
+    assert list(ok.per_layer()) == ["fc#0", "fc#1", "out"]
+    rec = tn.ActivationRecorder(model, layers=["fc#5", "out"], point="pre")
+    with rec:
+        model(torch.randn(10, 4))
+    with pytest.raises(ValueError, match=r"no call 5 of module 'fc'.*\['fc#5'\]"):
+        rec.per_layer()
+    alone = tn.ActivationRecorder(model, layers=["fc#2"], point="pre")
+    with alone:
+        model(torch.randn(10, 4))
+    with pytest.raises(RuntimeError, match=r"called fewer than k \+ 1 times"):
+        alone.activations()

@@ -269,7 +269,8 @@ def stack_records(
         Nothing was recorded.
     ValueError
         A part modified in place after it was recorded, layers with different numbers of
-        examples, or NaN/Inf in a layer's output.
+        examples, a ``'name#k'`` layer whose call ``k`` never came, or NaN/Inf in a layer's
+        output.
     """
     if not records:
         names = [_display(t.name) for t in targets]
@@ -278,6 +279,20 @@ def stack_records(
             f"activations (hooked layers: {names[:10]}{' …' if len(names) > 10 else ''}); "
             "a model run through torch.compile calls no hook added after its compilation: "
             "give the recorder the compiled model itself, which it then runs eagerly"
+            + (
+                "; or a 'name#k' layer's module was called fewer than k + 1 times per forward"
+                if any(t.call is not None for t in targets)
+                else ""
+            )
+        )
+    absent = [t for t in targets if t.call is not None and t.name not in records]
+    if absent:  # call k of a module never came: its layer would be left out silently
+        raise ValueError(
+            "no call "
+            + ", ".join(f"{t.call} of module {_display(t.hook_name)!r}" for t in absent)
+            + f" in the recorded forwards, so layers {[_display(t.name) for t in absent]} "
+            "recorded nothing ('name#k' is call k, from 0, of the module in each forward); "
+            "name calls that happen"
         )
     for name, parts in records.items():
         for part, version in zip(parts, versions[name]):
