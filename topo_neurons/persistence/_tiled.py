@@ -250,7 +250,8 @@ def correlation_persistence(
         (on the CPU the dense path's 256-wide GEMM panels; on a GPU ``block_size`` or 8192
         neurons wide), never storing ``n²`` values; ``scheduler`` and ``progress`` do not
         apply. ``"auto"``: ``"torch"`` for a tensor on a GPU, else ``"cpu"``. On the CPU both
-        give the same edges and bitwise the same deaths.
+        give bitwise the same deaths, and the same edges except under ties among deaths
+        where ``"cpu"`` ran its dense path (native Prim, which may pick another tree).
 
     Returns
     -------
@@ -258,7 +259,7 @@ def correlation_persistence(
         ``deaths`` ascending (dtype of the activations: float32 stays float32), bitwise equal to
         those of the dense path; ``edges`` ``(i, j)``, ``i < j``, the MST under the order
         ``(d, i, j)`` (the dense path's edges where there are no ties among deaths).
-        ``backend`` is ``"tiled"`` or, when the dense path ran, ``"native"``.
+        ``backend`` is ``"tiled"``, ``"native"`` when the dense path ran, or ``"torch"``.
 
     Raises
     ------
