@@ -65,3 +65,10 @@ def test_call_index_beyond_the_calls_of_a_forward_is_an_error():
         model(torch.randn(10, 4))
     with pytest.raises(RuntimeError, match=r"called fewer than k \+ 1 times"):
         alone.activations()
+
+
+def test_fallback_warning_names_a_module_once_for_its_calls():
+    """Before: layers=['fc#0', 'fc#1'] warned "layers 'fc' (Linear), 'fc' (Linear)"."""
+    with pytest.warns(UserWarning, match=r"follows layer 'fc' \(Linear\), because") as got:
+        tn.ActivationRecorder(_Shared(), layers=["fc#0", "fc#1", "out"])
+    assert "'fc' (Linear), 'fc'" not in str(got[0].message)

@@ -272,7 +272,7 @@ def _check_select(select_output: object, names: list[str]) -> dict[str, object]:
 def _warn_fallback(model: nn.Module, unseen: list[tuple[str, nn.Module, str]]) -> None:
     """One warning naming every layer recorded before its activation (once per layer)."""
     seen = _WARNED.setdefault(model, set())
-    new = [(n, m, r) for n, m, r in unseen if n not in seen]
+    new = list({n: (n, m, r) for n, m, r in unseen if n not in seen}.values())  # 'fc#0', 'fc#1'
     if not new:
         return
     seen.update(n for n, _, _ in new)
