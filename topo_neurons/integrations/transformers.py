@@ -96,8 +96,10 @@ class TopologicalTrainer(_tf.Trainer):
         The factor ``λ ≥ 0``.
     layers : str, module or sequence of them, optional
         Layers whose neurons are regularised, by name as in ``model.named_modules()``
-        (default: :class:`~topo_neurons.ActivationRecorder`'s: every leaf layer with
-        parameters, after its activation — a GPT-2 block's ``mlp.c_fc`` after its GELU).
+        (default: :class:`~topo_neurons.ActivationRecorder`'s: in a model with attention
+        blocks, the hidden layer of each block's MLP after its activation — a GPT-2 block's
+        ``mlp.c_fc`` after its GELU, and no other layer; elsewhere every leaf layer with
+        parameters).
     sampling : sampling strategy, optional
         Neuron sampling (default: all neurons).
     mask : str or None, default "attention_mask"
