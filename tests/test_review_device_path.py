@@ -40,3 +40,16 @@ def test_cluster_lost_message_says_the_scheduler_did_not_answer():
     err = _lost(client, plan, set(), RuntimeError("lost"))
     assert err.workers is None
     assert "None" not in str(err) and "the scheduler did not answer" in str(err)
+
+
+def test_cluster_lost_error_survives_pickling():
+    # A process pool (the experiments' sweep) pickles a worker's exception: the keyword-only
+    # constructor made unpickling raise TypeError instead of the error itself.
+    import pickle
+
+    from topo_neurons.persistence import ClusterLostError
+
+    err = ClusterLostError("lost", address="tcp://h:1", done=3, total=7, workers=0)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is ClusterLostError and str(back) == "lost"
+    assert (back.address, back.done, back.total, back.workers) == ("tcp://h:1", 3, 7, 0)

@@ -57,6 +57,14 @@ class ClusterLostError(RuntimeError):
         self.total = total
         self.workers = workers
 
+    def __reduce__(self):  # keyword attributes survive pickling (process pools)
+        fields = {k: getattr(self, k) for k in ("address", "done", "total", "workers")}
+        return (_rebuild_lost, (self.args, fields))
+
+
+def _rebuild_lost(args: tuple, fields: dict) -> ClusterLostError:
+    return ClusterLostError(*args, **fields)
+
 
 def connect_scheduler(address: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Any:
     """A ``dask.distributed.Client`` of the running scheduler at ``address``.
