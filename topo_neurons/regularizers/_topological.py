@@ -194,8 +194,9 @@ class TopologicalRedundancy(_TreeLoss):
         turning constant while they hold several edges of the cached tree (hubs driven dead to
         zero their edges' terms); eval mode is always exact and leaves the cache alone. See the
         training docs for the measured trade-off. With ``backend="torch"`` the dead-hub
-        check is read without waiting for the device, so it acts at the first call after
-        its flag is ready (on a GPU, usually the next call).
+        check, and a change of ``selection`` that keeps the layers' sizes, are read without
+        waiting for the device, so they act at the first call after their flag is ready (on
+        a GPU, usually the next call).
 
     Attributes
     ----------
