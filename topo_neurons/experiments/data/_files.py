@@ -4,6 +4,7 @@ python version; the python pickles through an unpickler that builds nothing but 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import struct
@@ -149,19 +150,71 @@ def _latin1_encode(text: object, encoding: object = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
+class _NDArrayName:
+    """What ``numpy.ndarray`` loads as: a marker for ``_reconstruct``, never the array class."""
+
+
+class _ArrayState:
+    """What ``_reconstruct`` returns here: the array is built by :meth:`__setstate__` from a
+    checked state, with a fresh numeric dtype, never with the dtype object of the file (whose
+    flags a pickle can set: an object dtype over raw bytes is a forged pointer)."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple) or len(state) != 5:
+            raise pickle.UnpicklingError("refused an array state that numpy never writes")
+        _, shape, dtype, fortran, raw = state
+        self.array = _checked_array(raw, dtype, shape, "F" if fortran else "C")
+
+
+def _checked_array(raw: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    """A copy of the numeric array of ``shape`` in the bytes ``raw``, or ``UnpicklingError``."""
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in "biuf"
+        or dtype.names is not None
+        or dtype.subdtype is not None
+    ):
+        raise pickle.UnpicklingError(
+            f"refused an array of dtype {dtype!r}: a CIFAR-10 batch holds numeric arrays only"
+        )
+    try:
+        clean = np.dtype(dtype.str)  # a fresh dtype: none of the file's flags
+    except TypeError:
+        raise pickle.UnpicklingError(f"refused an array of dtype {dtype!r}") from None
+    if (
+        not isinstance(shape, tuple)
+        or any(type(k) is not int or k < 0 for k in shape)
+        or order not in ("C", "F")
+        or not isinstance(raw, (bytes, bytearray))
+        or len(raw) != math.prod(shape) * clean.itemsize
+    ):
+        raise pickle.UnpicklingError("refused an array whose shape and data do not match")
+    return np.frombuffer(raw, clean).reshape(shape, order=order).copy()
+
+
+def _reconstruct(cls: object, shape: object, typecode: object) -> _ArrayState:
+    if cls is not _NDArrayName:
+        raise pickle.UnpicklingError("refused _reconstruct of anything but numpy.ndarray")
+    return _ArrayState()
+
+
+def _frombuffer(buf: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    return _checked_array(buf, dtype, shape, order)
+
+
 def _numpy_rebuilders() -> dict[tuple[str, str], object]:
-    """What a pickled numpy array names, under numpy 1.x and 2.x module paths."""
-    probe = np.zeros(1, np.uint8)
-    reconstruct = probe.__reduce__()[0]  # the very function numpy pickles arrays with
-    frombuffer = probe.__reduce_ex__(5)[0]  # protocol 5's in-band buffers
+    """What a pickled numpy array names, under numpy 1.x and 2.x module paths: checked
+    stand-ins that build a plain numeric array, never numpy's own rebuilders."""
     allowed: dict[tuple[str, str], object] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDArrayName,
         ("numpy", "dtype"): np.dtype,
         ("_codecs", "encode"): _latin1_encode,
     }
     for package in ("numpy.core", "numpy._core"):
-        allowed[(f"{package}.multiarray", "_reconstruct")] = reconstruct
-        allowed[(f"{package}.numeric", "_frombuffer")] = frombuffer
+        allowed[(f"{package}.multiarray", "_reconstruct")] = _reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = _frombuffer
     return allowed
 
 
@@ -170,8 +223,11 @@ class _CifarUnpickler(pickle.Unpickler):
 
     The containers and scalars (dict, list, bytes, str, int) need no lookup; the only names a
     batch asks for are numpy's array and dtype rebuilders (and ``_codecs.encode`` for bytes
-    written with protocol 2 by Python 3). Every other name is refused *before* it is imported,
-    built or called, so a file whose ``__reduce__`` names ``os.system`` or ``open`` runs nothing.
+    written with protocol 2 by Python 3). The array rebuilders load as checked stand-ins that
+    copy the bytes into a numeric array of a fresh dtype (a dtype's pickled state can set its
+    flags: numpy's own rebuilders would then build an object array over raw bytes, forged
+    pointers). Every other name is refused *before* it is imported, built or called, so a file
+    whose ``__reduce__`` names ``os.system`` or ``open`` runs nothing.
     """
 
     _ALLOWED: dict[tuple[str, str], object] | None = None
@@ -222,6 +278,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(
                 f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: {exc})"
             ) from None
+    if isinstance(batch, dict):  # the arrays of _reconstruct were built by their states
+        batch = {k: v.array if isinstance(v, _ArrayState) else v for k, v in batch.items()}
     keys = list(batch) if isinstance(batch, dict) else []
     if not isinstance(batch, dict) or any(k not in keys for k in _CIFAR_KEYS):
         raise ValueError(
