@@ -122,7 +122,7 @@ class BarcodeCallback(_tf.TrainerCallback):
         if mask is not None and not isinstance(probe, Mapping):
             mask = None  # a tensor probe has no named mask
         self.probe = probe
-        self.layers = None if layers is None else list(layers)
+        self.layers = layers if layers is None or isinstance(layers, str) else list(layers)
         self.kind = check_kind(kind)
         self.sampling = AllNeurons() if sampling is None else sampling
         self.network = bool(network)

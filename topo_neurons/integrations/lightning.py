@@ -299,7 +299,7 @@ class BarcodeLogger(Callback):
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"tag must be a non-empty str; got {tag!r}")
         self.probe = probe
-        self.layers = None if layers is None else list(layers)
+        self.layers = layers if layers is None or isinstance(layers, str) else list(layers)
         self.every_n_epochs = _check_positive_int(every_n_epochs, "every_n_epochs")
         self.kind = check_kind(kind)
         self.sampling = AllNeurons() if sampling is None else sampling
