@@ -53,3 +53,26 @@ def test_cluster_lost_error_survives_pickling():
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is ClusterLostError and str(back) == "lost"
     assert (back.address, back.done, back.total, back.workers) == ("tcp://h:1", 3, 7, 0)
+
+
+def test_torch_backend_reads_a_read_only_matrix_without_a_warning():
+    # A read-only array (np.load(..., mmap_mode="r"), a barcode's arrays) is valid input; the
+    # torch backend wrapped it with torch.from_numpy, which warns on non-writable memory. In a
+    # fresh interpreter: torch gives that warning once per process.
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, topo_neurons as tn\n"
+        "D = np.array([[0, .3, .9], [.3, 0, .5], [.9, .5, 0]]); D.setflags(write=False)\n"
+        "bc = tn.zero_persistence(D, backend='torch')\n"
+        "ref = tn.zero_persistence(D, backend='native')\n"
+        "assert (bc.edges == ref.edges).all() and (bc.deaths == ref.deaths).all()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -34,7 +36,9 @@ def checked_tensor(D: object) -> torch.Tensor:
         return device_distance_tensor(D)
     arr = as_distance_array(D)
     check_distance_matrix(arr)
-    return torch.from_numpy(arr)
+    with warnings.catch_warnings():  # a read-only array (a memmap): only read, never written
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(arr)
 
 
 def _torch_barcode(D: object) -> Barcode:
