@@ -59,7 +59,9 @@ def fold_redundant(
         positions), so that ``n`` neurons can be affinely independent on them and an exact
         affine relation found is one of the network, not of too few examples.
     threshold : float in [0, 1], default 0.05
-        Scale of the clusters, in units of ``1 − |ρ|``; 0 folds only exact (|ρ| = 1) copies.
+        Scale of the clusters, in units of ``1 − |ρ|``. 0 folds only pairs whose computed
+        ``1 − |ρ|`` is exactly 0: rounding can leave an exact copy at ~1e-16 (it is then not
+        folded), so fold exact copies with a tiny threshold such as 1e-9.
     layers : str or sequence of str, optional
         Producing layers to fold (``Linear`` or ``Conv*d`` names). ``None``: every layer that
         can be folded; the others are listed in :attr:`FoldReport.skipped` with the reason.
