@@ -81,6 +81,24 @@ _ACCEPTED = (
 )
 
 
+def check_activation_loss(regularizer: object, weight: object, *, weight_penalties: str) -> None:
+    """An integration's ``regularizer`` and ``weight`` arguments, checked where they are given.
+
+    ``regularizer`` must be an activation loss module (not a :class:`WeightPenalty`, for which
+    ``weight_penalties`` says the integration's way) and ``weight`` a finite number ≥ 0.
+    """
+    if not isinstance(regularizer, nn.Module) or isinstance(regularizer, WeightPenalty):
+        raise TypeError(
+            "regularizer must be an activation loss module (TopologicalRedundancy, "
+            f"DeathSpread, CorrelationPenalty, DeCov); got {type(regularizer).__name__} "
+            f"(weight penalties: {weight_penalties})"
+        )
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"weight={weight!r} must be finite and ≥ 0")
+
+
 def match_checks(recorder: ActivationRecorder, regularizer: nn.Module) -> None:
     """The recorder's checks read nothing back where the regulariser does not: on its device
     path (``backend="torch"``; ``"auto"`` and a loss without a backend: on a device), and

@@ -35,7 +35,6 @@ Examples
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -50,10 +49,9 @@ from ..capture import ActivationRecorder, AllNeurons  # noqa: E402
 from ..capture._trace import defines_no_forward  # noqa: E402
 from ..correlation import check_kind  # noqa: E402
 from ..persistence import Barcode  # noqa: E402
-from ..regularizers import WeightPenalty  # noqa: E402
 from ..tracking import BarcodeHistory, BarcodeTracker, barcode_scalars, log_barcodes  # noqa: E402
 from ..tracking._tracker import check_batch  # noqa: E402
-from ..training import match_checks, warn_small_batch  # noqa: E402
+from ..training import check_activation_loss, match_checks, warn_small_batch  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     import lightning.pytorch as pl
@@ -120,17 +118,11 @@ class TopologicalRegularization(Callback):
         **recorder_options: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(regularizer, nn.Module) or isinstance(regularizer, WeightPenalty):
-            raise TypeError(
-                "regularizer must be an activation loss module (TopologicalRedundancy, "
-                "DeathSpread, CorrelationPenalty, DeCov); got "
-                f"{type(regularizer).__name__} (weight penalties take the model: add them to "
-                "the loss in training_step)"
-            )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"weight={weight!r} must be finite and ≥ 0")
+        check_activation_loss(
+            regularizer,
+            weight,
+            weight_penalties="they take the model: add them to the loss in training_step",
+        )
         if log_name is not None and (not isinstance(log_name, str) or not log_name):
             raise ValueError(f"log_name must be a non-empty str or None; got {log_name!r}")
         self.regularizer = regularizer

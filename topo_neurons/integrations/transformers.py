@@ -38,7 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,8 +54,7 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from ..capture import ActivationRecorder  # noqa: E402
 from ..io import atomic_path  # noqa: E402
-from ..regularizers import WeightPenalty  # noqa: E402
-from ..training import match_checks, warn_small_batch  # noqa: E402
+from ..training import check_activation_loss, match_checks, warn_small_batch  # noqa: E402
 from ._hf_barcodes import DEAD_FILE, HISTORY_FILE, BarcodeCallback, checkpoint_dir  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,17 +136,9 @@ class TopologicalTrainer(_tf.Trainer):
         log_name: str | None = "topo_penalty",
         **kwargs: Any,
     ) -> None:
-        if not isinstance(regularizer, nn.Module) or isinstance(regularizer, WeightPenalty):
-            raise TypeError(
-                "regularizer must be an activation loss module (TopologicalRedundancy, "
-                "DeathSpread, CorrelationPenalty, DeCov); got "
-                f"{type(regularizer).__name__} (weight penalties: use the optimiser's "
-                "weight_decay)"
-            )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise TypeError(f"weight must be a number ≥ 0; got {type(weight).__name__}")
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"weight={weight!r} must be finite and ≥ 0")
+        check_activation_loss(
+            regularizer, weight, weight_penalties="use the optimiser's weight_decay"
+        )
         if mask is not None and (not isinstance(mask, str) or not mask):
             raise TypeError(f"mask must be the name of a batch entry or None; got {mask!r}")
         if log_name is not None and (not isinstance(log_name, str) or not log_name):
