@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import stat
 
+import numpy as np
 import pytest
 
-from topo_neurons.io import atomic_path, atomic_write_text
+from topo_neurons.io import atomic_path, atomic_write_text, open_npz
 
 
 def test_atomic_write_text_writes_and_replaces(tmp_path):
@@ -39,3 +40,18 @@ def test_the_file_gets_the_permissions_of_a_plain_open(tmp_path):
         os.umask(umask)
     mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+
+
+def test_open_npz_reads_an_archive_and_names_what_a_damaged_or_npy_file_is_not(tmp_path):
+    good = tmp_path / "a.npz"
+    np.savez(good, x=np.arange(3))
+    with open_npz(good, "a test file", "(a .npy file)") as f:
+        np.testing.assert_array_equal(f["x"], np.arange(3))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[:20])
+    with pytest.raises(ValueError, match=r"is not a test file: it cannot be read as \.npz"):
+        open_npz(cut, "a test file", "(a .npy file)")
+    single = tmp_path / "single.npy"
+    np.save(single, np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"holds one array of shape \(2, 3\) \(a \.npy file\)"):
+        open_npz(single, "a test file", "(a .npy file)")

@@ -7,8 +7,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["atomic_path", "atomic_write_text"]
+if TYPE_CHECKING:  # pragma: no cover
+    from numpy.lib.npyio import NpzFile
+
+__all__ = ["atomic_path", "atomic_write_text", "open_npz"]
 
 
 @contextlib.contextmanager
@@ -43,3 +47,30 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def open_npz(target: str | os.PathLike[str], what: str, npy_detail: str) -> NpzFile:
+    """``np.load(target)`` without pickles, as an ``.npz`` archive, or a ``ValueError``.
+
+    The loaders of the package's ``.npz`` files (``Barcode.load``, ``BarcodeHistory.load``)
+    share it; ``what`` names the expected file (``"a barcode file"``) and ``npy_detail`` ends
+    the message of a single-array ``.npy`` file; an unreadable (corrupt, truncated) file names
+    the cause.
+    """
+    import zipfile
+
+    import numpy as np
+
+    try:
+        loaded = np.load(target, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{str(target)!r} is not {what}: it cannot be read as .npz "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(
+            f"{str(target)!r} is not {what}: it holds one array of shape {loaded.shape} "
+            f"{npy_detail}"
+        )
+    return loaded

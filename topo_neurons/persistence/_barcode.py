@@ -14,7 +14,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..io import atomic_path
+from ..io import atomic_path, open_npz
 
 if TYPE_CHECKING:  # pragma: no cover
     from gudhi import SimplexTree
@@ -417,19 +417,12 @@ class Barcode:
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no barcode file at {str(target)!r}")
-        try:
-            loaded = np.load(target, allow_pickle=False)
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(
-                f"{str(target)!r} is not a barcode file: it cannot be read as .npz "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(
-                f"{str(target)!r} is not a barcode file: it holds one array of shape "
-                f"{loaded.shape} (a .npy file; activations?), not the .npz written by "
-                f"Barcode.save (make one with `topo-neurons barcode {target.name} --out DIR`)"
-            )
+        loaded = open_npz(
+            target,
+            "a barcode file",
+            "(a .npy file; activations?), not the .npz written by Barcode.save (make one with "
+            f"`topo-neurons barcode {target.name} --out DIR`)",
+        )
         with loaded as f:
             missing = [name for name in _REQUIRED_FIELDS if name not in f.files]
             if missing:

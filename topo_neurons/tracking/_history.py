@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
+from ..io import atomic_path, open_npz
 from ..persistence import Barcode
 from ..persistence._barcode import BARCODE_FIELDS
 
@@ -157,18 +157,11 @@ class BarcodeHistory:
         target = Path(path)
         if not target.is_file():
             raise FileNotFoundError(f"no history file at {str(target)!r}")
-        try:
-            loaded = np.load(target, allow_pickle=False)
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(
-                f"{str(target)!r} is not a BarcodeHistory file: it cannot be read as .npz "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(
-                f"{str(target)!r} is not a BarcodeHistory file: it holds one array of shape "
-                f"{loaded.shape} (a .npy file), not the .npz written by BarcodeHistory.save"
-            )
+        loaded = open_npz(
+            target,
+            "a BarcodeHistory file",
+            "(a .npy file), not the .npz written by BarcodeHistory.save",
+        )
         with loaded as f:
             if "format" not in f.files or str(f["format"]) != _FORMAT:
                 raise ValueError(f"{str(target)!r} is not a BarcodeHistory file")
