@@ -321,8 +321,10 @@ def test_analyse_dense_path_on_the_torch_backend_equals_the_default_report(monke
 
     def spy(acc):
         C = real(acc)
-        # The same operations as the host's correlation: the same values, bit for bit.
-        np.testing.assert_array_equal(C.numpy(), acc.correlation())
+        # The same elementwise operations as the host's correlation (numpy there, torch here):
+        # equal to rounding (bit for bit where both libraries round alike, as on this project's
+        # machines; not asserted, another CPU's vector kernels may differ in the last bit).
+        np.testing.assert_allclose(C.numpy(), acc.correlation(), rtol=0, atol=1e-14)
         calls.append(1)
         return C
 
