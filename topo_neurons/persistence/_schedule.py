@@ -32,7 +32,7 @@ __all__ = ["SCHEDULERS", "ClusterLostError", "connect_scheduler", "run_plan"]
 
 #: Named schedulers; a ``dask.distributed.Client`` is accepted too.
 SCHEDULERS: tuple[str, ...] = ("threads", "sync")
-_TILE_PREFIXES = ("tree-", "pair-")
+_TILE_PREFIXES = ("tree-", "pair-", "pairs-")
 #: Seconds :func:`connect_scheduler` waits for a scheduler by default.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -122,6 +122,15 @@ def _is_client(obj: object) -> bool:
     return isinstance(obj, Client)
 
 
+def tile_count(key: str) -> int:
+    """Tiles a task computes: 1 for ``tree-i``/``pair-i-j``, ``j1 − j0`` for
+    ``pairs-i-j0-j1`` (the pairs of block ``i`` with blocks ``j0 … j1 − 1``), else 0."""
+    if key.startswith("pairs-"):
+        _, _, j0, j1 = key.split("-")
+        return int(j1) - int(j0)
+    return 1 if key.startswith(_TILE_PREFIXES) else 0
+
+
 class _Progress:
     """Counts finished tile tasks; drives a tqdm bar or a ``callback(done, total)``."""
 
@@ -138,14 +147,15 @@ class _Progress:
             self.bar = tqdm(total=total, desc="tiles", unit="tile", leave=False)
 
     def tick(self, key: str) -> None:
-        if not key.startswith(_TILE_PREFIXES):
+        count = tile_count(key)
+        if not count:
             return
         with self.lock:
             if self.stopped:
                 return
-            self.done += 1
+            self.done += count
             if self.bar is not None:
-                self.bar.update(1)
+                self.bar.update(count)
             if self.callback is not None:
                 self.callback(self.done, self.total)
 
@@ -268,7 +278,7 @@ def _lost(client: Any, plan: list, finished: set[str], exc: BaseException) -> Cl
     """The error of a run whose cluster lost its workers: what was done, what was lost."""
     address = str(getattr(client.scheduler, "address", None) or "the scheduler")
     tasks = [key for key, func, _ in plan if func is not None]
-    tiles = [key for key in tasks if key.startswith(_TILE_PREFIXES)]
+    tiles = {key: tile_count(key) for key in tasks if tile_count(key)}
     with contextlib.suppress(Exception):
         workers: int | None = None
         workers = len(client.scheduler_info().get("workers", {}))
@@ -280,11 +290,12 @@ def _lost(client: Any, plan: list, finished: set[str], exc: BaseException) -> Cl
         else f"workers connected now: {workers}"
     )
     n_done = len(finished)
-    tiles_done = len(finished.intersection(tiles))
+    tiles_done = sum(tiles[key] for key in finished.intersection(tiles))
     cause = " ".join(str(exc).split())
     message = (
         f"the Dask cluster at {address} lost its workers during the run ({now}): "
-        f"{n_done} of {len(tasks)} tasks had finished ({tiles_done} of {len(tiles)} tiles), "
+        f"{n_done} of {len(tasks)} tasks had finished ({tiles_done} of {sum(tiles.values())} "
+        "tiles), "
         f"{len(tasks) - n_done} were lost with the blocks of Z and the results the workers held; "
         f"nothing of the run can be resumed: restart the workers and run it again "
         f"({type(exc).__name__}: {cause})"

@@ -38,7 +38,8 @@ from ..correlation import (
 from ._barcode import Barcode
 from ._engine import zero_persistence
 from ._schedule import run_plan
-from ._tiled_kernels import Edges, block_tree, kruskal_forest, pair_tree
+from ._tiled_filter import filtered_pair_edges, tree_adjacency
+from ._tiled_kernels import Edges, block_tree, edge_order, kruskal_forest, pair_tree
 from ._torch_tiles import torch_mst_activations
 
 __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
@@ -51,6 +52,11 @@ DENSE_MAX_NEURONS = 4096
 DEFAULT_BLOCK = 1024
 #: Inputs merged per reduction task (Kruskal on their union).
 _FAN_IN = 8
+#: Block pairs per pair task (their cross edges merged before returning): fewer, larger tasks.
+_PAIRS_PER_TASK = 8
+#: A filtered pair keeps at most this many candidate cross edges per neuron of the pair; beyond
+#: it (nearly equal dissimilarities) the dense pair Prim runs instead.
+_CANDIDATES_PER_NEURON = 16
 _CODES = {"abs": 1, "sqrt": 2}
 #: Values of ``correlation_persistence(backend=...)``.
 _ENGINES: tuple[str, ...] = ("auto", "cpu", "torch")
@@ -58,6 +64,11 @@ _ENGINES: tuple[str, ...] = ("auto", "cpu", "torch")
 #: Scratch arrays per (thread, name, dtype), reused by the tasks a thread runs; emptied after
 #: each local run (a Dask worker keeps its own for the next run).
 _BUFFERS: dict[tuple[int, str, np.dtype], np.ndarray] = {}
+
+
+#: Identity union-find arrays of ``n`` entries per (thread, n), reused by the merges (each merge
+#: restores the entries it wrote); emptied with ``_BUFFERS``.
+_PARENTS: dict[tuple[int, str, int], np.ndarray] = {}
 
 
 def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
@@ -108,7 +119,10 @@ def diag_task(PI: np.ndarray, const: np.ndarray, g0: int, code: int) -> Edges:
         idx = np.flatnonzero(const)
         T[idx, :] = 1.0
         T[:, idx] = 1.0
-    return block_tree(T, k, g0)
+    a, b, w = block_tree(T, k, g0)
+    order = edge_order(a, b, w)
+    a, b, w = a[order], b[order], w[order]
+    return (a, b, w, *tree_adjacency((a, b, w), g0, k))
 
 
 def pair_task(
@@ -122,9 +136,18 @@ def pair_task(
     tree_i: Edges,
     tree_j: Edges,
 ) -> Edges:
-    """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``."""
+    """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``.
+
+    The GEMM panels stream through the anchor filter (:mod:`._tiled_filter`); when it keeps
+    too many entries, the dense pair Prim on the whole cross tile and its transpose.
+    """
     ka = const_i.shape[0]
     kb = const_j.shape[0]
+    tmp = _buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype)
+    cap = _CANDIDATES_PER_NEURON * (ka + kb)
+    out = filtered_pair_edges(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
+    if out is not None:
+        return out
     X = _buffer("cross", (ka, kb), PI.dtype)
     XT = _buffer("crossT", (kb, ka), PI.dtype)
     _tiles(PI, PJ, X, XT, code)
@@ -137,12 +160,30 @@ def pair_task(
     return pair_tree(X, XT, ka, kb, gi, gj, tree_i, tree_j)
 
 
+def pairs_task(n: int, code: int, PI, const_i, gi: int, tree_i: Edges, *others) -> Edges:
+    """Pair tasks of block ``i`` with blocks ``j₁ < j₂ < …`` and the forest of their union.
+
+    ``others`` holds ``(PJ, const_j, gj, tree_j)`` for each ``j``, flattened.
+    """
+    parts = [
+        pair_task(
+            PI, others[t], const_i, others[t + 1], gi, others[t + 2], code, tree_i, others[t + 3]
+        )
+        for t in range(0, len(others), 4)
+    ]
+    return parts[0] if len(parts) == 1 else merge_task(n, *parts)
+
+
 def merge_task(n: int, *parts: Edges) -> tuple:
     """Minimum spanning forest (order ``(d, i, j)``) of the union of edge sets."""
     a = np.concatenate([p[0] for p in parts])
     b = np.concatenate([p[1] for p in parts])
     w = np.concatenate([p[2] for p in parts])
-    return kruskal_forest(n, a, b, w)
+    key = (threading.get_ident(), "parent", n)
+    parent = _PARENTS.get(key)
+    if parent is None:
+        parent = _PARENTS[key] = np.arange(n, dtype=np.int64)
+    return kruskal_forest(n, a, b, w, parent)
 
 
 def tile_task_count(n: int, block_size: int) -> int:
@@ -183,12 +224,15 @@ def _plan(P: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, st
     for i, s in enumerate(starts):
         plan.append((f"tree-{i}", diag_task, (f"z-{i}", f"c-{i}", s, code)))
     leaves = [f"tree-{i}" for i in range(len(starts))]
+    n_tiles = len(starts)
     for i, si in enumerate(starts):
-        for j in range(i + 1, len(starts)):
-            args = (f"z-{i}", f"z-{j}", f"c-{i}", f"c-{j}", si, starts[j], code)
-            plan.append((f"pair-{i}-{j}", pair_task, (*args, f"tree-{i}", f"tree-{j}")))
-            leaves.append(f"pair-{i}-{j}")
-    n_tiles = len(leaves)
+        for j0 in range(i + 1, len(starts), _PAIRS_PER_TASK):
+            js = range(j0, min(j0 + _PAIRS_PER_TASK, len(starts)))
+            others = [x for j in js for x in (f"z-{j}", f"c-{j}", starts[j], f"tree-{j}")]
+            key = f"pairs-{i}-{js[0]}-{js[-1] + 1}"
+            plan.append((key, pairs_task, (n, code, f"z-{i}", f"c-{i}", si, f"tree-{i}", *others)))
+            leaves.append(key)
+            n_tiles += len(js)
     level = 0
     while len(leaves) > 1 or level == 0:
         merged = []
@@ -315,6 +359,7 @@ def correlation_persistence(
         a, b, w = run_plan(plan, final, scheduler, progress=progress, n_tiles=n_tiles)
     finally:
         _BUFFERS.clear()  # the local threads' tiles (a Dask worker's live in its process)
+        _PARENTS.clear()
     if a.shape[0] != n - 1:
         raise RuntimeError(f"the tiled engine returned {a.shape[0]} edges for {n} neurons")
     return Barcode(

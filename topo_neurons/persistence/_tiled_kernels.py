@@ -295,7 +295,73 @@ def _kruskal(n, a, b, order):  # pragma: no cover - compiled
     return keep[:nk]
 
 
-def kruskal_forest(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> Edges:
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _kruskal_into(parent, a, b, order, limit):  # pragma: no cover - compiled
+    """:func:`_kruskal` on a reused identity ``parent`` array, restored to identity after."""
+    keep = np.empty(order.shape[0], np.int64)
+    nk = 0
+    for t in range(order.shape[0]):
+        e = order[t]
+        x = a[e]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        y = b[e]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+            keep[nk] = e
+            nk += 1
+            if nk == limit:
+                break
+    # Only endpoints (and roots, which are endpoints) were written: reset them.
+    for e in range(a.shape[0]):
+        parent[a[e]] = a[e]
+        parent[b[e]] = b[e]
+    return keep[:nk]
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _settle_ties(order, w, a, b):  # pragma: no cover - compiled
+    """Sort each run of equal weights of ``order`` (sorted by ``w``) by ``(a, b)``, in place."""
+    n = order.shape[0]
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and w[order[e]] == w[order[s]]:
+            e += 1
+        for t in range(s + 1, e):  # insertion sort: runs of equal weights are short
+            x = order[t]
+            u = t - 1
+            while u >= s and (a[order[u]] > a[x] or (a[order[u]] == a[x] and b[order[u]] > b[x])):
+                order[u + 1] = order[u]
+                u -= 1
+            order[u + 1] = x
+        s = e
+
+
+def edge_order(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Indices sorting the edges by ``(w, a, b)``.
+
+    A stable sort on ``w`` (timsort: concatenated sorted parts are cheap to merge), then every
+    run of equal weights ordered by ``(a, b)``; with long runs of ties (constant neurons, many
+    equal dissimilarities) a full lexicographic sort.
+    """
+    order = np.argsort(w, kind="stable")
+    ws = w[order]
+    ties = np.count_nonzero(ws[1:] == ws[:-1])
+    if ties > 64 and ties * 8 > w.shape[0]:
+        return np.lexsort((b, a, w))
+    if ties:
+        _settle_ties(order, w, a, b)
+    return order
+
+
+def kruskal_forest(
+    n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray, parent: np.ndarray | None = None
+) -> Edges:
     """Minimum spanning forest of the edges ``(a, b, w)`` on ``n`` vertices, order ``(w, a, b)``.
 
     Parameters
@@ -305,11 +371,17 @@ def kruskal_forest(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> Edges
     a, b : numpy.ndarray of int64, shape (e,)
         Endpoints, ``a < b``; duplicates are allowed (the second copy closes a cycle).
     w : numpy.ndarray, shape (e,)
+    parent : numpy.ndarray of int64, shape (n,), optional
+        A reusable union-find array holding ``arange(n)``; it is restored before returning
+        (saves allocating ``n`` entries per call when the edges touch few vertices).
 
     Returns
     -------
     (a, b, w) of the forest, in Kruskal's order (ascending ``(w, a, b)``).
     """
-    order = np.lexsort((b, a, w))
-    keep = _kruskal(n, a, b, order)
+    order = edge_order(a, b, w)
+    if parent is None:
+        keep = _kruskal(n, a, b, order)
+    else:
+        keep = _kruskal_into(parent, a, b, order, n - 1)
     return a[keep], b[keep], w[keep]

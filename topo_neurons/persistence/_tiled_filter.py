@@ -1,0 +1,343 @@
+"""The tiled engine's pair task without the cross tile: GEMM panels streamed through a filter.
+
+A pair task ``(i, j)`` needs the cross edges of ``MST(H)``, ``H = T_i ∪ T_j ∪ E(V_i, V_j)``.
+Most cross edges cannot be in it, and a bound proves it while the GEMM panel that produced them
+is still in cache:
+
+*Anchor bound.* Let ``(p, q)`` be any cross edge (``p ∈ V_i``, ``q ∈ V_j``) of weight
+``w_pq``, ``A(u)`` the largest weight on the path from ``p`` to ``u`` in ``T_i`` and ``B(v)``
+that from ``q`` to ``v`` in ``T_j``. The cycle ``u ~ p — q ~ v — u`` lies in ``H``; if
+``d(u, v) > max(A(u), w_pq, B(v))`` then ``(u, v)`` is strictly the largest edge of that cycle
+(larger in weight, so larger under the order ``(d, i, j)`` whatever the indices), hence not in
+``MST(H)`` (cycle property). Removing edges that are not in ``MST(H)`` leaves ``MST(H)``
+unchanged, so ``MST(H) = MST(T_i ∪ T_j ∪ K)`` with ``K`` the cross edges that pass
+``d(u, v) ≤ max(A(u), w_pq, B(v))``: no entry is rounded differently, ties are kept (``≤``),
+and the result is the same unique tree under ``(d, i, j)``.
+
+Each ``256 × 256`` GEMM panel is mapped in place (the same expression as the dense path's
+``_map_into``), its smallest entry becomes the anchor when it is smaller than the current one
+(``A``, ``B``: two ``O(k)`` tree walks), and the entries that pass are appended to ``K``.
+Kruskal on ``T_i ∪ T_j ∪ K`` (a few thousand edges) gives the cross edges. Nothing of size
+``k²`` is stored. When the filter keeps too many entries (nearly equal dissimilarities), the
+caller falls back to the dense pair Prim (:func:`~._tiled_kernels.pair_tree`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+
+from ..correlation import GEMM_TILE
+from ._tiled_kernels import Edges, _less, _settle_ties, edge_order
+
+__all__ = ["filtered_pair_edges", "tree_adjacency"]
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _min_gap(row, tr, tc):  # pragma: no cover - compiled
+    """``min_j (row[j] − max(tr, tc[j]))`` (``tc is None``: ``min_j row[j]``), finite rows.
+
+    Eight independent accumulators: numba does not vectorise a single-chain ``min`` reduction
+    (measured 6× slower on a 256 × 256 panel). The order of the minima cannot change the result.
+    """
+    n = row.shape[0]
+    n8 = n - n % 8
+    if tc is None:
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0]
+        for v in range(0, n8, 8):
+            a0 = min(a0, row[v])
+            a1 = min(a1, row[v + 1])
+            a2 = min(a2, row[v + 2])
+            a3 = min(a3, row[v + 3])
+            a4 = min(a4, row[v + 4])
+            a5 = min(a5, row[v + 5])
+            a6 = min(a6, row[v + 6])
+            a7 = min(a7, row[v + 7])
+        for v in range(n8, n):
+            a0 = min(a0, row[v])
+    else:
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0] - max(tr, tc[0])
+        for v in range(0, n8, 8):
+            a0 = min(a0, row[v] - max(tr, tc[v]))
+            a1 = min(a1, row[v + 1] - max(tr, tc[v + 1]))
+            a2 = min(a2, row[v + 2] - max(tr, tc[v + 2]))
+            a3 = min(a3, row[v + 3] - max(tr, tc[v + 3]))
+            a4 = min(a4, row[v + 4] - max(tr, tc[v + 4]))
+            a5 = min(a5, row[v + 5] - max(tr, tc[v + 5]))
+            a6 = min(a6, row[v + 6] - max(tr, tc[v + 6]))
+            a7 = min(a7, row[v + 7] - max(tr, tc[v + 7]))
+        for v in range(n8, n):
+            a0 = min(a0, row[v] - max(tr, tc[v]))
+    return min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _map_row(row, code):  # pragma: no cover - compiled
+    """The dense path's map (``_map_into``) in place, as a straight vectorisable pass.
+
+    Code 1 in the row's own precision: for a float32 ``x``, ``1 − |x|`` rounded once is the
+    same float whether the subtraction is done in float32 or in float64 and then rounded (it is
+    exact in float64 for ``|x| ≥ 2⁻²⁹``, and below that both round to 1), and it never exceeds
+    1, so the clamp to [0, 1] is a clamp at 0. Code 2 in float64, rounded once.
+    """
+    one = row.dtype.type(1.0)
+    zero = row.dtype.type(0.0)
+    if code == 1:
+        for j in range(row.shape[0]):
+            y = one - abs(row[j])
+            row[j] = y if y > zero else zero
+    else:
+        for j in range(row.shape[0]):
+            x = np.float64(row[j])
+            row[j] = np.sqrt(max(1.0 - x * x, 0.0))
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _map_min(tmp, nr, nc, code, const_r, const_c, r0, c0):  # pragma: no cover - compiled
+    """Map ``tmp[:nr, :nc]`` in place to dissimilarities; return its first smallest entry.
+
+    The map is the dense path's (``_map_into``): ``1 − |ρ|`` clamped to [0, 1] (code 1) or
+    ``sqrt(max(1 − ρ², 0))`` (code 2), rounded once to the panels' dtype; rows of constant
+    neurons ``const_r[r0 + i]`` and columns ``const_c[c0 + j]`` are 1.
+    """
+    best = np.inf
+    bi = 0
+    bj = 0
+    any_c = False
+    for j in range(nc):
+        any_c |= const_c[c0 + j]
+    for i in range(nr):
+        row = tmp[i, :nc]
+        if const_r[r0 + i]:
+            row[:] = 1.0
+        else:
+            _map_row(row, code)
+        if any_c:
+            for j in range(nc):
+                if const_c[c0 + j]:
+                    row[j] = 1.0
+        mn = _min_gap(row, 0.0, None)
+        if mn < best:
+            best = mn
+            bi = i
+            for j in range(nc):
+                if row[j] == mn:
+                    bj = j
+                    break
+    return best, bi, bj
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _path_max(indptr, nbr, nbw, root, floor, out, stack):  # pragma: no cover - compiled
+    """``out[v] = max(floor, largest weight on the tree path root → v)`` for every ``v``."""
+    n = out.shape[0]
+    for v in range(n):
+        out[v] = -1.0
+    out[root] = floor
+    top = 0
+    stack[0] = root
+    while top >= 0:
+        u = stack[top]
+        top -= 1
+        for e in range(indptr[u], indptr[u + 1]):
+            v = nbr[e]
+            if out[v] < 0.0:
+                out[v] = max(out[u], nbw[e])
+                top += 1
+                stack[top] = v
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _keep(tmp, nr, nc, r0, c0, thr_r, thr_c, ka, mask, ca, cb, cw, cnt, cap):  # pragma: no cover
+    """Append ``(r0 + i, ka + c0 + j, w)`` for the entries with ``w ≤ max(thr_r, thr_c)``.
+
+    Per row a vectorisable pass writes the test into ``mask`` (int32, ``≥ nc`` entries) and
+    ORs it up; only rows with a hit are scanned (most have none). Returns the new count; stops
+    after the row where it passes ``cap`` (the buffers hold ``cap + nc`` entries).
+    """
+    tc = thr_c[c0 : c0 + nc]
+    for i in range(nr):
+        row = tmp[i, :nc]
+        tr = thr_r[r0 + i]
+        hit = 0
+        for j in range(nc):
+            x = np.int32(row[j] <= max(tr, tc[j]))
+            mask[j] = x
+            hit |= x
+        if hit == 0:
+            continue
+        for j in range(nc):
+            if mask[j]:
+                ca[cnt] = r0 + i
+                cb[cnt] = ka + c0 + j
+                cw[cnt] = row[j]
+                cnt += 1
+        if cnt > cap:
+            break
+    return cnt
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _panel(tmp, geo, const_i, const_j, adj_i, adj_j, thr_r, thr_c, stack, mask, ca, cb, cw, state):
+    """One GEMM panel: map it, move the anchor if its minimum is smaller, keep candidates.
+
+    ``geo`` is ``(nr, nc, r0, c0, code, ka, cap)``; ``state`` is ``(anchor weight, count)``.
+    """  # pragma: no cover - compiled
+    nr, nc, r0, c0, code, ka, cap = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    w, p, q = _map_min(tmp, nr, nc, code, const_i, const_j, r0, c0)
+    if w < state[0]:
+        state[0] = w
+        _path_max(adj_i[0], adj_i[1], adj_i[2], r0 + p, w, thr_r, stack)
+        _path_max(adj_j[0], adj_j[1], adj_j[2], c0 + q, w, thr_c, stack)
+    cnt = _keep(tmp, nr, nc, r0, c0, thr_r, thr_c, ka, mask, ca, cb, cw, np.int64(state[1]), cap)
+    state[1] = cnt
+    return cnt <= cap
+
+
+def tree_adjacency(tree: Edges, g0: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block tree as local adjacency ``(indptr, nbr, weight)`` on vertices ``0 … k − 1``."""
+    a = tree[0] - g0
+    b = tree[1] - g0
+    src = np.concatenate([a, b])
+    order = np.argsort(src, kind="stable")
+    dst = np.concatenate([b, a])[order]
+    w = np.concatenate([tree[2], tree[2]])[order]
+    indptr = np.zeros(k + 1, np.int64)
+    np.add.at(indptr, src + 1, 1)
+    return np.cumsum(indptr), dst, w
+
+
+def filtered_pair_edges(
+    PI: np.ndarray,
+    PJ: np.ndarray,
+    const_i: np.ndarray,
+    const_j: np.ndarray,
+    gi: int,
+    gj: int,
+    code: int,
+    tree_i: Edges,
+    tree_j: Edges,
+    tmp: np.ndarray,
+    cap: int,
+) -> Edges | None:
+    """Cross edges of ``MST(T_i ∪ T_j ∪ E(V_i, V_j))`` in Kruskal order, or ``None``.
+
+    Parameters
+    ----------
+    PI, PJ : numpy.ndarray, shapes (ka / 256, m, 256), (kb / 256, m, 256)
+        The blocks' panels of normalised activations.
+    const_i, const_j : numpy.ndarray of bool, shapes (ka,), (kb,)
+        Constant neurons (dissimilarity 1 to every other neuron).
+    gi, gj : int
+        Global index of each block's first neuron (``gi + ka ≤ gj``).
+    code : int
+        1 for ``"abs"``, 2 for ``"sqrt"``.
+    tree_i, tree_j : (a, b, w)
+        The block trees (global endpoints).
+    tmp : numpy.ndarray, shape (256, 256)
+        Scratch GEMM output (dtype of the panels).
+    cap : int
+        Most candidate edges kept; beyond it ``None`` is returned (the caller runs the dense
+        pair Prim).
+
+    Returns
+    -------
+    (a, b, w) or None
+        Global endpoints ``a < b`` (``a`` in block ``i``) and weights, ascending ``(w, a, b)``.
+    """
+    ka, kb = const_i.shape[0], const_j.shape[0]
+    adj_i = tree_i[3:] if len(tree_i) > 3 else tree_adjacency(tree_i, gi, ka)
+    adj_j = tree_j[3:] if len(tree_j) > 3 else tree_adjacency(tree_j, gj, kb)
+    thr_r = np.empty(ka, tmp.dtype)
+    thr_c = np.empty(kb, tmp.dtype)
+    stack = np.empty(max(ka, kb), np.int64)
+    mask = np.empty(GEMM_TILE, np.int32)
+    ca = np.empty(cap + GEMM_TILE, np.int64)
+    cb = np.empty(cap + GEMM_TILE, np.int64)
+    cw = np.empty(cap + GEMM_TILE, tmp.dtype)
+    state = np.array([np.inf, 0.0])
+    geo = np.array([0, 0, 0, 0, code, ka, cap], np.int64)
+    ti, tj, tt = torch.from_numpy(PI), torch.from_numpy(PJ), torch.from_numpy(tmp)
+    with torch.no_grad():
+        for a in range(ti.shape[0]):
+            geo[2] = a * GEMM_TILE
+            geo[0] = min(GEMM_TILE, ka - geo[2])
+            for b in range(tj.shape[0]):
+                geo[3] = b * GEMM_TILE
+                geo[1] = min(GEMM_TILE, kb - geo[3])
+                torch.mm(ti[a].T, tj[b], out=tt)  # the dense path's call (gram_tile)
+                args = (
+                    const_i,
+                    const_j,
+                    adj_i,
+                    adj_j,
+                    thr_r,
+                    thr_c,
+                    stack,
+                    mask,
+                    ca,
+                    cb,
+                    cw,
+                    state,
+                )
+                if not _panel(tmp, geo, *args):
+                    return None
+    cnt = int(state[1])
+    ai, bi, wi = _sorted_local(tree_i, gi)
+    aj, bj, wj = _sorted_local(tree_j, gj)
+    order = np.argsort(cw[:cnt], kind="stable")
+    _settle_ties(order, cw, ca, cb)
+    keep = _pair_kruskal(ai, bi, wi, aj + ka, bj + ka, wj, ca, cb, cw, order, ka + kb)
+    return ca[keep] + gi, cb[keep] - ka + gj, cw[keep]
+
+
+def _sorted_local(tree: tuple, g0: int) -> Edges:
+    """A block tree in local indices, ascending ``(w, a, b)`` (the diagonal task sorts it)."""
+    a, b, w = tree[0] - g0, tree[1] - g0, tree[2]
+    if len(tree) > 3:
+        return a, b, w
+    order = edge_order(a, b, w)
+    return a[order], b[order], w[order]
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _pair_kruskal(ai, bi, wi, aj, bj, wj, ca, cb, cw, order, n):  # pragma: no cover
+    """Kruskal on ``T_i ∪ T_j ∪ K``: three lists each ascending ``(w, a, b)``, merged on the
+    fly (local indices; block ``j``'s shifted by ``ka``); the kept candidates' indices."""
+    parent = np.arange(n)
+    keep = np.empty(order.shape[0], np.int64)
+    nk = 0
+    joined = 0
+    x = y = z = 0
+    nx, ny, nz = ai.shape[0], aj.shape[0], order.shape[0]
+    while joined < n - 1 and (x < nx or y < ny or z < nz):
+        # The smallest head of the three lists; only candidates (list z) are cross edges.
+        src = -1
+        if x < nx:
+            src, w, a, b = 0, wi[x], ai[x], bi[x]
+        if y < ny and (src < 0 or _less(wj[y], aj[y], bj[y], w, a, b)):
+            src, w, a, b = 1, wj[y], aj[y], bj[y]
+        if z < nz:
+            e = order[z]
+            if src < 0 or _less(cw[e], ca[e], cb[e], w, a, b):
+                src, w, a, b = 2, cw[e], ca[e], cb[e]
+        if src == 0:
+            x += 1
+        elif src == 1:
+            y += 1
+        else:
+            z += 1
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+            joined += 1
+            if src == 2:
+                keep[nk] = order[z - 1]
+                nk += 1
+    return keep[:nk]
