@@ -1,16 +1,19 @@
 """The differentiable MST deaths of T1 and T2: tree found without autograd, edges with it.
 
-:func:`edge_deaths` finds the minimum spanning tree on a no-grad ranking matrix and recomputes
-only its ``n − 1`` edge correlations with autograd (:class:`_EdgeCorrelation`, an analytic
-``O(m·n)`` backward), or evaluates given edges (the ``refresh_every`` cache, see
-:mod:`._tree_cache`).
+:func:`edge_deaths` finds the minimum spanning tree without autograd and differentiates only
+its ``n − 1`` edge correlations (an analytic ``O(m·n)`` backward), or evaluates given edges (the
+``refresh_every`` cache, see :mod:`._tree_cache`). On the CPU with the native backend (what
+``"auto"`` picks there) and for given edges, the compiled kernels of :mod:`topo_neurons._edges`
+do it (Prim on ``|ρ|`` of the half Gram GEMM, a fused backward); on a GPU and with the other
+host backends, a no-grad ranking matrix and :class:`_EdgeCorrelation` in torch operations.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .._edges import EdgeCorrelationCPU
+from .._edges import EdgeCorrelationCPU, edge_correlations, normalized_columns, tree_correlations
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
 from ..persistence import mst_edges, resolve_backend, torch_mst_dense
@@ -121,10 +124,9 @@ def _edge_deaths(
     amax, amin = _extrema(A) if extrema is None else extrema
     device = sync_free(backend, A)
     A = rescale_extreme_columns(A, amax, amin, sync_free=device)
-    if edges is not None and A.device.type == "cpu" and not device:
-        # Known edges on the CPU: one fused sweep over A, no normalised or transposed copy.
-        rho = EdgeCorrelationCPU.apply(A, edges[:, 0], edges[:, 1])
-        return dissimilarity_from_correlation(rho, kind), edges
+    if A.device.type == "cpu" and not device:
+        if edges is not None or resolve_backend(backend, A) == "native":
+            return _edge_deaths_cpu(A, kind, edges, amax == amin)
     Zt, norm, const = _normalized_rows(A.detach(), amax == amin, sync_free=device)
     if edges is None and device:
         # The device path: a bitwise symmetric ranking matrix, its tree found on the device.
@@ -134,6 +136,31 @@ def _edge_deaths(
     i, j = edges[:, 0], edges[:, 1]
     rho = _EdgeCorrelation.apply(A, Zt, norm, const, i, j)
     return dissimilarity_from_correlation(rho, kind), edges
+
+
+def _edge_deaths_cpu(
+    A: torch.Tensor, kind: Kind, edges: torch.Tensor | None, const: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CPU path of the native backend (and of given edges): compiled kernels throughout.
+
+    One pass normalises the neurons into contiguous rows; the tree is searched by Prim on
+    ``|ρ|`` of the half Gram GEMM (mirrored), with no ``n × n`` map pass and no sort of the
+    matrix; the edges' ``ρ`` are the Gram entries (given edges: one dot product each), and
+    their backward is one fused kernel writing ``∂L/∂A`` in ``A``'s layout
+    (:mod:`topo_neurons._edges`).
+    """
+    if edges is None:  # the Gram matrix: n² entries in A's dtype
+        check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
+    Zt, norm, const_np = normalized_columns(A, const)
+    if edges is None:
+        found, rho = tree_correlations(Zt)
+        edges = torch.from_numpy(found)
+    else:
+        rho = edge_correlations(Zt, edges.numpy())
+    i = np.ascontiguousarray(edges[:, 0].numpy())
+    j = np.ascontiguousarray(edges[:, 1].numpy())
+    r = EdgeCorrelationCPU.apply(A, rho, Zt, norm, const_np, i, j)
+    return dissimilarity_from_correlation(r, kind), edges
 
 
 def _check_edges(edges: object, n: int, device: torch.device) -> torch.Tensor:
