@@ -5,9 +5,11 @@ A plan is a list ``[(key, func, args)]`` in topological order; ``func is None`` 
 earlier entry and stands for its result (no other argument is a string). The same plan runs
 
 * ``"sync"``: one task after another in the calling thread;
-* ``None``/``"threads"``: Dask's threaded scheduler when Dask is installed, else a
-  ``ThreadPoolExecutor``; ``torch.get_num_threads()`` threads, each task's GEMMs on one MKL
-  thread (the kernels release the GIL); torch's thread count is restored afterwards;
+* ``None``/``"threads"``: a ``ThreadPoolExecutor`` of ``torch.get_num_threads()`` threads
+  running the earliest ready task of the plan first and freeing each result after its last
+  reader (so a depth-first plan keeps a few results per merge level in memory), each task's
+  GEMMs on one MKL thread (the kernels release the GIL); torch's thread count is restored
+  afterwards;
 * a ``dask.distributed.Client``: the blocks are scattered (each lands on one worker; a task
   fetches only the blocks it reads), then every task is submitted with futures as arguments.
   When the cluster loses its workers (and with them the scattered blocks and the results they
@@ -197,41 +199,64 @@ def _run_sync(plan: list, final: str, prog: _Progress) -> Any:
 
 
 def _run_pool(plan: list, final: str, prog: _Progress, workers: int) -> Any:
-    """Thread pool without Dask: tasks are queued in topological order, so every task a
-    running task waits for was queued before it (no deadlock)."""
-    futures: dict[str, Any] = {}
-    data: dict[str, Any] = {}
+    """Local threads: at most ``workers`` tasks at once, the earliest ready task of the plan
+    first, every result freed as soon as its last reader has run.
 
-    def value(key: str) -> Any:
-        return data[key] if key in data else futures[key].result()
+    With a depth-first plan (each merge right after its inputs, as the tiled engine's), memory
+    stays at a few results per merge level whatever the number of tasks: a merge outranks the
+    tiles after it as soon as its inputs are done.
+    """
+    import heapq
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    def call(key: str, func: Callable, args: tuple) -> Any:
-        out = func(*_resolve(args, value))
-        prog.tick(key)
-        return out
+    index = {key: t for t, (key, _, _) in enumerate(plan)}
+    results: dict[str, Any] = {}
+    uses: dict[str, int] = {}
+    waiting = [0] * len(plan)
+    readers: list[list[int]] = [[] for _ in plan]
+    ready: list[int] = []
+    for t, (key, func, args) in enumerate(plan):
+        if func is None:
+            results[key] = args[0]
+            continue
+        deps = {a for a in args if isinstance(a, str)}
+        for a in deps:
+            uses[a] = uses.get(a, 0) + 1
+            if plan[index[a]][1] is not None:
+                waiting[t] += 1
+                readers[index[a]].append(t)
+        if waiting[t] == 0:
+            heapq.heappush(ready, t)
 
+    def call(t: int) -> Any:
+        _, func, args = plan[t]
+        return func(*_resolve(args, results.__getitem__))
+
+    running: dict[Any, int] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for key, func, args in plan:
-            if func is None:
-                data[key] = args[0]
-            else:
-                futures[key] = pool.submit(call, key, func, args)
-        return value(final)
-
-
-def _run_dask_threads(plan: list, final: str, prog: _Progress, workers: int) -> Any:
-    import dask
-    from dask.callbacks import Callback
-
-    graph: dict[str, Any] = {}
-    for key, func, args in plan:
-        graph[key] = args[0] if func is None else (func, *args)
-
-    def posttask(key, result, dsk, state, worker_id):  # Dask's callback signature
-        prog.tick(key)
-
-    with Callback(posttask=posttask):
-        return dask.threaded.get(graph, final, num_workers=workers)
+        try:
+            while ready or running:
+                while ready and len(running) < workers:
+                    t = heapq.heappop(ready)
+                    running[pool.submit(call, t)] = t
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    t = running.pop(fut)
+                    key, _, args = plan[t]
+                    results[key] = fut.result()  # a failed task raises here
+                    for a in {a for a in args if isinstance(a, str)}:
+                        uses[a] -= 1
+                        if uses[a] == 0 and a != final:
+                            del results[a]
+                    for r in readers[t]:
+                        waiting[r] -= 1
+                        if waiting[r] == 0:
+                            heapq.heappush(ready, r)
+                    prog.tick(key)
+        finally:
+            for fut in running:
+                fut.cancel()
+    return results[final]
 
 
 def _run_client(plan: list, final: str, prog: _Progress, client: Any) -> Any:
@@ -337,10 +362,6 @@ def run_plan(
         with one_blas_thread() as workers:
             if scheduler == "sync":
                 return _run_sync(plan, final, prog)
-            try:
-                import dask.threaded  # noqa: F401
-            except ImportError:  # pragma: no cover - dask is installed in CI
-                return _run_pool(plan, final, prog, workers)
-            return _run_dask_threads(plan, final, prog, workers)
+            return _run_pool(plan, final, prog, workers)
     finally:
         prog.close()

@@ -32,11 +32,11 @@ from ..correlation import (
     _prepare,
     check_kind,
     correlation_dissimilarity,
-    gemm_panels,
     gram_tile,
 )
 from ._barcode import Barcode
 from ._engine import zero_persistence
+from ._panels import panels_of
 from ._schedule import run_plan
 from ._tiled_filter import filtered_pair_edges, tree_adjacency
 from ._tiled_kernels import Edges, block_tree, edge_order, kruskal_forest, pair_tree
@@ -186,6 +186,17 @@ def merge_task(n: int, *parts: Edges) -> tuple:
     return kruskal_forest(n, a, b, w, parent)
 
 
+def _shares_memory(Z: torch.Tensor, A: object) -> bool:
+    """Whether ``Z`` and the caller's array or tensor ``A`` may overlap in memory."""
+    src = A.detach() if isinstance(A, torch.Tensor) else torch.as_tensor(np.asarray(A))
+    if src.device.type != "cpu" or src.numel() == 0:
+        return False
+    a0 = src.untyped_storage().data_ptr()
+    a1 = a0 + src.untyped_storage().nbytes()
+    z0 = Z.untyped_storage().data_ptr()
+    return z0 < a1 and a0 < z0 + Z.untyped_storage().nbytes()
+
+
 def tile_task_count(n: int, block_size: int) -> int:
     """Number of tile tasks (blocks plus pairs of blocks) for ``n`` neurons."""
     nb = -(-n // block_size)
@@ -221,9 +232,23 @@ def _plan(P: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, st
     for i, s in enumerate(starts):
         plan.append((f"z-{i}", None, (P[i * per : (i + 1) * per],)))
         plan.append((f"c-{i}", None, (np.ascontiguousarray(const[s : s + k]),)))
+    # Depth-first: each merge of _FAN_IN results is placed right after them (the local
+    # scheduler runs the earliest ready task first, so results are merged as they come).
+    pending: list[list[str]] = [[]]
+
+    def push(key: str, level: int = 0) -> None:
+        while len(pending) <= level:
+            pending.append([])
+        pending[level].append(key)
+        if len(pending[level]) == _FAN_IN:
+            merged = f"merge-{level}-{len(plan)}"
+            plan.append((merged, merge_task, (n, *pending[level])))
+            pending[level] = []
+            push(merged, level + 1)
+
     for i, s in enumerate(starts):
         plan.append((f"tree-{i}", diag_task, (f"z-{i}", f"c-{i}", s, code)))
-    leaves = [f"tree-{i}" for i in range(len(starts))]
+        push(f"tree-{i}")
     n_tiles = len(starts)
     for i, si in enumerate(starts):
         for j0 in range(i + 1, len(starts), _PAIRS_PER_TASK):
@@ -231,18 +256,20 @@ def _plan(P: np.ndarray, const: np.ndarray, k: int, code: int) -> tuple[list, st
             others = [x for j in js for x in (f"z-{j}", f"c-{j}", starts[j], f"tree-{j}")]
             key = f"pairs-{i}-{js[0]}-{js[-1] + 1}"
             plan.append((key, pairs_task, (n, code, f"z-{i}", f"c-{i}", si, f"tree-{i}", *others)))
-            leaves.append(key)
+            push(key)
             n_tiles += len(js)
-    level = 0
-    while len(leaves) > 1 or level == 0:
-        merged = []
-        for g in range(0, len(leaves), _FAN_IN):
-            key = f"merge-{level}-{g // _FAN_IN}"
-            plan.append((key, merge_task, (n, *leaves[g : g + _FAN_IN])))
-            merged.append(key)
-        leaves = merged
-        level += 1
-    return plan, leaves[0], n_tiles
+    # The rest, level by level, into one final merge (at least one: the result is a forest).
+    carry: list[str] = []
+    for level, keys in enumerate(pending):
+        keys = carry + keys
+        last = level == len(pending) - 1
+        if last and len(keys) == 1 and keys[0].startswith("merge-"):
+            return plan, keys[0], n_tiles
+        if len(keys) > 1 or last:
+            plan.append((f"merge-{level}-{len(plan)}", merge_task, (n, *keys)))
+            keys = [plan[-1][0]]
+        carry = keys
+    return plan, carry[0], n_tiles
 
 
 def correlation_persistence(
@@ -352,7 +379,9 @@ def correlation_persistence(
             "large for their dtype to compute a norm); rescale them"
         )
     const = const_t.numpy().astype(bool)
-    P = gemm_panels(Zt).numpy()
+    if _shares_memory(Zt, A):  # never reorder the caller's array (not expected: Zt is new)
+        Zt = Zt.clone()
+    P = panels_of(Zt)  # in Zt's own storage where it can be: no second m × n copy
     del Zt
     plan, final, n_tiles = _plan(P, const, k, _CODES[kind])
     try:
