@@ -532,14 +532,20 @@ def _record_trees(monkeypatch):
     the concatenated neurons, one tree per step)."""
     from topo_neurons.regularizers import _deaths
 
-    trees, search = [], _deaths.mst_edges
+    trees, search, cpu_search = [], _deaths.mst_edges, _deaths.tree_correlations
 
     def recording(D, **kwargs):
         edges = search(D, **kwargs)
         trees.append(edges.clone())
         return edges
 
+    def recording_cpu(Zt):  # the native backend's CPU path (topo_neurons/_edges.py)
+        edges, rho = cpu_search(Zt)
+        trees.append(torch.from_numpy(edges.copy()))
+        return edges, rho
+
     monkeypatch.setattr(_deaths, "mst_edges", recording)
+    monkeypatch.setattr(_deaths, "tree_correlations", recording_cpu)
     return trees
 
 
