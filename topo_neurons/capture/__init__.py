@@ -22,8 +22,10 @@ This package knows nothing of correlation or persistence (one direction of impor
 One module per part: ``_sampling`` (the strategies), ``_naming`` (neuron labels,
 :class:`NeuronIndex`), ``_layers`` (which modules are layers: types and roles), ``_trace`` (the
 activation after each layer, traced with ``torch.fx``), ``_targets`` (from ``layers=`` to hook
-targets and batch axes), ``_records`` (what a hook keeps, the mask, reading the records back)
-and ``_recorder`` (:class:`ActivationRecorder`: the recording state and the hooks' life cycle).
+targets and batch axes), ``_records`` (what a hook keeps, the mask, reading the records back),
+``_recorder`` (:class:`ActivationRecorder`: the recording state and the hooks' life cycle) and
+``_trace_cache`` (what the set-up found, kept per model: a second recorder skips the trace;
+:func:`clear_trace_cache`).
 """
 
 from ._naming import NeuronIndex
@@ -35,6 +37,7 @@ from ._sampling import (
     RandomSampling,
     SamplingStrategy,
 )
+from ._trace_cache import clear_trace_cache
 
 __all__ = [
     "ActivationRecorder",
@@ -45,4 +48,5 @@ __all__ = [
     "NeuronIndex",
     "RandomSampling",
     "SamplingStrategy",
+    "clear_trace_cache",
 ]

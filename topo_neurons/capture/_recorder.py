@@ -30,7 +30,8 @@ from ._records import (
     warn_few_examples,
 )
 from ._sampling import AllNeurons, SamplingStrategy
-from ._targets import force_eager, resolve_targets, set_batch_dims, unwrap_compiled
+from ._targets import force_eager, unwrap_compiled
+from ._trace_cache import cached_targets
 
 __all__ = ["ActivationRecorder", "FewExamplesWarning"]
 
@@ -131,7 +132,7 @@ class ActivationRecorder:
 
     Inside ``with``, torch's fused fast path for ``nn.TransformerEncoderLayer`` and
     ``nn.MultiheadAttention`` is switched off (it bypasses the modules, so no hook would fire);
-    it is restored on exit.
+    it is restored on exit. A recorder built again on an unchanged model reuses the trace.
 
     Examples
     --------
@@ -184,8 +185,7 @@ class ActivationRecorder:
         self.positions = positions
         self._mask = _check_mask(mask)
         self._call_mask: object = _UNREAD
-        self._targets = resolve_targets(self._root, layers, point, select_output)
-        set_batch_dims(self._root, self._targets, batch_dim)
+        self._targets = cached_targets(self._root, layers, point, select_output, batch_dim)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._records: dict[str, list[torch.Tensor]] = {}
         self._versions: dict[str, list[int]] = {}

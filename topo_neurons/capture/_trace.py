@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import types
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -134,7 +135,7 @@ class _PostResolver:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    self._graphs[prefix] = _Tracer(self._leaves).trace(root)
+                    self._graphs[prefix] = _trace_forward(_Tracer(self._leaves), root)
             except Exception as exc:
                 where = f"module {prefix!r}" if prefix else "the model"
                 self._graphs[prefix] = _Unknown(
@@ -202,6 +203,26 @@ class _PostResolver:
                 return None
             fn = _activation_fn(u, node)
             return (full(last.target), fn) if fn is not None else None
+
+
+def _trace_forward(tracer: _Tracer, root: nn.Module) -> torch.fx.Graph:
+    """The graph of what ``root(...)`` runs. torch.fx traces the class's ``forward``; where a
+    method bound to ``root`` replaces it on the instance (``m.forward = MethodType(f, m)``),
+    that method is traced (on a view of ``root`` whose class runs it: ``root`` is left as it
+    is), and the class's ``forward`` only if it cannot be. Another callable put in its place
+    (a closure, a ``partial``) is not traced: the class's ``forward`` is."""
+    fwd = root.__dict__.get("forward")
+    func = getattr(fwd, "__func__", None)
+    if getattr(fwd, "__self__", None) is not root or not isinstance(func, types.FunctionType):
+        return tracer.trace(root)
+    try:
+        cls = type(root)
+        view = object.__new__(type(cls.__name__, (cls,), {"forward": func}))
+        view.__dict__.update(root.__dict__)
+        del view.__dict__["forward"]
+        return type(tracer)(tracer._leaves).trace(view)
+    except Exception:
+        return tracer.trace(root)
 
 
 #: ``forward`` of a class that defines none (torch's placeholder, LightningModule's).
