@@ -110,11 +110,15 @@ def _fingerprint(named: dict[str, nn.Module]) -> tuple[tuple, list]:
     for name, m in named.items():
         cls = type(m)
         fwd = getattr(cls, "forward", None)
-        params = tuple(k for k, p in m._parameters.items() if p is not None)
+        params = tuple([k for k, p in m._parameters.items() if p is not None])
         fp.extend((name, id(m), id(cls), id(fwd), params))
         objects.extend((m, cls, fwd))
-        for k, v in m.__dict__.items():
-            if k in _INTERNAL:
+        d = m.__dict__
+        for k in [k for k in d if k not in _INTERNAL]:
+            v = d[k]
+            t = type(v)
+            if t is bool or t is int or t is str or v is None:  # the common case, inline
+                fp.append((k, (t, v)))
                 continue
             p = _plain(v)
             if p is _OBJECT:
