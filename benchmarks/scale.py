@@ -8,7 +8,8 @@ that measurement's own peak RSS (the interpreter, torch and ``A`` included):
 * ``floor``   the tiled engine's GEMMs and nothing else: ``Z`` in panels of 256 neurons (not
   timed), then every ``256 × m × 256`` panel product ``P[a]ᵀ P[b]`` (``a ≤ b``) that the engine
   multiplies, grouped by block pair as the engine's tasks are, ``torch.mm`` on one thread per
-  task, two tasks at a time. Measured before and after the engine (two children) at every
+  task (``torch.set_num_threads(1)`` in each pool thread: OpenMP's count is per thread), two
+  tasks at a time. Measured before and after the engine (two children) at every
   ``--neurons`` size; the ratio is the engine's time over their mean;
 * ``tiled``   ``tn.correlation_persistence(A, block_size=…)``, end to end on local threads
   (normalisation, panels, tiles, merges; no ``n × n`` matrix), at every ``--neurons`` size;
@@ -101,7 +102,10 @@ def floor_seconds(A: np.ndarray, block: int, threads: int = 2) -> float:
             for b in range(max(a, b0) if ij[0] == ij[1] else b0, b1):
                 torch.mm(P[a].T, P[b], out=tmp)
 
-    with torch_threads(1), torch.no_grad(), ThreadPoolExecutor(threads) as pool:
+    # torch.set_num_threads(1) in each pool thread too: OpenMP's count is per thread, and a
+    # fresh thread would otherwise run MKL on every core (oversubscribed, two tasks at a time).
+    pool = ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,))
+    with torch_threads(1), torch.no_grad(), pool:
         t0 = time.perf_counter()
         list(pool.map(task, tasks))
         return time.perf_counter() - t0

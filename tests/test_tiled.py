@@ -229,9 +229,15 @@ def test_dask_local_cluster_matches_the_dense_path(rng):
     assert len(scattered) == 1 and len(scattered[0]) == 2 * n_blocks  # panels + constant masks
     assert sum(isinstance(x, np.ndarray) for x in scattered[0]) == 2 * n_blocks
     assert not any(isinstance(x, np.ndarray) for args in submitted for x in args)
-    # 6 block trees, 5 pair tasks (block i with its ≤ 8 later blocks), merges 11 → 2 → 1
+    # 6 block trees, 6 pair tasks (block i with ≤ 4 later blocks each: 2 for block 0),
+    # merges 12 → 2 → 1; each runs through the one-thread wrapper
     assert _tiled.tile_task_count(1300, 256) == 6 + 15
-    assert len(submitted) == 6 + 5 + 3
+    assert len(submitted) == 6 + 6 + 3
+    assert {args[0] for args in submitted} == {
+        _tiled.diag_task,
+        _tiled.pairs_task,
+        _tiled.merge_task,
+    }
     np.testing.assert_array_equal(bc.deaths, dense(A, "sqrt").deaths)
     assert bc.backend == "tiled"
 

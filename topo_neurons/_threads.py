@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["keep_torch_threads", "one_blas_thread", "run_on_tile_threads"]
+__all__ = ["keep_torch_threads", "one_blas_thread", "one_blas_thread_here", "run_on_tile_threads"]
 
 
 @contextlib.contextmanager
@@ -45,6 +45,19 @@ _blas_users = 0
 _blas_saved = 1
 
 
+def one_blas_thread_here() -> None:
+    """Give the calling thread's own BLAS calls one thread (a thread-pool initializer).
+
+    OpenMP's thread count is a per-thread setting: a thread started after
+    ``torch.set_num_threads(1)`` in the main thread still runs MKL on one OpenMP thread per
+    core (measured: a 2048² GEMM in a fresh thread took half the main thread's time under
+    ``set_num_threads(1)``, i.e. two threads), so tile threads running side by side would
+    oversubscribe the cores. ``torch.set_num_threads(1)`` called in the thread itself sets it
+    there; call it only while :func:`one_blas_thread` holds the global count at one.
+    """
+    torch.set_num_threads(1)
+
+
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[int]:
     """Run the block with one torch/MKL thread; yield the thread count to use for tiles.
@@ -60,8 +73,7 @@ def one_blas_thread() -> Iterator[int]:
             _blas_saved = torch.get_num_threads()
         _blas_users += 1
         workers = _blas_saved
-        if torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
+        torch.set_num_threads(1)  # also this thread's own OpenMP count (see blas_thread_here)
     try:
         yield workers
     finally:
@@ -93,7 +105,9 @@ def run_on_tile_threads(job: Callable[[Sequence[int]], None], items: Sequence[in
             return
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+                _pool = ThreadPoolExecutor(
+                    max_workers=max(2, os.cpu_count() or 2), initializer=one_blas_thread_here
+                )
             pool = _pool
         futures = [pool.submit(job, c) for c in chunks[1:]]
         job(chunks[0])

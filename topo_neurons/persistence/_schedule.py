@@ -28,7 +28,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .._threads import one_blas_thread
+import torch
+
+from .._threads import one_blas_thread, one_blas_thread_here
 
 __all__ = ["SCHEDULERS", "ClusterLostError", "connect_scheduler", "run_plan"]
 
@@ -233,7 +235,7 @@ def _run_pool(plan: list, final: str, prog: _Progress, workers: int) -> Any:
         return func(*_resolve(args, results.__getitem__))
 
     running: dict[Any, int] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers, initializer=one_blas_thread_here) as pool:
         try:
             while ready or running:
                 while ready and len(running) < workers:
@@ -257,6 +259,16 @@ def _run_pool(plan: list, final: str, prog: _Progress, workers: int) -> Any:
             for fut in running:
                 fut.cancel()
     return results[final]
+
+
+def _one_thread_task(func: Callable, *args: Any) -> Any:
+    """Run a task on a Dask worker with one torch/MKL thread in its thread, then restore."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return func(*args)
+    finally:
+        torch.set_num_threads(saved)
 
 
 def _run_client(plan: list, final: str, prog: _Progress, client: Any) -> Any:
@@ -285,7 +297,11 @@ def _run_client(plan: list, final: str, prog: _Progress, client: Any) -> Any:
             if func is None:
                 continue
             fut = client.submit(
-                func, *_resolve(args, futures.__getitem__), key=f"tn-{key}-{token}", pure=False
+                _one_thread_task,
+                func,
+                *_resolve(args, futures.__getitem__),
+                key=f"tn-{key}-{token}",
+                pure=False,
             )
             fut.add_done_callback(lambda f, k=key: done(f, k))
             futures[key] = fut

@@ -52,8 +52,9 @@ DENSE_MAX_NEURONS = 4096
 DEFAULT_BLOCK = 1024
 #: Inputs merged per reduction task (Kruskal on their union).
 _FAN_IN = 8
-#: Block pairs per pair task (their cross edges merged before returning): fewer, larger tasks.
-_PAIRS_PER_TASK = 8
+#: Block pairs per pair task (their cross edges merged before returning): fewer, larger tasks,
+#: still small enough (~25 ms at blocks of 1024) that the last ones end together.
+_PAIRS_PER_TASK = 4
 #: A filtered pair keeps at most this many candidate cross edges per neuron of the pair; beyond
 #: it (nearly equal dissimilarities) the dense pair Prim runs instead.
 _CANDIDATES_PER_NEURON = 16

@@ -35,54 +35,42 @@ __all__ = ["filtered_pair_edges", "tree_adjacency"]
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _min_gap(row, tr, tc):  # pragma: no cover - compiled
-    """``min_j (row[j] − max(tr, tc[j]))`` (``tc is None``: ``min_j row[j]``), finite rows.
-
-    Eight independent accumulators: numba does not vectorise a single-chain ``min`` reduction
-    (measured 6× slower on a 256 × 256 panel). The order of the minima cannot change the result.
-    """
+def _min(row):  # pragma: no cover - compiled
+    """Smallest entry of a finite row with eight independent accumulators: numba does not
+    vectorise a single-chain ``min`` (measured 6× slower on a 256 × 256 panel); the order of
+    the comparisons cannot change the result."""
     n = row.shape[0]
     n8 = n - n % 8
-    if tc is None:
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0]
-        for v in range(0, n8, 8):
-            a0 = min(a0, row[v])
-            a1 = min(a1, row[v + 1])
-            a2 = min(a2, row[v + 2])
-            a3 = min(a3, row[v + 3])
-            a4 = min(a4, row[v + 4])
-            a5 = min(a5, row[v + 5])
-            a6 = min(a6, row[v + 6])
-            a7 = min(a7, row[v + 7])
-        for v in range(n8, n):
-            a0 = min(a0, row[v])
-    else:
-        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0] - max(tr, tc[0])
-        for v in range(0, n8, 8):
-            a0 = min(a0, row[v] - max(tr, tc[v]))
-            a1 = min(a1, row[v + 1] - max(tr, tc[v + 1]))
-            a2 = min(a2, row[v + 2] - max(tr, tc[v + 2]))
-            a3 = min(a3, row[v + 3] - max(tr, tc[v + 3]))
-            a4 = min(a4, row[v + 4] - max(tr, tc[v + 4]))
-            a5 = min(a5, row[v + 5] - max(tr, tc[v + 5]))
-            a6 = min(a6, row[v + 6] - max(tr, tc[v + 6]))
-            a7 = min(a7, row[v + 7] - max(tr, tc[v + 7]))
-        for v in range(n8, n):
-            a0 = min(a0, row[v] - max(tr, tc[v]))
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0]
+    for v in range(0, n8, 8):
+        a0 = min(a0, row[v])
+        a1 = min(a1, row[v + 1])
+        a2 = min(a2, row[v + 2])
+        a3 = min(a3, row[v + 3])
+        a4 = min(a4, row[v + 4])
+        a5 = min(a5, row[v + 5])
+        a6 = min(a6, row[v + 6])
+        a7 = min(a7, row[v + 7])
+    for v in range(n8, n):
+        a0 = min(a0, row[v])
     return min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _map_row(row, code):  # pragma: no cover - compiled
+def _map_row(row, code, const_row, const_cols, any_c):  # pragma: no cover - compiled
     """The dense path's map (``_map_into``) in place, as a straight vectorisable pass.
 
     Code 1 in the row's own precision: for a float32 ``x``, ``1 − |x|`` rounded once is the
     same float whether the subtraction is done in float32 or in float64 and then rounded (it is
     exact in float64 for ``|x| ≥ 2⁻²⁹``, and below that both round to 1), and it never exceeds
-    1, so the clamp to [0, 1] is a clamp at 0. Code 2 in float64, rounded once.
+    1, so the clamp to [0, 1] is a clamp at 0. Code 2 in float64, rounded once. A constant
+    neuron's row (``const_row``) or columns (``const_cols``, if ``any_c``) are 1.
     """
     one = row.dtype.type(1.0)
     zero = row.dtype.type(0.0)
+    if const_row:
+        row[:] = one
+        return
     if code == 1:
         for j in range(row.shape[0]):
             y = one - abs(row[j])
@@ -91,6 +79,10 @@ def _map_row(row, code):  # pragma: no cover - compiled
         for j in range(row.shape[0]):
             x = np.float64(row[j])
             row[j] = np.sqrt(max(1.0 - x * x, 0.0))
+    if any_c:
+        for j in range(row.shape[0]):
+            if const_cols[j]:
+                row[j] = one
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -109,15 +101,8 @@ def _map_min(tmp, nr, nc, code, const_r, const_c, r0, c0):  # pragma: no cover -
         any_c |= const_c[c0 + j]
     for i in range(nr):
         row = tmp[i, :nc]
-        if const_r[r0 + i]:
-            row[:] = 1.0
-        else:
-            _map_row(row, code)
-        if any_c:
-            for j in range(nc):
-                if const_c[c0 + j]:
-                    row[j] = 1.0
-        mn = _min_gap(row, 0.0, None)
+        _map_row(row, code, const_r[r0 + i], const_c[c0 : c0 + nc], any_c)
+        mn = _min(row)
         if mn < best:
             best = mn
             bi = i
@@ -149,16 +134,24 @@ def _path_max(indptr, nbr, nbw, root, floor, out, stack):  # pragma: no cover - 
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _keep(tmp, nr, nc, r0, c0, thr_r, thr_c, ka, mask, ca, cb, cw, cnt, cap):  # pragma: no cover
-    """Append ``(r0 + i, ka + c0 + j, w)`` for the entries with ``w ≤ max(thr_r, thr_c)``.
+def _map_keep(tmp, geo, const_r, const_c, thr_r, thr_c, mask, ca, cb, cw, cnt, mapped):
+    """Map each row of the panel (unless ``mapped``) and append its entries that pass.
 
-    Per row a vectorisable pass writes the test into ``mask`` (int32, ``≥ nc`` entries) and
-    ORs it up; only rows with a hit are scanned (most have none). Returns the new count; stops
-    after the row where it passes ``cap`` (the buffers hold ``cap + nc`` entries).
-    """
+    An entry ``(r0 + i, c0 + j)`` passes when ``w ≤ max(thr_r[r0 + i], thr_c[c0 + j])``; it is
+    appended as ``(r0 + i, ka + c0 + j, w)``. Per row, while it is in cache: the map, then a
+    vectorisable pass writes the test into ``mask`` (int32) and ORs it up; only rows with a hit
+    are scanned (most have none). Returns the new count; stops after the row where it passes
+    ``cap`` (the buffers hold ``cap + nc`` entries).
+    """  # pragma: no cover - compiled
+    nr, nc, r0, c0, code, ka, cap = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
+    any_c = False
+    for j in range(nc):
+        any_c |= const_c[c0 + j]
     tc = thr_c[c0 : c0 + nc]
     for i in range(nr):
         row = tmp[i, :nc]
+        if not mapped:
+            _map_row(row, code, const_r[r0 + i], const_c[c0 : c0 + nc], any_c)
         tr = thr_r[r0 + i]
         hit = 0
         for j in range(nc):
@@ -180,19 +173,40 @@ def _keep(tmp, nr, nc, r0, c0, thr_r, thr_c, ka, mask, ca, cb, cw, cnt, cap):  #
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
 def _panel(tmp, geo, const_i, const_j, adj_i, adj_j, thr_r, thr_c, stack, mask, ca, cb, cw, state):
-    """One GEMM panel: map it, move the anchor if its minimum is smaller, keep candidates.
+    """One GEMM panel: map it, keep its candidates, move the anchor to a smaller entry.
 
     ``geo`` is ``(nr, nc, r0, c0, code, ka, cap)``; ``state`` is ``(anchor weight, count)``.
+    The first panel's smallest entry is the first anchor. After that no separate minimum is
+    needed: every threshold is at least the anchor's weight, so an entry smaller than the
+    anchor always passes, and the smallest new candidate, if smaller, becomes the anchor.
+    Returns False when the count passed ``cap``.
     """  # pragma: no cover - compiled
     nr, nc, r0, c0, code, ka, cap = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
-    w, p, q = _map_min(tmp, nr, nc, code, const_i, const_j, r0, c0)
-    if w < state[0]:
-        state[0] = w
-        _path_max(adj_i[0], adj_i[1], adj_i[2], r0 + p, w, thr_r, stack)
-        _path_max(adj_j[0], adj_j[1], adj_j[2], c0 + q, w, thr_c, stack)
-    cnt = _keep(tmp, nr, nc, r0, c0, thr_r, thr_c, ka, mask, ca, cb, cw, np.int64(state[1]), cap)
+    first = np.int64(state[1])
+    mapped = False
+    if state[0] == np.inf:  # the first panel
+        w, p, q = _map_min(tmp, nr, nc, code, const_i, const_j, r0, c0)
+        _set_anchor(w, r0 + p, c0 + q, adj_i, adj_j, thr_r, thr_c, stack, state)
+        mapped = True
+    cnt = _map_keep(tmp, geo, const_i, const_j, thr_r, thr_c, mask, ca, cb, cw, first, mapped)
     state[1] = cnt
-    return cnt <= cap
+    if cnt > cap:
+        return False
+    best = -1
+    for e in range(first, cnt):
+        if cw[e] < state[0] and (best < 0 or cw[e] < cw[best]):
+            best = e
+    if best >= 0:
+        _set_anchor(cw[best], ca[best], cb[best] - ka, adj_i, adj_j, thr_r, thr_c, stack, state)
+    return True
+
+
+@numba.njit(nogil=True, boundscheck=False, cache=True)
+def _set_anchor(w, p, q, adj_i, adj_j, thr_r, thr_c, stack, state):  # pragma: no cover
+    """Anchor ``(p, q)`` of weight ``w``: the thresholds become the tree path maxima."""
+    state[0] = w
+    _path_max(adj_i[0], adj_i[1], adj_i[2], p, w, thr_r, stack)
+    _path_max(adj_j[0], adj_j[1], adj_j[2], q, w, thr_c, stack)
 
 
 def tree_adjacency(tree: Edges, g0: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,30 +271,21 @@ def filtered_pair_edges(
     cb = np.empty(cap + GEMM_TILE, np.int64)
     cw = np.empty(cap + GEMM_TILE, tmp.dtype)
     state = np.array([np.inf, 0.0])
-    geo = np.array([0, 0, 0, 0, code, ka, cap], np.int64)
     ti, tj, tt = torch.from_numpy(PI), torch.from_numpy(PJ), torch.from_numpy(tmp)
+    lefts = [ti[a].T for a in range(ti.shape[0])]
+    rights = [tj[b] for b in range(tj.shape[0])]
+    geos = [
+        [
+            np.array([min(GEMM_TILE, ka - r0), min(GEMM_TILE, kb - c0), r0, c0, code, ka, cap])
+            for c0 in range(0, kb, GEMM_TILE)
+        ]
+        for r0 in range(0, ka, GEMM_TILE)
+    ]
+    args = (const_i, const_j, adj_i, adj_j, thr_r, thr_c, stack, mask, ca, cb, cw, state)
     with torch.no_grad():
-        for a in range(ti.shape[0]):
-            geo[2] = a * GEMM_TILE
-            geo[0] = min(GEMM_TILE, ka - geo[2])
-            for b in range(tj.shape[0]):
-                geo[3] = b * GEMM_TILE
-                geo[1] = min(GEMM_TILE, kb - geo[3])
-                torch.mm(ti[a].T, tj[b], out=tt)  # the dense path's call (gram_tile)
-                args = (
-                    const_i,
-                    const_j,
-                    adj_i,
-                    adj_j,
-                    thr_r,
-                    thr_c,
-                    stack,
-                    mask,
-                    ca,
-                    cb,
-                    cw,
-                    state,
-                )
+        for left, row in zip(lefts, geos, strict=True):
+            for right, geo in zip(rights, row, strict=True):
+                torch.mm(left, right, out=tt)  # the dense path's call (gram_tile)
                 if not _panel(tmp, geo, *args):
                     return None
     cnt = int(state[1])
