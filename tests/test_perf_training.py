@@ -1,8 +1,8 @@
 """The fast CPU path of T1/T2 (issue 21): exact against independent references.
 
-The CPU path of the native backend (``topo_neurons/_edges.py``) normalises the neurons in one
-compiled pass, multiplies only the upper block triangle of ``ZᵀZ`` (mirrored), searches the tree
-by Prim on ``|ρ|`` itself and differentiates the ``n − 1`` edge correlations by a fused kernel.
+The CPU path of the native backend (``topo_neurons/_edges.py``) multiplies only the upper block
+triangle of ``ZᵀZ`` (mirrored), searches the tree by Prim on the ranking keys computed on the
+fly and differentiates the ``n − 1`` edge correlations by a fused kernel.
 Each test compares it with a computation that shares none of that code: numpy's ``corrcoef``
 with scipy's MST, autograd through the whole correlation matrix, ``gradcheck``, and the native
 backend's Prim on an explicit dissimilarity matrix.
@@ -16,9 +16,11 @@ import torch
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 import topo_neurons as tn
-from topo_neurons._edges import normalized_columns, tree_correlations
+from topo_neurons._edges import tree_correlations
 from topo_neurons.persistence._native import prim_mst
-from topo_neurons.regularizers import death_spread, edge_deaths, topological_redundancy
+from topo_neurons.regularizers import _deaths, death_spread, edge_deaths, topological_redundancy
+
+TOP = 1.0 + _deaths._RANK_SLACK
 
 KINDS = ("abs", "sqrt")
 
@@ -124,18 +126,19 @@ def test_cached_edges_on_the_cpu_path_equal_the_searched_tree(kind):
     np.testing.assert_allclose(g_given.numpy(), g.numpy(), rtol=0, atol=1e-13)
 
 
-def test_prim_on_abs_gram_breaks_ties_as_the_native_prim():
-    """Exact ties (every ρ a multiple of 1/16): same edges as native Prim on 1 − |ρ|.
+def test_prim_on_gram_keys_breaks_ties_as_the_native_prim_on_the_ranking_matrix():
+    """Exact ties (every ρ a multiple of 1/16): the same edges as the native backend's Prim on
+    the explicit ranking matrix ``(1 + slack) − |ρ|``, edge for edge, over several block rows.
 
-    Rows of ±1/4 and 0 entries have dot products that are exact in float64; both Prims take
-    the first parent and the smallest vertex among equal candidates, so the trees are equal
-    edge for edge, not only in their deaths.
+    Rows of ±1/4 and 0 entries have dot products that are exact in float64, so the Gram matrix
+    does not depend on the GEMM's order of summation and both Prims see the same keys; both
+    take the first parent and the smallest vertex among equal candidates.
     """
     rng = np.random.default_rng(5)
     Zt = rng.choice([-0.25, 0.0, 0.25], size=(300, 16)).astype(np.float64)
-    edges, rho = tree_correlations(Zt)
+    edges, rho = tree_correlations(Zt, 128, TOP)
     G = Zt @ Zt.T
-    D = np.ascontiguousarray(1.0 - np.abs(G))
+    D = np.ascontiguousarray(TOP - np.abs(G))
     np.fill_diagonal(D, 0.0)
     assert len(np.unique(D[np.triu_indices(300, 1)])) < 20  # many ties
     ref, _ = prim_mst(D, diag_tol=1.0)
@@ -146,16 +149,29 @@ def test_prim_on_abs_gram_breaks_ties_as_the_native_prim():
     np.testing.assert_array_equal(rho, G[edges[:, 0], edges[:, 1]])
 
 
+def test_cpu_path_gives_the_ranking_matrix_tree_deaths():
+    """Random float32 data: the deaths of the native backend on the explicit ranking matrix
+    (the path before issue 21), to rounding (near-ties may pick other tied edges)."""
+    A = torch.from_numpy(correlated(64, 600, 21)).float()
+    Zt, _, _ = _deaths._normalized_rows(A, torch.zeros(600, dtype=torch.bool))
+    _, rho = tree_correlations(Zt.numpy(), 128, TOP)
+    ref = _deaths.mst_edges(_deaths._ranking_matrix(Zt), backend="native").numpy()
+    ref_rho = (Zt[ref[:, 0]] * Zt[ref[:, 1]]).sum(dim=1).numpy()
+    np.testing.assert_allclose(
+        np.sort(1 - np.abs(rho)), np.sort(1 - np.abs(ref_rho)), rtol=0, atol=1e-6
+    )
+
+
 def test_cpu_tree_is_the_same_with_one_and_two_threads():
     """Every GEMM tile runs on one BLAS thread whatever torch's count: bitwise the same."""
     A = torch.from_numpy(correlated(64, 600, 2)).float()
-    Zt, _, _ = normalized_columns(A, torch.zeros(600, dtype=torch.bool))
+    Zt, _, _ = _deaths._normalized_rows(A, torch.zeros(600, dtype=torch.bool))
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        e1, r1 = tree_correlations(Zt)
+        e1, r1 = tree_correlations(Zt.numpy(), 128, TOP)
         torch.set_num_threads(2)
-        e2, r2 = tree_correlations(Zt)
+        e2, r2 = tree_correlations(Zt.numpy(), 128, TOP)
     finally:
         torch.set_num_threads(threads)
     np.testing.assert_array_equal(e1, e2)

@@ -2,21 +2,19 @@
 
 T1 and T2 need, per step, the minimum spanning tree of ``1 − |ρ|`` (or ``sqrt(1 − ρ²)``: the
 same order, so the same trees) and the correlations ``ρ_k`` of its ``n − 1`` edges with their
-gradient. On the CPU that is done here, with no ``n × n`` map pass and no sort of the matrix:
+gradient. On the CPU that is done here, from ``Zᵀ`` (n, m), the centred unit-norm neurons as
+contiguous rows, with no ``n × n`` map pass and no validation or sort of the matrix:
 
-* :func:`normalized_columns`: ``Zᵀ`` (n, m), the centred unit-norm neurons as contiguous rows
-  (one transposed copy of the activations ``A`` (m, n), then one compiled pass per row, sums
-  in float64; a constant neuron: a zero row, norm 1);
 * :func:`tree_correlations`: the upper block triangle of the Gram matrix ``ZᵀZ`` (one GEMM per
-  block row, written in place, the rows dealt to torch's threads), its lower image copied, then
-  a compiled dense Prim that ranks the edges by ``|ρ|`` itself (largest first, i.e. smallest
-  dissimilarity; ties to the first parent and the smallest vertex, as the native backend) in
-  one pass per vertex that both relaxes and finds the next vertex; it returns the tree's edges
-  with their ``ρ``, read from the Gram matrix;
+  block row, written in place, the rows dealt to torch's threads), its image copied so that it
+  is bitwise symmetric, then a compiled dense Prim on the keys ``(1 + slack) − |ρ|`` computed
+  on the fly (the regulariser's ranking matrix, never built), one pass per vertex that both
+  relaxes and finds the next vertex; it returns the tree's edges with their ``ρ``, read from
+  the Gram matrix;
 * :func:`edge_correlations`: ``ρ_k = ⟨z_{i_k}, z_{j_k}⟩`` for given edges (the ``refresh_every``
   cache), one contiguous dot product per edge;
 * :class:`EdgeCorrelationCPU`: the autograd function of those ``ρ_k``; its backward is one
-  compiled kernel on the rows of ``Zᵀ``, transposed once into ``A``'s layout.
+  compiled kernel on the rows of ``Zᵀ``, transposed once into the layout of the activations.
 
 Gradient: with ``G_i = Σ_{k ∋ i} g_k z_{other(k)}`` (the derivative with respect to ``z_i``,
 accumulated as contiguous row updates), ``∂L/∂c_i = (G_i − z_i ⟨z_i, G_i⟩)/‖c_i‖`` through the
@@ -34,93 +32,65 @@ import torch
 
 from ._threads import run_on_tile_threads
 
-__all__ = ["EdgeCorrelationCPU", "edge_correlations", "normalized_columns", "tree_correlations"]
-
-#: Neurons per row block of the Gram GEMMs (measured: 128–256 are equally fast at n ≈ 1000).
-_GRAM_BLOCK = 256
-
-
-@numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
-def _normalize_rows(Zt, const):  # pragma: no cover - compiled
-    """Centre and scale each row of ``Zt`` (n, m) in place (a constant row: zero, norm 1).
-
-    Sums in float64, rounded once to the dtype of ``Zt``; returns the norms (float64).
-    """
-    n, m = Zt.shape
-    norm = np.empty(n, np.float64)
-    for c in range(n):
-        z = Zt[c]
-        s = 0.0
-        for r in range(m):
-            s += z[r]
-        mu = s / m
-        ss = 0.0
-        for r in range(m):
-            v = z[r] - mu
-            ss += v * v
-        if const[c]:
-            norm[c], inv = 1.0, 0.0
-        else:
-            norm[c] = np.sqrt(ss)
-            inv = 1.0 / norm[c]
-        for r in range(m):
-            z[r] = (z[r] - mu) * inv
-    return norm
+__all__ = ["EdgeCorrelationCPU", "edge_correlations", "tree_correlations"]
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
 def _mirror_diagonal(G, i0, i1):  # pragma: no cover - compiled
-    """``G[j, i] = G[i, j]`` for ``i0 ≤ i < j < i1`` (a diagonal block's lower triangle)."""
-    for j in range(i0, i1):
-        out = G[j]
-        for i in range(i0, j):
-            out[i] = G[i, j]
+    """``G[i, j] = G[j, i]`` for ``i0 ≤ i < j < i1``: a diagonal block's upper triangle from
+    its lower one (the convention of the torch backend's symmetric ranking matrix)."""
+    for i in range(i0, i1):
+        out = G[i]
+        for j in range(i + 1, i1):
+            out[j] = G[j, i]
 
 
-#: Lanes of the Prim sweep's running maxima (a float32 AVX-512 register).
+#: Lanes of the Prim sweep's running minima (a float32 AVX-512 register).
 _LANES = 16
 
 
 @numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
-def _relax(row, best, par, u, lanes):  # pragma: no cover - compiled
-    """Raise ``best``/``par`` with ``|row|`` (row ``u``); return the largest candidate.
+def _relax(row, dist, par, u, top, lanes):  # pragma: no cover - compiled
+    """Lower ``dist``/``par`` with row ``u`` (key ``top − |ρ|``); return the next distance.
 
-    The tree's vertices hold ``8``, never raised, and ``min(x, 4 − x)`` maps them to ``−4``
-    while leaving every candidate (``≤ 1`` up to rounding, or ``−1``) as it is, so one pass
-    both relaxes and finds the maximum (``lanes``: independent running maxima).
+    Keys are positive; the tree's vertices hold ``−big``, which no key beats and whose
+    absolute value never wins the minimum, so one pass both relaxes and finds the smallest
+    candidate (``lanes``: independent running minima).
     """
     n = row.shape[0]
-    four = best.dtype.type(4.0)
-    lanes[:] = -8.0
+    lanes[:] = np.inf
     nl = n - n % _LANES
     for v0 in range(0, nl, _LANES):
         for k in range(_LANES):
             v = v0 + k
-            w = abs(row[v])
-            d = best[v]
-            c = w > d
+            w = top - abs(row[v])
+            d = dist[v]
+            c = w < d
             d = w if c else d
-            best[v] = d
+            dist[v] = d
             par[v] = u if c else par[v]
-            lanes[k] = max(lanes[k], min(d, four - d))
-    mx = lanes.max()
+            lanes[k] = min(lanes[k], abs(d))
+    mn = lanes.min()
     for v in range(nl, n):
-        w = abs(row[v])
-        d = best[v]
-        c = w > d
+        w = top - abs(row[v])
+        d = dist[v]
+        c = w < d
         d = w if c else d
-        best[v] = d
+        dist[v] = d
         par[v] = u if c else par[v]
-        mx = max(mx, min(d, four - d))
-    return mx
+        mn = min(mn, abs(d))
+    return mn
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
-def _prim_abs(G):  # pragma: no cover - compiled
-    """Prim on ``|G|`` (largest first) from vertex 0; ties: the smallest index, the first
-    parent. Returns the edges ``(i < j)`` in the order they joined and ``ρ = G[i, j]``."""
+def _prim_abs(G, top):  # pragma: no cover - compiled
+    """Dense Prim from vertex 0 on the keys ``top − |G|`` (rounded in ``G``'s dtype), as the
+    native backend reads a ranking matrix: ties to the first parent and the smallest vertex.
+    Returns the edges ``(i < j)`` in the order they joined and ``ρ = G[i, j]``."""
     n = G.shape[0]
-    best = np.full(n, -1.0, G.dtype)  # largest |ρ| to the tree; −1: none yet; 8: in the tree
+    big = np.finfo(G.dtype).max
+    top = G.dtype.type(top)
+    dist = np.full(n, big, G.dtype)
     par = np.zeros(n, np.int32)
     lanes = np.empty(_LANES, G.dtype)
     ei = np.empty(n - 1, np.int64)
@@ -128,10 +98,10 @@ def _prim_abs(G):  # pragma: no cover - compiled
     rho = np.empty(n - 1, G.dtype)
     u = 0
     for step in range(n - 1):
-        best[u] = 8.0
-        mx = _relax(G[u], best, par, np.int32(u), lanes)
+        dist[u] = -big
+        mn = _relax(G[u], dist, par, np.int32(u), top, lanes)
         v = 0
-        while best[v] != mx:
+        while v < n - 1 and dist[v] != mn:
             v += 1
         p = par[v]
         ei[step] = min(p, v)
@@ -193,43 +163,29 @@ def _backward(Zt, norm, const, i, j, g):  # pragma: no cover - compiled
     return Gt
 
 
-def normalized_columns(
-    A: torch.Tensor, const: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``Zᵀ``: the centred unit-norm neurons as contiguous rows, and the column norms.
+def tree_correlations(Zt: np.ndarray, rows: int, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """The minimum spanning tree of the ranking ``top − |ρ|`` and the ``ρ`` of its edges.
 
-    Parameters
-    ----------
-    A : torch.Tensor, shape (m, n)
-        Finite CPU float32/float64 activations (read, never modified).
-    const : torch.Tensor of bool, shape (n,)
-        The constant columns (``max == min``): zero rows of ``Zᵀ``, norm 1.
-
-    Returns
-    -------
-    Zt : numpy.ndarray, shape (n, m), dtype of ``A``
-    norm : numpy.ndarray of float64, shape (n,)
-    const : numpy.ndarray of bool, shape (n,)
-    """
-    # A copy (modified in place below) in the transposed layout, by torch's blocked transpose.
-    Zt = A.detach().T.clone(memory_format=torch.contiguous_format).numpy()
-    c = const.numpy()
-    return Zt, _normalize_rows(Zt, c), c
-
-
-def tree_correlations(Zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The minimum spanning tree of ``1 − |ρ|`` and the correlations ``ρ`` of its edges.
+    The keys are those of the regulariser's no-grad ranking matrix (``top = 1 + slack``,
+    rounded in ``Zt``'s dtype) built from the same GEMM calls, one per block of ``rows``
+    neurons against all later ones, with the same symmetric layout as the torch backend's
+    (a diagonal block's pairs read from its lower triangle); Prim follows the native backend
+    (ties to the first parent and the smallest vertex). So the tree is the one that ranking
+    matrix gives, without building, mapping or validating the matrix.
 
     Parameters
     ----------
     Zt : numpy.ndarray, shape (n, m), n ≥ 2
-        Centred unit-norm neurons as rows (:func:`normalized_columns`).
+        Centred unit-norm neurons as rows (``_normalized_rows`` of the regularisers).
+    rows : int
+        Neurons per block row of the Gram GEMMs.
+    top : float
+        The keys' offset (``1 + slack``: keys stay positive when rounding makes ``|ρ| > 1``).
 
     Returns
     -------
     edges : numpy.ndarray of int64, shape (n − 1, 2)
-        ``(i, j)``, ``i < j``, by decreasing ``|ρ|`` (increasing dissimilarity), ties by
-        ``(i, j)``.
+        ``(i, j)``, ``i < j``, by increasing key (decreasing ``|ρ|``), ties by ``(i, j)``.
     rho : numpy.ndarray, shape (n − 1,), dtype of ``Zt``
         ``ρ`` of each edge: the entry of the no-grad Gram matrix.
     """
@@ -240,23 +196,24 @@ def tree_correlations(Zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     def block_rows(starts: Sequence[int]) -> None:
         for i0 in starts:
-            i1 = min(i0 + _GRAM_BLOCK, n)
+            i1 = min(i0 + rows, n)
             # One GEMM per block row, written in place (the upper block triangle only), then
-            # its lower image copied: G is bitwise symmetric, each pair ranked by one value.
+            # its image copied: G is bitwise symmetric, each pair ranked by one value.
             torch.mm(Zt_t[i0:i1], Zt_t[i0:].T, out=G[i0:i1, i0:])
             G[i1:, i0:i1].copy_(G[i0:i1, i1:].T)
             _mirror_diagonal(Gn, i0, i1)
 
-    # Block row b holds n − b·_GRAM_BLOCK columns. The threads (torch's thread count, one
-    # BLAS thread each) are dealt the rows round-robin; a snake order (each round of
-    # ``workers`` rows reversed after the last) evens out their work.
+    # Block row b holds n − b·rows columns. The threads (torch's thread count, one BLAS
+    # thread each, so the same GEMM calls whatever the count) are dealt the rows round-robin;
+    # a snake order (every other round of ``workers`` rows reversed) evens out their work.
     workers = max(1, torch.get_num_threads())
-    starts = list(range(0, n, _GRAM_BLOCK))
+    starts = list(range(0, n, rows))
     rounds = [starts[k : k + workers] for k in range(0, len(starts), workers)]
     order = [s for r, rnd in enumerate(rounds) for s in (rnd[::-1] if r % 2 else rnd)]
     run_on_tile_threads(block_rows, order)
-    ei, ej, rho = _prim_abs(Gn)
-    order = np.lexsort((ej, ei, -np.abs(rho)))
+    ei, ej, rho = _prim_abs(Gn, top)
+    key = Gn.dtype.type(top) - np.abs(rho)
+    order = np.lexsort((ej, ei, key))
     return np.stack([ei[order], ej[order]], axis=1), rho[order]
 
 
@@ -270,7 +227,7 @@ class EdgeCorrelationCPU(torch.autograd.Function):
 
     Forward inputs: ``A`` (m, n), which receives the gradient; ``rho`` (k,), the correlations
     computed without grad (:func:`tree_correlations` or :func:`edge_correlations`, from ``Zt``);
-    ``Zt`` (n, m), ``norm`` (n,) and ``const`` (n,) of :func:`normalized_columns`; the edges'
+    ``Zt`` (n, m), ``norm`` (n,, float64) and ``const`` (n,) of the normalisation; the edges'
     ends ``i``, ``j`` (int64 arrays). An edge touching a constant neuron has ``ρ = 0`` and
     passes no gradient.
     """

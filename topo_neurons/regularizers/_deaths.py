@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._edges import EdgeCorrelationCPU, edge_correlations, normalized_columns, tree_correlations
+from .._edges import EdgeCorrelationCPU, edge_correlations, tree_correlations
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
 from ..persistence import mst_edges, resolve_backend, torch_mst_dense
@@ -143,23 +143,24 @@ def _edge_deaths_cpu(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The CPU path of the native backend (and of given edges): compiled kernels throughout.
 
-    One pass normalises the neurons into contiguous rows; the tree is searched by Prim on
-    ``|ρ|`` of the half Gram GEMM (mirrored), with no ``n × n`` map pass and no sort of the
-    matrix; the edges' ``ρ`` are the Gram entries (given edges: one dot product each), and
-    their backward is one fused kernel writing ``∂L/∂A`` in ``A``'s layout
-    (:mod:`topo_neurons._edges`).
+    The tree is the one the ranking matrix (:func:`_ranking_matrix`) would give, found by
+    Prim on the keys of the half Gram GEMM itself (no ``n × n`` map pass, no validation or
+    sort of the matrix); the edges' ``ρ`` are the Gram entries (given edges: one dot product
+    each), and their backward is one fused kernel (:mod:`topo_neurons._edges`).
     """
     if edges is None:  # the Gram matrix: n² entries in A's dtype
         check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
-    Zt, norm, const_np = normalized_columns(A, const)
+    Zt, norm, const = _normalized_rows(A.detach(), const)
+    Zt_np, const_np = Zt.numpy(), const.numpy()
     if edges is None:
-        found, rho = tree_correlations(Zt)
+        found, rho = tree_correlations(Zt_np, _RANK_BLOCK, 1.0 + _RANK_SLACK)
         edges = torch.from_numpy(found)
     else:
-        rho = edge_correlations(Zt, edges.numpy())
+        rho = edge_correlations(Zt_np, edges.numpy())
     i = np.ascontiguousarray(edges[:, 0].numpy())
     j = np.ascontiguousarray(edges[:, 1].numpy())
-    r = EdgeCorrelationCPU.apply(A, rho, Zt, norm, const_np, i, j)
+    norm64 = norm.numpy().astype(np.float64)
+    r = EdgeCorrelationCPU.apply(A, rho, Zt_np, norm64, const_np, i, j)
     return dissimilarity_from_correlation(r, kind), edges
 
 
