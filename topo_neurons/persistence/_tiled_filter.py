@@ -31,7 +31,7 @@ import torch
 from ..correlation import GEMM_TILE
 from ._tiled_kernels import Edges, _less, _settle_ties, edge_order
 
-__all__ = ["filtered_pair_edges", "tree_adjacency"]
+__all__ = ["candidates", "filtered_pair_edges", "tree_adjacency"]
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -139,33 +139,34 @@ def _map_keep(tmp, geo, const_r, const_c, thr_r, thr_c, mask, ca, cb, cw, cnt, m
 
     An entry ``(r0 + i, c0 + j)`` passes when ``w ≤ max(thr_r[r0 + i], thr_c[c0 + j])``; it is
     appended as ``(r0 + i, ka + c0 + j, w)``. Per row, while it is in cache: the map, then a
-    vectorisable pass writes the test into ``mask`` (int32) and ORs it up; only rows with a hit
-    are scanned (most have none). Returns the new count; stops after the row where it passes
-    ``cap`` (the buffers hold ``cap + nc`` entries).
+    vectorisable pass writes the test into ``mask`` (uint8, ``GEMM_TILE`` entries), read back
+    eight flags at a time as uint64 words: only words with a hit are scanned (most have none).
+    Returns the new count; stops after the row where it passes ``cap`` (the buffers hold
+    ``cap + nc`` entries).
     """  # pragma: no cover - compiled
     nr, nc, r0, c0, code, ka, cap = geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6]
     any_c = False
     for j in range(nc):
         any_c |= const_c[c0 + j]
     tc = thr_c[c0 : c0 + nc]
+    mask[:] = 0  # (the flags past nc stay 0)
+    words = mask.view(np.uint64)
     for i in range(nr):
         row = tmp[i, :nc]
         if not mapped:
             _map_row(row, code, const_r[r0 + i], const_c[c0 : c0 + nc], any_c)
         tr = thr_r[r0 + i]
-        hit = 0
         for j in range(nc):
-            x = np.int32(row[j] <= max(tr, tc[j]))
-            mask[j] = x
-            hit |= x
-        if hit == 0:
-            continue
-        for j in range(nc):
-            if mask[j]:
-                ca[cnt] = r0 + i
-                cb[cnt] = ka + c0 + j
-                cw[cnt] = row[j]
-                cnt += 1
+            mask[j] = np.uint8(row[j] <= max(tr, tc[j]))
+        for wi in range((nc + 7) // 8):  # eight flags per word: most words are 0
+            if words[wi] == 0:
+                continue
+            for j in range(wi * 8, min(nc, wi * 8 + 8)):
+                if mask[j]:
+                    ca[cnt] = r0 + i
+                    cb[cnt] = ka + c0 + j
+                    cw[cnt] = row[j]
+                    cnt += 1
         if cnt > cap:
             break
     return cnt
@@ -260,13 +261,43 @@ def filtered_pair_edges(
     (a, b, w) or None
         Global endpoints ``a < b`` (``a`` in block ``i``) and weights, ascending ``(w, a, b)``.
     """
+    found = candidates(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
+    if found is None:
+        return None
+    ca, cb, cw = found
+    ka, kb = const_i.shape[0], const_j.shape[0]
+    ai, bi, wi = _sorted_local(tree_i, gi)
+    aj, bj, wj = _sorted_local(tree_j, gj)
+    order = np.argsort(cw, kind="stable")
+    _settle_ties(order, cw, ca, cb)
+    keep = _pair_kruskal(ai, bi, wi, aj + ka, bj + ka, wj, ca, cb, cw, order, ka + kb)
+    return ca[keep] + gi, cb[keep] - ka + gj, cw[keep]
+
+
+def candidates(
+    PI: np.ndarray,
+    PJ: np.ndarray,
+    const_i: np.ndarray,
+    const_j: np.ndarray,
+    gi: int,
+    gj: int,
+    code: int,
+    tree_i: Edges,
+    tree_j: Edges,
+    tmp: np.ndarray,
+    cap: int,
+) -> Edges | None:
+    """The cross edges that pass the anchor filter (local endpoints: block ``j`` from ``ka``).
+
+    Same parameters as :func:`filtered_pair_edges`; ``None`` beyond ``cap`` candidates.
+    """
     ka, kb = const_i.shape[0], const_j.shape[0]
     adj_i = tree_i[3:] if len(tree_i) > 3 else tree_adjacency(tree_i, gi, ka)
     adj_j = tree_j[3:] if len(tree_j) > 3 else tree_adjacency(tree_j, gj, kb)
     thr_r = np.empty(ka, tmp.dtype)
     thr_c = np.empty(kb, tmp.dtype)
     stack = np.empty(max(ka, kb), np.int64)
-    mask = np.empty(GEMM_TILE, np.int32)
+    mask = np.zeros(GEMM_TILE, np.uint8)
     ca = np.empty(cap + GEMM_TILE, np.int64)
     cb = np.empty(cap + GEMM_TILE, np.int64)
     cw = np.empty(cap + GEMM_TILE, tmp.dtype)
@@ -289,12 +320,7 @@ def filtered_pair_edges(
                 if not _panel(tmp, geo, *args):
                     return None
     cnt = int(state[1])
-    ai, bi, wi = _sorted_local(tree_i, gi)
-    aj, bj, wj = _sorted_local(tree_j, gj)
-    order = np.argsort(cw[:cnt], kind="stable")
-    _settle_ties(order, cw, ca, cb)
-    keep = _pair_kruskal(ai, bi, wi, aj + ka, bj + ka, wj, ca, cb, cw, order, ka + kb)
-    return ca[keep] + gi, cb[keep] - ka + gj, cw[keep]
+    return ca[:cnt], cb[:cnt], cw[:cnt]
 
 
 def _sorted_local(tree: tuple, g0: int) -> Edges:
