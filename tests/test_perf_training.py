@@ -162,22 +162,6 @@ def test_cpu_path_gives_the_ranking_matrix_tree_deaths():
     )
 
 
-def test_cpu_tree_is_the_same_with_one_and_two_threads():
-    """Every GEMM tile runs on one BLAS thread whatever torch's count: bitwise the same."""
-    A = torch.from_numpy(correlated(64, 600, 2)).float()
-    Zt, _, _ = _deaths._normalized_rows(A, torch.zeros(600, dtype=torch.bool))
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        e1, r1 = tree_correlations(Zt.numpy(), 128, TOP)
-        torch.set_num_threads(2)
-        e2, r2 = tree_correlations(Zt.numpy(), 128, TOP)
-    finally:
-        torch.set_num_threads(threads)
-    np.testing.assert_array_equal(e1, e2)
-    np.testing.assert_array_equal(r1, r2)
-
-
 def test_cpu_path_float32_agrees_with_float64_and_keeps_its_dtype():
     A = correlated(64, 400, 4)
     A32 = torch.from_numpy(A).float().requires_grad_()

@@ -6,7 +6,7 @@ gradient. On the CPU that is done here, from ``Zᵀ`` (n, m), the centred unit-n
 contiguous rows, with no ``n × n`` map pass and no validation or sort of the matrix:
 
 * :func:`tree_correlations`: the upper block triangle of the Gram matrix ``ZᵀZ`` (one GEMM per
-  block row, written in place, the rows dealt to torch's threads), its image copied so that it
+  block row, written in place), its image copied so that it
   is bitwise symmetric, then a compiled dense Prim on the keys ``(1 + slack) − |ρ|`` computed
   on the fly (the regulariser's ranking matrix, never built), one pass per vertex that both
   relaxes and finds the next vertex; it returns the tree's edges with their ``ρ``, read from
@@ -24,13 +24,9 @@ have ``z = 0``, ``ρ = 0`` on their edges and receive no gradient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numba
 import numpy as np
 import torch
-
-from ._threads import run_on_tile_threads
 
 __all__ = ["EdgeCorrelationCPU", "edge_correlations", "tree_correlations"]
 
@@ -194,23 +190,16 @@ def tree_correlations(Zt: np.ndarray, rows: int, top: float) -> tuple[np.ndarray
     G = torch.empty((n, n), dtype=Zt_t.dtype)
     Gn = G.numpy()
 
-    def block_rows(starts: Sequence[int]) -> None:
-        for i0 in starts:
-            i1 = min(i0 + rows, n)
-            # One GEMM per block row, written in place (the upper block triangle only), then
-            # its image copied: G is bitwise symmetric, each pair ranked by one value.
-            torch.mm(Zt_t[i0:i1], Zt_t[i0:].T, out=G[i0:i1, i0:])
-            G[i1:, i0:i1].copy_(G[i0:i1, i1:].T)
-            _mirror_diagonal(Gn, i0, i1)
-
-    # Block row b holds n − b·rows columns. The threads (torch's thread count, one BLAS
-    # thread each, so the same GEMM calls whatever the count) are dealt the rows round-robin;
-    # a snake order (every other round of ``workers`` rows reversed) evens out their work.
-    workers = max(1, torch.get_num_threads())
-    starts = list(range(0, n, rows))
-    rounds = [starts[k : k + workers] for k in range(0, len(starts), workers)]
-    order = [s for r, rnd in enumerate(rounds) for s in (rnd[::-1] if r % 2 else rnd)]
-    run_on_tile_threads(block_rows, order)
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
+        # One GEMM per block row (the calls of the ranking matrix), written in place (the
+        # upper block triangle only), then its image copied: G is bitwise symmetric, each
+        # pair ranked by one value. The GEMMs run on torch's threads, in this thread: worker
+        # threads calling torch leave OpenMP teams spinning, which on a small machine slowed
+        # the model's own steps after them by an order of magnitude (measured).
+        torch.mm(Zt_t[i0:i1], Zt_t[i0:].T, out=G[i0:i1, i0:])
+        G[i1:, i0:i1].copy_(G[i0:i1, i1:].T)
+        _mirror_diagonal(Gn, i0, i1)
     ei, ej, rho = _prim_abs(Gn, top)
     key = Gn.dtype.type(top) - np.abs(rho)
     order = np.lexsort((ej, ei, key))
