@@ -12,7 +12,8 @@ contiguous rows, with no ``n × n`` map pass and no validation or sort of the ma
   relaxes and finds the next vertex; it returns the tree's edges with their ``ρ``, read from
   the Gram matrix;
 * :func:`edge_correlations`: ``ρ_k = ⟨z_{i_k}, z_{j_k}⟩`` for given edges (the ``refresh_every``
-  cache), one contiguous dot product per edge;
+  cache), one contiguous dot product per edge, on the rows of :func:`normalized_rows` (one
+  compiled pass per neuron, sums in float64);
 * :class:`EdgeCorrelationCPU`: the autograd function of those ``ρ_k``; its backward is one
   compiled kernel on the rows of ``Zᵀ``, transposed once into the layout of the activations.
 
@@ -28,7 +29,33 @@ import numba
 import numpy as np
 import torch
 
-__all__ = ["EdgeCorrelationCPU", "edge_correlations", "tree_correlations"]
+__all__ = ["EdgeCorrelationCPU", "edge_correlations", "normalized_rows", "tree_correlations"]
+
+
+@numba.njit(nogil=True, boundscheck=False, fastmath=True, cache=True)
+def _normalize_rows(Zt, const):  # pragma: no cover - compiled
+    """Centre and scale each row of ``Zt`` (n, m) in place (a constant row: zero, norm 1);
+    sums in float64, rounded once to the dtype of ``Zt``. Returns the norms (float64)."""
+    n, m = Zt.shape
+    norm = np.empty(n, np.float64)
+    for c in range(n):
+        z = Zt[c]
+        s = 0.0
+        for r in range(m):
+            s += z[r]
+        mu = s / m
+        ss = 0.0
+        for r in range(m):
+            v = z[r] - mu
+            ss += v * v
+        if const[c]:
+            norm[c], inv = 1.0, 0.0
+        else:
+            norm[c] = np.sqrt(ss)
+            inv = 1.0 / norm[c]
+        for r in range(m):
+            z[r] = (z[r] - mu) * inv
+    return norm
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -157,6 +184,18 @@ def _backward(Zt, norm, const, i, j, g):  # pragma: no cover - compiled
         for r in range(m):
             gc[r] = (gc[r] - mean) * inv
     return Gt
+
+
+def normalized_rows(A: torch.Tensor, const: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``Zᵀ`` (n, m): the centred unit-norm neurons of CPU activations ``A`` (m, n) as rows.
+
+    One transposed copy (``A`` is never modified) and one compiled pass per neuron; constant
+    neurons (``const``, bool (n,)) become zero rows with norm 1. Returns ``Zᵀ`` (dtype of
+    ``A``) and the norms (float64, (n,)). Used where no tree is searched (given edges), so
+    its rounding need not match the ranking matrix's.
+    """
+    Zt = A.detach().T.clone(memory_format=torch.contiguous_format).numpy()
+    return Zt, _normalize_rows(Zt, const.numpy())
 
 
 def tree_correlations(Zt: np.ndarray, rows: int, top: float) -> tuple[np.ndarray, np.ndarray]:

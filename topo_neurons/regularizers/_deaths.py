@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._edges import EdgeCorrelationCPU, edge_correlations, tree_correlations
+from .._edges import EdgeCorrelationCPU, edge_correlations, normalized_rows, tree_correlations
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
 from ..persistence import mst_edges, resolve_backend, torch_mst_dense
@@ -148,18 +148,19 @@ def _edge_deaths_cpu(
     sort of the matrix); the edges' ``ρ`` are the Gram entries (given edges: one dot product
     each), and their backward is one fused kernel (:mod:`topo_neurons._edges`).
     """
-    if edges is None:  # the Gram matrix: n² entries in A's dtype
-        check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
-    Zt, norm, const = _normalized_rows(A.detach(), const)
-    Zt_np, const_np = Zt.numpy(), const.numpy()
     if edges is None:
+        check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
+        # The ranking matrix's own normalisation and GEMM calls: the same tree, ties included.
+        Zt, norm, const = _normalized_rows(A.detach(), const)
+        Zt_np, norm64 = Zt.numpy(), norm.numpy().astype(np.float64)
         found, rho = tree_correlations(Zt_np, _RANK_BLOCK, 1.0 + _RANK_SLACK)
         edges = torch.from_numpy(found)
     else:
+        Zt_np, norm64 = normalized_rows(A, const)
         rho = edge_correlations(Zt_np, edges.numpy())
+    const_np = const.numpy()
     i = np.ascontiguousarray(edges[:, 0].numpy())
     j = np.ascontiguousarray(edges[:, 1].numpy())
-    norm64 = norm.numpy().astype(np.float64)
     r = EdgeCorrelationCPU.apply(A, rho, Zt_np, norm64, const_np, i, j)
     return dissimilarity_from_correlation(r, kind), edges
 
