@@ -45,6 +45,7 @@ Usage::
     python benchmarks/training_overhead.py                  # 45 rounds, 1 torch thread
     python benchmarks/training_overhead.py --rounds 20 --threads 0  # torch's default threads
     python benchmarks/training_overhead.py --device cuda    # on a GPU
+    python benchmarks/training_overhead.py --breakdown      # the pieces of a T1 step alone
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ import torch
 from torch import nn
 
 import topo_neurons as tn
+from topo_neurons._edges import tree_correlations
 from topo_neurons.experiments.models import make_model
 
 
@@ -143,6 +145,100 @@ def check_t1_against_naive(x: torch.Tensor) -> None:
         raise RuntimeError(f"T1 {fast.item()} and naive T1 {naive.item()} disagree")
 
 
+def breakdown(x: torch.Tensor, y: torch.Tensor, rounds: int) -> None:
+    """Time the pieces of a T1 step alone (medians of interleaved rounds) and print them.
+
+    The pieces are the CPU path of ``tn.TopologicalRedundancy()`` (native backend) called one
+    by one on the activations of the paper's MLP, beside the whole steps they belong to.
+    """
+    from topo_neurons._edges import EdgeCorrelationCPU, _mirror_diagonal, _prim_abs
+    from topo_neurons.regularizers import _deaths
+    from topo_neurons.regularizers._base import _activations
+
+    torch.manual_seed(0)
+    model = make_model("trapezium", 784, 10)
+    rec = tn.ActivationRecorder(model, LAYERS)
+    t1 = tn.TopologicalRedundancy()
+    ce = nn.functional.cross_entropy
+    with rec:
+        model(x)
+    A = rec.activations().detach().clone().requires_grad_()
+    rec.clear()
+    Ad = A.detach()
+    amax, amin = _deaths._extrema(Ad)
+    const = amax == amin
+    Zt, norm, _ = _deaths._normalized_rows(Ad, const)
+    n, rows, top = Zt.shape[0], _deaths._RANK_BLOCK, 1.0 + _deaths._RANK_SLACK
+    G = torch.empty((n, n), dtype=Zt.dtype)
+    edges, rho = tree_correlations(Zt.numpy(), rows, top)
+    i, j = edges[:, 0].copy(), edges[:, 1].copy()
+    args = (rho, Zt.numpy(), norm.numpy().astype(np.float64), const.numpy(), i, j)
+
+    def step(loss_fn):
+        def run() -> None:
+            model.zero_grad(set_to_none=True)
+            if loss_fn is None:
+                ce(model(x), y).backward()
+                return
+            with rec:
+                out = model(x)
+            loss = ce(out, y) + 1e-3 * loss_fn(rec.activations())
+            rec.clear()
+            loss.backward()
+
+        return run
+
+    def gemm() -> None:
+        for i0 in range(0, n, rows):
+            torch.mm(Zt[i0 : i0 + rows], Zt[i0:].T, out=G[i0 : i0 + rows, i0:])
+
+    def mirror() -> None:
+        for i0 in range(0, n, rows):
+            i1 = min(i0 + rows, n)
+            G[i1:, i0:i1].copy_(G[i0:i1, i1:].T)
+            _mirror_diagonal(G.numpy(), i0, i1)
+
+    def checks() -> None:
+        B = _activations(A, "T1")
+        mx, mn = _deaths._extrema(B)
+        _deaths.rescale_extreme_columns(B, mx, mn)
+
+    def edges_fwd_bwd() -> None:
+        r = EdgeCorrelationCPU.apply(A, *args)
+        (1.0 - _deaths.dissimilarity_from_correlation(r, "abs")).sum().backward()
+
+    gemm()
+    mirror()
+    pieces = {
+        "step: plain (model forward + backward)": step(None),
+        "step: recording (0·ΣA)": step(lambda B: 0.0 * B.sum()),
+        "step: T1": step(t1),
+        "T1 alone on a leaf (forward + backward)": lambda: t1(A).backward(),
+        "  checks (finite, extrema, rescale)": checks,
+        "  normalisation Zᵀ (torch, transposed copy)": lambda: _deaths._normalized_rows(Ad, const),
+        "  Gram GEMM, upper block triangle": gemm,
+        "  mirror (lower image, diagonal blocks)": mirror,
+        "  Prim on the keys (1 + slack) − abs(ρ)": lambda: _prim_abs(G.numpy(), top),
+        "  tree search whole (GEMM + mirror + Prim + sort)": lambda: tree_correlations(
+            Zt.numpy(), rows, top
+        ),
+        "  edge correlations: forward, map, backward": edges_fwd_bwd,
+    }
+    times: dict[str, list[float]] = {k: [] for k in pieces}
+    for r in range(3 + rounds):
+        for k, f in pieces.items():
+            t0 = time.perf_counter()
+            f()
+            if r >= 3:
+                times[k].append(time.perf_counter() - t0)
+    print(f"# T1 step breakdown: {torch.get_num_threads()} thread(s), {rounds} rounds")
+    print()
+    print("| piece | median (ms) |")
+    print("|---|---:|")
+    for k in pieces:
+        print(f"| {k} | {1e3 * statistics.median(times[k]):.2f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=45, help="interleaved rounds (default 45)")
@@ -158,6 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time the pieces of a T1 step alone (CPU) instead of the variants",
+    )
     args = ap.parse_args(argv)
     # 1010 neurons on a batch of 256 is the paper's setting; the recorder warns that m < n.
     warnings.filterwarnings("ignore", message=r"\d+ examples for \d+ neurons")
@@ -173,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     x = torch.randn(args.batch, 1, 28, 28).to(device)
     y = torch.randint(0, 10, (args.batch,)).to(device)
+    if args.breakdown:
+        breakdown(x, y, args.rounds)
+        return
     check_t1_against_naive(x)
     steps = {}
     for v in variants:
