@@ -172,7 +172,14 @@ def pairs_task(n: int, code: int, PI, const_i, gi: int, tree_i: Edges, *others) 
         )
         for t in range(0, len(others), 4)
     ]
-    return parts[0] if len(parts) == 1 else merge_task(n, *parts)
+    return _compact(parts[0]) if len(parts) == 1 else merge_task(n, *parts)
+
+
+def _compact(edges: Edges) -> Edges:
+    """Endpoints as int32 (every engine index fits: ``n < 2³¹`` is checked): results waiting
+    for their merge take 12 bytes an edge instead of 20."""
+    a, b, w = edges[:3]
+    return a.astype(np.int32, copy=False), b.astype(np.int32, copy=False), w
 
 
 def merge_task(n: int, *parts: Edges) -> tuple:
@@ -184,7 +191,7 @@ def merge_task(n: int, *parts: Edges) -> tuple:
     parent = _PARENTS.get(key)
     if parent is None:
         parent = _PARENTS[key] = np.arange(n, dtype=np.int64)
-    return kruskal_forest(n, a, b, w, parent)
+    return _compact(kruskal_forest(n, a, b, w, parent))
 
 
 def _shares_memory(Z: torch.Tensor, A: object) -> bool:
@@ -372,6 +379,8 @@ def correlation_persistence(
     with torch.no_grad():
         Zt, _, const_t, _ = _prepare(A, constant)
     n = Zt.shape[1]
+    if n >= 2**31:  # the merges keep endpoints as int32
+        raise ValueError(f"the tiled engine takes fewer than 2**31 neurons; got {n}")
     finite = torch.isfinite(Zt.amax(dim=0)) & torch.isfinite(Zt.amin(dim=0))
     if not bool(finite.all()):
         bad = np.flatnonzero(~finite.numpy())
