@@ -48,7 +48,18 @@ def _transpose_units(U, m, nb):  # pragma: no cover - compiled
         U[cur] = hold
 
 
-def panels_of(Z: torch.Tensor) -> np.ndarray:
+def _shares_memory(Z: torch.Tensor, A: object) -> bool:
+    """Whether ``Z`` and an array or tensor ``A`` may overlap in memory."""
+    src = A.detach() if isinstance(A, torch.Tensor) else torch.as_tensor(np.asarray(A))
+    if src.device.type != "cpu" or src.numel() == 0:
+        return False
+    a0 = src.untyped_storage().data_ptr()
+    a1 = a0 + src.untyped_storage().nbytes()
+    z0 = Z.untyped_storage().data_ptr()
+    return z0 < a1 and a0 < z0 + Z.untyped_storage().nbytes()
+
+
+def panels_of(Z: torch.Tensor, source: object = None) -> np.ndarray:
     """``gemm_panels(Z)`` as a numpy array, made in ``Z``'s storage when it can be.
 
     Parameters
@@ -56,6 +67,9 @@ def panels_of(Z: torch.Tensor) -> np.ndarray:
     Z : torch.Tensor, shape (m, n)
         Normalised activations owned by the caller, who does not read ``Z`` afterwards (when
         ``n % GEMM_TILE == 0`` and ``Z`` is C-contiguous on the CPU, its storage is reused).
+    source : array or tensor, optional
+        The user's activations: if ``Z`` shares their memory it is copied first (never
+        expected, as normalising allocates; the user's array is never reordered).
 
     Returns
     -------
@@ -65,6 +79,8 @@ def panels_of(Z: torch.Tensor) -> np.ndarray:
     m, n = Z.shape
     if n % GEMM_TILE or not Z.is_contiguous() or Z.device.type != "cpu" or m < 2:
         return gemm_panels(Z).numpy()
+    if source is not None and _shares_memory(Z, source):
+        Z = Z.clone()
     nb = n // GEMM_TILE
     U = Z.numpy().reshape(m * nb, GEMM_TILE)
     _transpose_units(U, m, nb)

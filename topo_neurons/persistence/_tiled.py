@@ -194,17 +194,6 @@ def merge_task(n: int, *parts: Edges) -> tuple:
     return _compact(kruskal_forest(n, a, b, w, parent))
 
 
-def _shares_memory(Z: torch.Tensor, A: object) -> bool:
-    """Whether ``Z`` and the caller's array or tensor ``A`` may overlap in memory."""
-    src = A.detach() if isinstance(A, torch.Tensor) else torch.as_tensor(np.asarray(A))
-    if src.device.type != "cpu" or src.numel() == 0:
-        return False
-    a0 = src.untyped_storage().data_ptr()
-    a1 = a0 + src.untyped_storage().nbytes()
-    z0 = Z.untyped_storage().data_ptr()
-    return z0 < a1 and a0 < z0 + Z.untyped_storage().nbytes()
-
-
 def tile_task_count(n: int, block_size: int) -> int:
     """Number of tile tasks (blocks plus pairs of blocks) for ``n`` neurons."""
     nb = -(-n // block_size)
@@ -389,9 +378,7 @@ def correlation_persistence(
             "large for their dtype to compute a norm); rescale them"
         )
     const = const_t.numpy().astype(bool)
-    if _shares_memory(Zt, A):  # never reorder the caller's array (not expected: Zt is new)
-        Zt = Zt.clone()
-    P = panels_of(Zt)  # in Zt's own storage where it can be: no second m × n copy
+    P = panels_of(Zt, A)  # in Zt's own storage where it can be: no second m × n copy
     del Zt
     plan, final, n_tiles = _plan(P, const, k, _CODES[kind])
     try:
