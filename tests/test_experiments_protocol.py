@@ -539,8 +539,8 @@ def _record_trees(monkeypatch):
         trees.append(edges.clone())
         return edges
 
-    def recording_cpu(Zt):  # the native backend's CPU path (topo_neurons/_edges.py)
-        edges, rho = cpu_search(Zt)
+    def recording_cpu(Zt, *args):  # the native backend's CPU path (topo_neurons/_edges.py)
+        edges, rho = cpu_search(Zt, *args)
         trees.append(torch.from_numpy(edges.copy()))
         return edges, rho
 
