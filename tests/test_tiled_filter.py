@@ -177,7 +177,11 @@ def test_the_million_neuron_layout_is_exact_on_a_smaller_n():
     A[:, 4000] = A[:, 17]  # a duplicate in another block (a zero death across blocks)
     A[:, 9000] = 2.0  # a constant neuron
     plan = _tiled._plan(np.zeros((n // GEMM_TILE, 1, GEMM_TILE)), np.zeros(n, bool), 1024, 1)[0]
-    assert [k for k, _, _ in plan if k.startswith("pairs-0-")] == ["pairs-0-1-5", "pairs-0-5-9", "pairs-0-9-10"]
+    assert [k for k, _, _ in plan if k.startswith("pairs-0-")] == [
+        "pairs-0-1-5",
+        "pairs-0-5-9",
+        "pairs-0-9-10",
+    ]
     bc = tn.correlation_persistence(A, block_size=1024)
     D = tn.correlation_dissimilarity(A)
     ref = tn.zero_persistence(D)

@@ -302,15 +302,17 @@ def correlation_persistence(
     block_size : int, optional
         Neurons per block, a positive multiple of 256. ``None``: the dense path for
         ``n ≤ DENSE_MAX_NEURONS`` (4096, where it is as fast), else blocks of 1024. Per task the
-        memory is about three ``block_size²`` tiles.
+        memory is one ``block_size²`` tile (the diagonal task's) and one 256 × 256 panel.
     scheduler : None, "threads", "sync" or dask.distributed.Client, optional
-        ``None``/``"threads"``: local threads (Dask's threaded scheduler when Dask is installed,
-        else a thread pool), as many as ``torch.get_num_threads()``. ``"sync"``: one task after
-        another in this thread. A ``Client``: the tasks run on its cluster, each worker receives
-        only the blocks of ``Z`` its tasks need.
+        ``None``/``"threads"``: a pool of ``torch.get_num_threads()`` local threads, each running
+        MKL on one thread, the earliest ready task first (results are merged as they come, so
+        memory stays flat). ``"sync"``: one task after another in this thread. A ``Client``:
+        the tasks run on its cluster (one torch thread each), each worker receives only the
+        blocks of ``Z`` its tasks need.
     progress : bool or callable, default False
-        ``True``: a tqdm bar (stderr) over the tile tasks; a callable is called as
-        ``progress(done, total)`` after each tile task.
+        ``True``: a tqdm bar (stderr) over the tiles (block pairs and blocks), whose rate and
+        ETA are those of the whole run (merges run between the tiles); a callable is called as
+        ``progress(done, total)`` after each tile task, ``done`` counting tiles.
     backend : {"auto", "cpu", "torch"}, default "auto"
         ``"cpu"``: the engine above on the host (a device tensor is copied there).
         ``"torch"``: Borůvka rounds in torch operations on the tensor's device (numpy: the CPU),
