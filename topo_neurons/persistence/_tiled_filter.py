@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..correlation import GEMM_TILE
-from ._tiled_kernels import Edges, _less, _settle_ties, edge_order
+from ._tiled_kernels import Edges, _find, _less, _settle_ties, edge_order
 
 __all__ = ["candidates", "filtered_pair_edges", "tree_adjacency"]
 
@@ -359,12 +359,8 @@ def _pair_kruskal(ai, bi, wi, aj, bj, wj, ca, cb, cw, order, n):  # pragma: no c
             y += 1
         else:
             z += 1
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        while parent[b] != b:
-            parent[b] = parent[parent[b]]
-            b = parent[b]
+        a = _find(parent, a)
+        b = _find(parent, b)
         if a != b:
             parent[max(a, b)] = min(a, b)
             joined += 1

@@ -271,28 +271,18 @@ def pair_tree(
 # this Kruskal runs on the union of the tile trees (millions of edges for large n) inside the
 # tiled engine's Dask tasks; compiled with nogil it runs at C speed and lets the other tasks'
 # threads run, where a Python-level DisjointSet would hold the GIL for seconds.
+@numba.njit(inline="always")
+def _find(parent, x):  # pragma: no cover - compiled
+    """Root of ``x`` in the union-find ``parent``, halving the path on the way."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
 @numba.njit(nogil=True, boundscheck=False, cache=True)
 def _kruskal(n, a, b, order):  # pragma: no cover - compiled
-    parent = np.arange(n)
-    keep = np.empty(order.shape[0], np.int64)
-    nk = 0
-    for t in range(order.shape[0]):
-        e = order[t]
-        x = a[e]
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        y = b[e]
-        while parent[y] != y:
-            parent[y] = parent[parent[y]]
-            y = parent[y]
-        if x != y:
-            parent[max(x, y)] = min(x, y)
-            keep[nk] = e
-            nk += 1
-            if nk == n - 1:
-                break
-    return keep[:nk]
+    return _kruskal_into(np.arange(n), a, b, order, n - 1)
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -302,14 +292,8 @@ def _kruskal_into(parent, a, b, order, limit):  # pragma: no cover - compiled
     nk = 0
     for t in range(order.shape[0]):
         e = order[t]
-        x = a[e]
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        y = b[e]
-        while parent[y] != y:
-            parent[y] = parent[parent[y]]
-            y = parent[y]
+        x = _find(parent, a[e])
+        y = _find(parent, b[e])
         if x != y:
             parent[max(x, y)] = min(x, y)
             keep[nk] = e
