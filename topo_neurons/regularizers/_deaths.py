@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._edges import EdgeCorrelationCPU, edge_correlations, normalized_rows, tree_correlations
+from .._edges import EdgeCorrelationCPU, EdgeSweepCPU, tree_correlations
 from .._memory import check_square_fits
 from ..correlation import check_kind, dissimilarity_from_correlation, rescale_extreme_columns
 from ..persistence import mst_edges, resolve_backend, torch_mst_dense
@@ -145,23 +145,22 @@ def _edge_deaths_cpu(
 
     The tree is the one the ranking matrix (:func:`_ranking_matrix`) would give, found by
     Prim on the keys of the half Gram GEMM itself (no ``n × n`` map pass, no validation or
-    sort of the matrix); the edges' ``ρ`` are the Gram entries (given edges: one dot product
-    each), and their backward is one fused kernel (:mod:`topo_neurons._edges`).
+    sort of the matrix); the edges' ``ρ`` are the Gram entries, and their backward is one fused
+    kernel. Given edges: fused sweeps over ``A`` (:mod:`topo_neurons._edges`).
     """
-    if edges is None:
-        check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
-        # The ranking matrix's own normalisation and GEMM calls: the same tree, ties included.
-        Zt, norm, const = _normalized_rows(A.detach(), const)
-        Zt_np, norm64 = Zt.numpy(), norm.numpy().astype(np.float64)
-        found, rho = tree_correlations(Zt_np, _RANK_BLOCK, 1.0 + _RANK_SLACK)
-        edges = torch.from_numpy(found)
-    else:
-        Zt_np, norm64 = normalized_rows(A, const)
-        rho = edge_correlations(Zt_np, edges.numpy())
-    const_np = const.numpy()
-    i = np.ascontiguousarray(edges[:, 0].numpy())
-    j = np.ascontiguousarray(edges[:, 1].numpy())
-    r = EdgeCorrelationCPU.apply(A, rho, Zt_np, norm64, const_np, i, j)
+    if edges is not None:
+        # Known edges: fused sweeps over A, no normalised or transposed copy.
+        r = EdgeSweepCPU.apply(A, edges[:, 0].contiguous(), edges[:, 1].contiguous())
+        return dissimilarity_from_correlation(r, kind), edges
+    check_square_fits(A.shape[1], A.element_size(), what="the regulariser's Gram matrix")
+    # The ranking matrix's own normalisation and GEMM calls: the same tree, ties included.
+    Zt, norm, const = _normalized_rows(A.detach(), const)
+    Zt_np, norm64 = Zt.numpy(), norm.numpy().astype(np.float64)
+    found, rho = tree_correlations(Zt_np, _RANK_BLOCK, 1.0 + _RANK_SLACK)
+    edges = torch.from_numpy(found)
+    i = np.ascontiguousarray(found[:, 0])
+    j = np.ascontiguousarray(found[:, 1])
+    r = EdgeCorrelationCPU.apply(A, rho, Zt_np, norm64, const.numpy(), i, j)
     return dissimilarity_from_correlation(r, kind), edges
 
 
