@@ -192,3 +192,21 @@ def test_the_million_neuron_layout_is_exact_on_a_smaller_n():
     g[bc.edges[:, 0], bc.edges[:, 1]] = True
     assert connected_components(g, directed=False)[0] == 1
     assert bc.deaths[0] == 0.0  # the duplicate
+
+
+def test_pairs_with_many_constant_neurons_skip_the_filter_and_stay_exact(monkeypatch):
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((24, 1024)).astype(np.float32)
+    A[:, rng.choice(1024, 120, replace=False)] = 0.5  # 12 % dead: 60 × 512 > 16 × 1024
+    A[:, 900] = A[:, 3]
+    calls = []
+    real = _tiled.filtered_pair_edges
+    monkeypatch.setattr(_tiled, "filtered_pair_edges", lambda *a: calls.append(1) or real(*a))
+    bc = tn.correlation_persistence(A, block_size=512)
+    assert not calls
+    np.testing.assert_array_equal(bc.deaths, dense(A).deaths)
+    B = rng.standard_normal((24, 1024)).astype(np.float32)
+    B[:, 7] = 1.0  # one constant neuron: the filter still runs
+    bc = tn.correlation_persistence(B, block_size=512)
+    assert calls
+    np.testing.assert_array_equal(bc.deaths, dense(B).deaths)

@@ -146,7 +146,9 @@ def pair_task(
     kb = const_j.shape[0]
     tmp = _buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype)
     cap = _CANDIDATES_PER_NEURON * (ka + kb)
-    out = filtered_pair_edges(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
+    out = None  # a constant neuron's row (column) is all 1 and passes whole:
+    if int(const_i.sum()) * kb + int(const_j.sum()) * ka <= cap:  # skip a filter bound to fail
+        out = filtered_pair_edges(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
     if out is not None:
         return out
     X = _buffer("cross", (ka, kb), PI.dtype)
@@ -176,8 +178,7 @@ def pairs_task(n: int, code: int, PI, const_i, gi: int, tree_i: Edges, *others) 
 
 
 def _compact(edges: Edges) -> Edges:
-    """Endpoints as int32 (every engine index fits: ``n < 2³¹`` is checked): results waiting
-    for their merge take 12 bytes an edge instead of 20."""
+    """Endpoints as int32 (``n < 2³¹`` is checked): 12 bytes an edge instead of 20."""
     a, b, w = edges[:3]
     return a.astype(np.int32, copy=False), b.astype(np.int32, copy=False), w
 
