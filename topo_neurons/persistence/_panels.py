@@ -49,8 +49,10 @@ def _transpose_units(U, m, nb):  # pragma: no cover - compiled
 
 
 def _shares_memory(Z: torch.Tensor, A: object) -> bool:
-    """Whether ``Z`` and an array or tensor ``A`` may overlap in memory."""
-    src = A.detach() if isinstance(A, torch.Tensor) else torch.as_tensor(np.asarray(A))
+    """Whether ``Z`` (C-contiguous, on the CPU) and an array or tensor ``A`` may overlap."""
+    if not isinstance(A, torch.Tensor):  # numpy's bounds test: any strides or byte order
+        return bool(np.may_share_memory(Z.numpy(), np.asarray(A)))
+    src = A.detach()
     if src.device.type != "cpu" or src.numel() == 0:
         return False
     a0 = src.untyped_storage().data_ptr()

@@ -1,0 +1,27 @@
+"""Review of issue 21's tiled engine: regression tests of the defects found.
+
+References: the dense path's deaths (``zero_persistence(correlation_dissimilarity(A))``,
+bitwise on the same machine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import topo_neurons as tn
+
+
+def _dense_deaths(A, kind="abs"):
+    return tn.zero_persistence(tn.correlation_dissimilarity(A, kind)).deaths
+
+
+@pytest.mark.parametrize("layout", ["negative_strides", "big_endian"])
+def test_activations_with_negative_strides_or_foreign_byte_order_are_accepted(layout):
+    # The dense path takes them; the in-place panels' memory guard used to crash on them
+    # (torch.as_tensor refuses negative strides and non-native byte order).
+    B = np.random.default_rng(0).standard_normal((20, 512)).astype(np.float32)
+    A = B[:, ::-1] if layout == "negative_strides" else B.astype(">f4")
+    bc = tn.correlation_persistence(A, block_size=256, scheduler="sync")
+    np.testing.assert_array_equal(bc.deaths, _dense_deaths(A))
+    np.testing.assert_array_equal(A, B[:, ::-1] if layout == "negative_strides" else B)
