@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import topo_neurons as tn
+from topo_neurons.correlation import gemm_panels
+from topo_neurons.persistence import _panels
 
 
 def _dense_deaths(A, kind="abs"):
@@ -25,3 +28,19 @@ def test_activations_with_negative_strides_or_foreign_byte_order_are_accepted(la
     bc = tn.correlation_persistence(A, block_size=256, scheduler="sync")
     np.testing.assert_array_equal(bc.deaths, _dense_deaths(A))
     np.testing.assert_array_equal(A, B[:, ::-1] if layout == "negative_strides" else B)
+
+
+@pytest.mark.parametrize("source", ["numpy_view", "reversed_numpy_view", "tensor_view"])
+def test_panels_guard_copies_z_when_it_shares_the_callers_memory(source):
+    # The guard's numpy branch (any strides) and tensor branch both see the overlap: the
+    # caller's values are never reordered, and the panels equal gemm_panels.
+    Z = torch.from_numpy(np.random.default_rng(1).standard_normal((5, 512)).astype(np.float32))
+    before = Z.clone()
+    src = {
+        "numpy_view": lambda: Z.numpy(),
+        "reversed_numpy_view": lambda: Z.numpy()[::-1, ::-1],
+        "tensor_view": lambda: Z[1:],
+    }[source]()
+    P = _panels.panels_of(Z, src)
+    np.testing.assert_array_equal(Z.numpy(), before.numpy())
+    np.testing.assert_array_equal(P, gemm_panels(before).numpy())
