@@ -64,8 +64,10 @@ def test_filtered_pair_task_equals_the_dense_pair_prim(seed, m, blocks, kind, dt
     got = _tiled_filter.filtered_pair_edges(PI, PJ, ci, cj, 0, ka, code, ti, tj, tmp, 10**7)
     mp = pytest.MonkeyPatch()
     ref = _dense_pair(PI, PJ, ci, cj, ka, code, ti, tj, mp)
-    # The same unique tree under (d, i, j): the same cross edges with bitwise the same weights.
-    assert _as_set(got) == _as_set(ref)
+    # The same unique tree under (d, i, j): the same cross edges of weight < 1 (those of weight
+    # 1 are left to connect_components) with bitwise the same weights.
+    light = ref[2] < 1
+    assert _as_set(got) == _as_set((ref[0][light], ref[1][light], ref[2][light]))
     key = np.lexsort((got[1], got[0], got[2]))  # returned in Kruskal order
     np.testing.assert_array_equal(key, np.arange(key.size))
     assert (got[0] < ka).all() and (got[1] >= ka).all() and got[2].dtype == PI.dtype
@@ -194,19 +196,62 @@ def test_the_million_neuron_layout_is_exact_on_a_smaller_n():
     assert bc.deaths[0] == 0.0  # the duplicate
 
 
-def test_pairs_with_many_constant_neurons_skip_the_filter_and_stay_exact(monkeypatch):
+def _kruskal_reference(D):
+    """The MST under the strict order (d, i, j) by numpy's lexsort and a plain union-find."""
+    n = D.shape[0]
+    i, j = np.triu_indices(n, 1)
+    w = D[i, j]
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges = []
+    for e in np.lexsort((j, i, w)):
+        x, y = find(i[e]), find(j[e])
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+            edges.append((int(i[e]), int(j[e])))
+    return sorted(edges)
+
+
+@pytest.mark.parametrize("first_constant", [False, True])
+def test_dead_neurons_leave_the_filter_and_the_tree_is_the_strict_order_tree(
+    monkeypatch, first_constant
+):
     rng = np.random.default_rng(4)
     A = rng.standard_normal((24, 1024)).astype(np.float32)
-    A[:, rng.choice(1024, 120, replace=False)] = 0.5  # 12 % dead: 60 × 512 > 16 × 1024
+    A[:, rng.choice(1024, 120, replace=False)] = 0.5  # 12 % dead neurons: all ties at 1
     A[:, 900] = A[:, 3]
+    A[:, 0] = 2.0 if first_constant else A[:, 0]
     calls = []
-    real = _tiled.filtered_pair_edges
-    monkeypatch.setattr(_tiled, "filtered_pair_edges", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(_tiled, "pair_tree", lambda *a: calls.append(1) or _prim(*a))
     bc = tn.correlation_persistence(A, block_size=512)
-    assert not calls
+    assert not calls  # no fallback: the constant rows and columns never pass the filter
+    D = tn.correlation_dissimilarity(A)
     np.testing.assert_array_equal(bc.deaths, dense(A).deaths)
-    B = rng.standard_normal((24, 1024)).astype(np.float32)
-    B[:, 7] = 1.0  # one constant neuron: the filter still runs
-    bc = tn.correlation_persistence(B, block_size=512)
-    assert calls
-    np.testing.assert_array_equal(bc.deaths, dense(B).deaths)
+    assert sorted(map(tuple, bc.edges.tolist())) == _kruskal_reference(D)
+
+
+def test_connect_components_adds_the_strict_order_edges_of_weight_one():
+    # Components {0, 4}, {1, 2}, {3}, {5, 6}: weight-1 edges (0, 1), (0, 3), (0, 5).
+    a, b = np.array([1, 0, 5]), np.array([2, 4, 6])
+    w = np.array([0.1, 0.2, 0.3], np.float32)
+    ga, gb, gw = _tiled_kernels.connect_components(7, a, b, w)
+    assert list(zip(ga.tolist(), gb.tolist(), gw.tolist(), strict=True)) == [
+        (1, 2, np.float32(0.1)),
+        (0, 4, np.float32(0.2)),
+        (5, 6, np.float32(0.3)),
+        (0, 1, 1.0),
+        (0, 3, 1.0),
+        (0, 5, 1.0),
+    ]
+    # Weight-1 edges in the input are dropped and rebuilt the same way.
+    ga2, gb2, _ = _tiled_kernels.connect_components(
+        7, np.append(a, 3), np.append(b, 6), np.append(w, np.float32(1.0))
+    )
+    np.testing.assert_array_equal(ga2, ga)
+    np.testing.assert_array_equal(gb2, gb)

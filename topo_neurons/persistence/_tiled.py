@@ -1,19 +1,14 @@
 """``correlation_persistence``: exact 0-dim persistence from activations, without ``D``.
 
-Normalise the activations once (``Z``), split the neurons into blocks ``V_1 … V_B`` of
-``block_size`` and compute
-
-1. per block, the MST ``T_i`` of its own dissimilarities (one ``k × k`` tile);
-2. per pair of blocks ``i < j``, the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` (one ``k × k`` cross
-   tile), of which only the cross edges are kept;
-3. Kruskal on the union of all of them, merged in a tree of small reductions.
-
-Every tree is the unique MST under the strict order ``(d, i, j)``, so the result is exactly
-the MST of the complete graph (the argument is in ``docs/tiled.md``). The tiles are computed by
-:func:`topo_neurons.correlation.gram_tile`, the GEMM of the dense path, so each dissimilarity
-is bitwise the dense path's and the deaths equal
-``zero_persistence(correlation_dissimilarity(A))`` bit for bit. Nothing of size ``n²`` exists;
-memory per task is ``O(k²)``.
+Normalise the activations once (``Z``), split the neurons into blocks ``V_1 … V_B`` and compute
+(1) per block the MST ``T_i`` (one ``k × k`` tile); (2) per pair of blocks ``i < j`` the cross
+edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)``, the 256 × 256 GEMM panels of the cross tile
+streamed through the anchor filter (:mod:`._tiled_filter`); (3) Kruskal on the union, merged
+in a tree of small reductions, and the edges of weight 1 from its components. Every tree is
+the unique MST under the strict order ``(d, i, j)``, so the result is exactly the MST of the
+complete graph (``docs/tiled.md``). The GEMMs are the dense path's calls
+(:func:`topo_neurons.correlation.gram_tile`), so the deaths equal
+``zero_persistence(correlation_dissimilarity(A))`` bit for bit. Nothing of size ``n²`` exists.
 """
 
 from __future__ import annotations
@@ -39,7 +34,14 @@ from ._engine import zero_persistence
 from ._panels import panels_of
 from ._schedule import run_plan
 from ._tiled_filter import filtered_pair_edges, tree_adjacency
-from ._tiled_kernels import Edges, block_tree, edge_order, kruskal_forest, pair_tree
+from ._tiled_kernels import (
+    Edges,
+    block_tree,
+    connect_components,
+    edge_order,
+    kruskal_forest,
+    pair_tree,
+)
 from ._torch_tiles import torch_mst_activations
 
 __all__ = ["DENSE_MAX_NEURONS", "correlation_persistence", "tile_task_count"]
@@ -146,9 +148,7 @@ def pair_task(
     kb = const_j.shape[0]
     tmp = _buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype)
     cap = _CANDIDATES_PER_NEURON * (ka + kb)
-    out = None  # a constant neuron's row (column) is all 1 and passes whole:
-    if int(const_i.sum()) * kb + int(const_j.sum()) * ka <= cap:  # skip a filter bound to fail
-        out = filtered_pair_edges(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
+    out = filtered_pair_edges(PI, PJ, const_i, const_j, gi, gj, code, tree_i, tree_j, tmp, cap)
     if out is not None:
         return out
     X = _buffer("cross", (ka, kb), PI.dtype)
@@ -389,6 +389,7 @@ def correlation_persistence(
     finally:
         _BUFFERS.clear()  # the local threads' tiles (a Dask worker's live in its process)
         _PARENTS.clear()
+    a, b, w = connect_components(n, a, b, w)  # the weight-1 edges, from the forest's components
     if a.shape[0] != n - 1:
         raise RuntimeError(f"the tiled engine returned {a.shape[0]} edges for {n} neurons")
     return Barcode(

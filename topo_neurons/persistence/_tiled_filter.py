@@ -137,8 +137,10 @@ def _path_max(indptr, nbr, nbw, root, floor, out, stack):  # pragma: no cover - 
 def _map_keep(tmp, geo, const_r, const_c, thr_r, thr_c, mask, ca, cb, cw, cnt, mapped):
     """Map each row of the panel (unless ``mapped``) and append its entries that pass.
 
-    An entry ``(r0 + i, c0 + j)`` passes when ``w ≤ max(thr_r[r0 + i], thr_c[c0 + j])``; it is
-    appended as ``(r0 + i, ka + c0 + j, w)``. Per row, while it is in cache: the map, then a
+    An entry ``(r0 + i, c0 + j)`` passes when ``w ≤ max(thr_r[r0 + i], thr_c[c0 + j])`` and
+    ``w < 1`` (edges of weight 1, the largest, are left to :func:`connect_components` of the
+    final forest: constant neurons' rows and columns never pass); it is appended as
+    ``(r0 + i, ka + c0 + j, w)``. Per row, while it is in cache: the map, then a
     vectorisable pass writes the test into ``mask`` (uint8, ``GEMM_TILE`` entries), read back
     eight flags at a time as uint64 words: only words with a hit are scanned (most have none).
     Returns the new count; stops after the row where it passes ``cap`` (the buffers hold
@@ -149,6 +151,7 @@ def _map_keep(tmp, geo, const_r, const_c, thr_r, thr_c, mask, ca, cb, cw, cnt, m
     for j in range(nc):
         any_c |= const_c[c0 + j]
     tc = thr_c[c0 : c0 + nc]
+    one = tmp.dtype.type(1.0)
     mask[:] = 0  # (the flags past nc stay 0)
     words = mask.view(np.uint64)
     for i in range(nr):
@@ -157,7 +160,7 @@ def _map_keep(tmp, geo, const_r, const_c, thr_r, thr_c, mask, ca, cb, cw, cnt, m
             _map_row(row, code, const_r[r0 + i], const_c[c0 : c0 + nc], any_c)
         tr = thr_r[r0 + i]
         for j in range(nc):
-            mask[j] = np.uint8(row[j] <= max(tr, tc[j]))
+            mask[j] = np.uint8((row[j] <= max(tr, tc[j])) & (row[j] < one))
         for wi in range((nc + 7) // 8):  # eight flags per word: most words are 0
             if words[wi] == 0:
                 continue
@@ -236,7 +239,7 @@ def filtered_pair_edges(
     tmp: np.ndarray,
     cap: int,
 ) -> Edges | None:
-    """Cross edges of ``MST(T_i ∪ T_j ∪ E(V_i, V_j))`` in Kruskal order, or ``None``.
+    """Cross edges of weight < 1 of ``MST(T_i ∪ T_j ∪ E(V_i, V_j))``, Kruskal order, or ``None``.
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._native import _abs_min
 
-__all__ = ["Edges", "block_tree", "kruskal_forest", "pair_tree"]
+__all__ = ["Edges", "block_tree", "connect_components", "kruskal_forest", "pair_tree"]
 
 #: A list of weighted edges ``(a, b, w)``: global endpoints ``a < b`` (int64) and weights, each
 #: of shape (k,).
@@ -369,3 +369,31 @@ def kruskal_forest(
     else:
         keep = _kruskal_into(parent, a, b, order, n - 1)
     return a[keep], b[keep], w[keep]
+
+
+def connect_components(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> Edges:
+    """The MST under ``(d, i, j)`` from a forest ``(a, b, w)`` (``a < b``, Kruskal order)
+    that holds its edges of weight < 1; returns its ``n − 1`` edges in Kruskal order.
+
+    Dissimilarities are at most 1, so between two components of the forest ``F`` of the edges
+    of weight < 1 every edge weighs exactly 1. Kruskal meets those in the order ``(1, i, j)``:
+    first the edges ``(0, x)``, ``x = 1, 2, …``, of which it keeps ``(0, min C)`` for each
+    component ``C`` not holding vertex 0; then everything is connected. So the tree is
+    ``F ∪ {(0, min C)}``, whatever weight-1 edges the input holds (they are dropped).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keep = w < 1
+    a, b, w = a[keep].astype(np.int64), b[keep].astype(np.int64), w[keep]
+    if a.shape[0] == n - 1:
+        return a, b, w
+    graph = coo_matrix((np.ones(a.shape[0], np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    _, first = np.unique(labels, return_index=True)  # each component's smallest vertex
+    first = np.sort(first[labels[first] != labels[0]])
+    return (
+        np.concatenate([a, np.zeros(first.shape[0], np.int64)]),
+        np.concatenate([b, first.astype(np.int64)]),
+        np.concatenate([w, np.ones(first.shape[0], w.dtype)]),
+    )
