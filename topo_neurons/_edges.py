@@ -255,9 +255,8 @@ def tree_correlations(Zt: np.ndarray, rows: int, top: float) -> tuple[np.ndarray
         i1 = min(i0 + rows, n)
         # One GEMM per block row (the calls of the ranking matrix), written in place (the
         # upper block triangle only), then its image copied: G is bitwise symmetric, each
-        # pair ranked by one value. The GEMMs run on torch's threads, in this thread: worker
-        # threads calling torch leave OpenMP teams spinning, which on a small machine slowed
-        # the model's own steps after them by an order of magnitude (measured).
+        # pair ranked by one value. The GEMMs run on torch's threads, in this thread: the
+        # same calls as the ranking matrix of the other paths, so the same keys and ties.
         torch.mm(Zt_t[i0:i1], Zt_t[i0:].T, out=G[i0:i1, i0:])
         G[i1:, i0:i1].copy_(G[i0:i1, i1:].T)
         _mirror_diagonal(Gn, i0, i1)
