@@ -44,3 +44,51 @@ def test_panels_guard_copies_z_when_it_shares_the_callers_memory(source):
     P = _panels.panels_of(Z, src)
     np.testing.assert_array_equal(Z.numpy(), before.numpy())
     np.testing.assert_array_equal(P, gemm_panels(before).numpy())
+
+
+def _kruskal_lexsort(D):
+    """The MST of ``D`` under the strict order ``(d, i, j)``: Kruskal on ``np.lexsort``."""
+    n = D.shape[0]
+    i, j = np.triu_indices(n, 1)
+    w = D[i, j]
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    edges = []
+    for e in np.lexsort((j, i, w)):
+        x, y = find(int(i[e])), find(int(j[e]))
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+            edges.append((int(i[e]), int(j[e])))
+            if len(edges) == n - 1:
+                break
+    return sorted(edges)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "block_size", "kind", "dtype", "constant"),
+    [
+        (700, 3, 256, "abs", np.float32, "uncorrelated"),  # integer activations: many ties
+        (513, 4, 256, "sqrt", np.float64, "uncorrelated"),  # a last block of one neuron
+        (600, 5, 512, "abs", np.float64, "drop"),
+        (300, 2, 256, "sqrt", np.float32, "uncorrelated"),  # two examples: |ρ| = 1 everywhere
+    ],
+)
+def test_tiled_edges_under_ties_are_the_lexsort_kruskal_tree(
+    n, m, block_size, kind, dtype, constant
+):
+    # Beyond equal deaths: the edges are the unique MST under (d, i, j), which the anchor
+    # filter, the 3-way pair Kruskal and the tie settling must all respect.
+    rng = np.random.default_rng(n + m)
+    A = rng.integers(0, 3, size=(m, n)).astype(dtype)
+    A[:, rng.integers(0, n, 8)] = 2.0  # constant neurons
+    A[:, 5] = -3 * A[:, n - 2]  # a duplicate across blocks (d = 0)
+    bc = tn.correlation_persistence(A, kind, constant, block_size=block_size, scheduler="threads")
+    D = np.asarray(tn.correlation_dissimilarity(A, kind, constant))
+    np.testing.assert_array_equal(bc.deaths, tn.zero_persistence(D).deaths)
+    assert sorted(map(tuple, bc.edges.tolist())) == _kruskal_lexsort(D)
