@@ -24,7 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["keep_torch_threads", "one_blas_thread", "one_blas_thread_here", "run_on_tile_threads"]
+__all__ = [
+    "deal",
+    "keep_torch_threads",
+    "one_blas_thread",
+    "one_blas_thread_here",
+    "run_on_tile_threads",
+]
 
 
 @contextlib.contextmanager
@@ -83,8 +89,23 @@ def one_blas_thread() -> Iterator[int]:
                 torch.set_num_threads(_blas_saved)
 
 
+def deal(items: Sequence[int], workers: int) -> list[list[int]]:
+    """``items``, in decreasing order of cost, dealt to ``workers`` chunks back and forth.
+
+    Round ``r`` gives one item to each chunk, in chunk order for even ``r`` and in reverse for
+    odd ``r`` (a snake), so chunks of rows ``0, 1, 2, …`` of a triangle (row ``a`` holding
+    ``nb − a`` tiles) carry equal work, where plain round-robin gives the first chunk the
+    longest row of every round.
+    """
+    chunks: list[list[int]] = [[] for _ in range(workers)]
+    for t, item in enumerate(items):
+        r, w = divmod(t, workers)
+        chunks[w if r % 2 == 0 else workers - 1 - w].append(item)
+    return chunks
+
+
 def run_on_tile_threads(job: Callable[[Sequence[int]], None], items: Sequence[int]) -> None:
-    """``job(chunk)`` over ``items`` dealt round-robin to ``torch.get_num_threads()`` threads.
+    """``job(chunk)`` over ``items`` dealt to ``torch.get_num_threads()`` threads (:func:`deal`).
 
     Each chunk runs in a thread of a shared pool with one MKL thread (:func:`one_blas_thread`);
     the compiled tile kernels release the GIL. One chunk runs in the calling thread.
@@ -92,14 +113,14 @@ def run_on_tile_threads(job: Callable[[Sequence[int]], None], items: Sequence[in
     Parameters
     ----------
     job : callable
-        Called once per chunk with a sub-sequence of ``items`` (``items[w::workers]``).
+        Called once per chunk with a sub-sequence of ``items``.
     items : sequence of int
-        Work items (e.g. tile-row indices), dealt round-robin.
+        Work items (e.g. tile-row indices), in decreasing order of cost.
     """
     global _pool
     with one_blas_thread() as workers:
         workers = max(1, min(workers, len(items)))
-        chunks = [items[w::workers] for w in range(workers)]
+        chunks = deal(items, workers)
         if workers == 1:
             job(chunks[0])
             return

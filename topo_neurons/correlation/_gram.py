@@ -194,9 +194,8 @@ def _fill_blocked(
                     r0, c0 = a * GEMM_TILE, b * GEMM_TILE
                     gram_tile(P, a, b, tmp, dst, r0, c0, code, mirror=True, diag=diag)
 
-        # Row a holds nb − a tiles: deal rows as a, nb−1−a, … so the chunks carry equal work.
-        order = [r for k in range((nb + 1) // 2) for r in dict.fromkeys((k, nb - 1 - k))]
-        run_on_tile_threads(rows, order)
+        # Row a holds nb − a tiles: rows in decreasing order of work, dealt back and forth.
+        run_on_tile_threads(rows, list(range(nb)))
         return out
     for i0 in range(0, n, block_rows):
         i1 = min(i0 + block_rows, n)
