@@ -316,7 +316,15 @@ def _settle_ties(order, w, a, b):  # pragma: no cover - compiled
         e = s + 1
         while e < n and w[order[e]] == w[order[s]]:
             e += 1
-        for t in range(s + 1, e):  # insertion sort: runs of equal weights are short
+        if e - s > 32:  # a long run: one stable sort on a·2³¹ + b (insertion sort is quadratic)
+            key = np.empty(e - s, np.int64)
+            for t in range(s, e):
+                key[t - s] = np.int64(a[order[t]]) * 2147483648 + np.int64(b[order[t]])
+            run = order[s:e][np.argsort(key, kind="mergesort")]
+            order[s:e] = run
+            s = e
+            continue
+        for t in range(s + 1, e):  # insertion sort: short runs of equal weights
             x = order[t]
             u = t - 1
             while u >= s and (a[order[u]] > a[x] or (a[order[u]] == a[x] and b[order[u]] > b[x])):
