@@ -317,14 +317,9 @@ def _settle_ties(order, w, a, b):  # pragma: no cover - compiled
         while e < n and w[order[e]] == w[order[s]]:
             e += 1
         if e - s > 32:  # a long run: one stable sort on a·2³¹ + b (insertion sort is quadratic)
-            key = np.empty(e - s, np.int64)
-            for t in range(s, e):
-                key[t - s] = np.int64(a[order[t]]) * 2147483648 + np.int64(b[order[t]])
-            run = order[s:e][np.argsort(key, kind="mergesort")]
-            order[s:e] = run
-            s = e
-            continue
-        for t in range(s + 1, e):  # insertion sort: short runs of equal weights
+            run = order[s:e]
+            order[s:e] = run[np.argsort(a[run] * np.int64(2**31) + b[run], kind="mergesort")]
+        for t in range(s + 1, e):  # insertion sort (linear on a run sorted just above)
             x = order[t]
             u = t - 1
             while u >= s and (a[order[u]] > a[x] or (a[order[u]] == a[x] and b[order[u]] > b[x])):
@@ -337,17 +332,15 @@ def _settle_ties(order, w, a, b):  # pragma: no cover - compiled
 def edge_order(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Indices sorting the edges by ``(w, a, b)``.
 
-    A stable sort on ``w`` (timsort: concatenated sorted parts are cheap to merge), then every
-    run of equal weights ordered by ``(a, b)``; with long runs of ties (constant neurons, many
-    equal dissimilarities) a full lexicographic sort.
+    A stable sort on ``w`` (timsort merges sorted parts cheaply), then each run of equal weights
+    by ``(a, b)``; when most weights tie (constant neurons, duplicates), one lexicographic sort.
     """
     order = np.argsort(w, kind="stable")
     ws = w[order]
     ties = np.count_nonzero(ws[1:] == ws[:-1])
     if ties > 64 and ties * 8 > w.shape[0]:
         return np.lexsort((b, a, w))
-    if ties:
-        _settle_ties(order, w, a, b)
+    _settle_ties(order, w, a, b)  # (one pass when nothing ties)
     return order
 
 
