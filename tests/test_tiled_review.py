@@ -110,21 +110,13 @@ def _merge_input(rng, run, total, index_dtype):
 
 
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-def test_edge_order_sorts_a_long_run_of_equal_weights_in_near_linear_time(index_dtype):
+def test_edge_order_sorts_a_long_run_of_equal_weights_like_lexsort(index_dtype):
     # A long run of ties below 1/8 of the edges went to the insertion sort: quadratic in the
     # run (measured 0.9 s for a run of 20 000, 5.2 s for 60 000; a million-neuron merge can
-    # carry hundreds of thousands of zero weights). Now within a few lexsorts' time.
-    import time
-
+    # carry hundreds of thousands of zero weights). Long runs now take one mergesort on a
+    # combined key; the order must stay exactly (w, a, b). (Speed is not asserted here.)
     from topo_neurons.persistence._tiled_kernels import edge_order
 
     rng = np.random.default_rng(0)
     a, b, w = _merge_input(rng, 40_000, 400_000, index_dtype)
-    edge_order(a[:64], b[:64], w[:64])  # compiled
-    t0 = time.perf_counter()
-    got = edge_order(a, b, w)
-    t1 = time.perf_counter()
-    ref = np.lexsort((b, a, w))
-    t2 = time.perf_counter()
-    np.testing.assert_array_equal(got, ref)
-    assert t1 - t0 < 4 * (t2 - t1) + 0.2, (t1 - t0, t2 - t1)
+    np.testing.assert_array_equal(edge_order(a, b, w), np.lexsort((b, a, w)))

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import torch
-
 from .._threads import one_blas_thread, one_blas_thread_here
 
 __all__ = ["SCHEDULERS", "ClusterLostError", "connect_scheduler", "run_plan"]
@@ -262,13 +260,10 @@ def _run_pool(plan: list, final: str, prog: _Progress, workers: int) -> Any:
 
 
 def _one_thread_task(func: Callable, *args: Any) -> Any:
-    """Run a task on a Dask worker with one torch/MKL thread in its thread, then restore."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    """Run a task on a Dask worker with one torch/MKL thread (overlapping tasks share the
+    count: the first saves it, the last restores it)."""
+    with one_blas_thread():
         return func(*args)
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _run_client(plan: list, final: str, prog: _Progress, client: Any) -> Any:

@@ -69,9 +69,9 @@ _ENGINES: tuple[str, ...] = ("auto", "cpu", "torch")
 _BUFFERS: dict[tuple[int, str, np.dtype], np.ndarray] = {}
 
 
-#: Identity union-find arrays of ``n`` entries per (thread, n), reused by the merges (each merge
-#: restores the entries it wrote); emptied with ``_BUFFERS``.
-_PARENTS: dict[tuple[int, str, int], np.ndarray] = {}
+#: Identity union-find arrays of ``n`` entries, one per thread (the last ``n``: a Dask worker
+#: keeps one), reused by the merges (each restores the entries it wrote); emptied with ``_BUFFERS``.
+_PARENTS: dict[int, np.ndarray] = {}
 
 
 def _buffer(name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
@@ -188,9 +188,9 @@ def merge_task(n: int, *parts: Edges) -> tuple:
     a = np.concatenate([p[0] for p in parts])
     b = np.concatenate([p[1] for p in parts])
     w = np.concatenate([p[2] for p in parts])
-    key = (threading.get_ident(), "parent", n)
+    key = threading.get_ident()  # one array per thread, for the n of the run at hand
     parent = _PARENTS.get(key)
-    if parent is None:
+    if parent is None or parent.shape[0] != n:
         parent = _PARENTS[key] = np.arange(n, dtype=np.int64)
     return _compact(kruskal_forest(n, a, b, w, parent))
 
