@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 from test_tiled import dense, structured
+from test_tiled_review import _kruskal_lexsort
 
 import topo_neurons as tn
 from topo_neurons.correlation import GEMM_TILE, _prepare, gemm_panels
@@ -196,28 +197,6 @@ def test_the_million_neuron_layout_is_exact_on_a_smaller_n():
     assert bc.deaths[0] == 0.0  # the duplicate
 
 
-def _kruskal_reference(D):
-    """The MST under the strict order (d, i, j) by numpy's lexsort and a plain union-find."""
-    n = D.shape[0]
-    i, j = np.triu_indices(n, 1)
-    w = D[i, j]
-    parent = list(range(n))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    edges = []
-    for e in np.lexsort((j, i, w)):
-        x, y = find(i[e]), find(j[e])
-        if x != y:
-            parent[max(x, y)] = min(x, y)
-            edges.append((int(i[e]), int(j[e])))
-    return sorted(edges)
-
-
 @pytest.mark.parametrize("first_constant", [False, True])
 def test_dead_neurons_leave_the_filter_and_the_tree_is_the_strict_order_tree(
     monkeypatch, first_constant
@@ -233,7 +212,7 @@ def test_dead_neurons_leave_the_filter_and_the_tree_is_the_strict_order_tree(
     assert not calls  # no fallback: the constant rows and columns never pass the filter
     D = tn.correlation_dissimilarity(A)
     np.testing.assert_array_equal(bc.deaths, dense(A).deaths)
-    assert sorted(map(tuple, bc.edges.tolist())) == _kruskal_reference(D)
+    assert sorted(map(tuple, bc.edges.tolist())) == _kruskal_lexsort(D)
 
 
 def test_connect_components_adds_the_strict_order_edges_of_weight_one():
