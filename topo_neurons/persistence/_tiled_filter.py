@@ -15,11 +15,14 @@ unchanged, so ``MST(H) = MST(T_i ∪ T_j ∪ K)`` with ``K`` the cross edges tha
 and the result is the same unique tree under ``(d, i, j)``.
 
 Each ``256 × 256`` GEMM panel is mapped in place (the same expression as the dense path's
-``_map_into``), its smallest entry becomes the anchor when it is smaller than the current one
-(``A``, ``B``: two ``O(k)`` tree walks), and the entries that pass are appended to ``K``.
-Kruskal on ``T_i ∪ T_j ∪ K`` (a few thousand edges) gives the cross edges. Nothing of size
-``k²`` is stored. When the filter keeps too many entries (nearly equal dissimilarities), the
-caller falls back to the dense pair Prim (:func:`~._tiled_kernels.pair_tree`).
+``_map_into``) and the entries below 1 that pass are appended to ``K`` (edges of weight 1 are
+left to :func:`~._tiled_kernels.connect_components`). The first panel's smallest entry is the
+first anchor; afterwards every threshold is at least the anchor's weight, so a smaller entry
+always passes and the smallest new candidate, if smaller, becomes the anchor (``A``, ``B``: two
+``O(k)`` tree walks). Kruskal on ``T_i ∪ T_j ∪ K`` (a few thousand edges) gives the cross
+edges. Nothing of size ``k²`` is stored. When the filter keeps too many entries (nearly equal
+dissimilarities), the caller falls back to the dense pair Prim
+(:func:`~._tiled_kernels.pair_tree`).
 """
 
 from __future__ import annotations
