@@ -47,7 +47,7 @@ def test_rows_of_a_triangle_are_dealt_to_equal_work(nb, workers):
         assert work == [5, 5]  # round-robin gave rows {0, 2} and {1, 3}, or 7 and 3 tiles
 
 
-def test_the_dense_path_is_bitwise_the_same_on_one_and_two_threads():
+def test_the_dense_path_is_the_same_on_one_and_two_threads():
     A = np.random.default_rng(2).standard_normal((64, 1300)).astype(np.float32)
     saved = torch.get_num_threads()
     try:
@@ -57,4 +57,5 @@ def test_the_dense_path_is_bitwise_the_same_on_one_and_two_threads():
         two = tn.correlation_dissimilarity(A)
     finally:
         torch.set_num_threads(saved)
-    np.testing.assert_array_equal(one, two)
+    # Another thread count is another computation: equal to rounding (here it is bitwise).
+    np.testing.assert_allclose(one, two, rtol=0, atol=1e-6)

@@ -34,7 +34,7 @@ __all__ = ["SCHEDULERS", "ClusterLostError", "connect_scheduler", "run_plan"]
 
 #: Named schedulers; a ``dask.distributed.Client`` is accepted too.
 SCHEDULERS: tuple[str, ...] = ("threads", "sync")
-_TILE_PREFIXES = ("tree-", "pair-", "pairs-")
+_TILE_PREFIXES = ("tree-",)
 #: Seconds :func:`connect_scheduler` waits for a scheduler by default.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -125,7 +125,7 @@ def _is_client(obj: object) -> bool:
 
 
 def tile_count(key: str) -> int:
-    """Tiles a task computes: 1 for ``tree-i``/``pair-i-j``, ``j1 − j0`` for
+    """Tiles a task computes: 1 for ``tree-i`` (a block), ``j1 − j0`` for
     ``pairs-i-j0-j1`` (the pairs of block ``i`` with blocks ``j0 … j1 − 1``), else 0."""
     if key.startswith("pairs-"):
         _, _, j0, j1 = key.split("-")

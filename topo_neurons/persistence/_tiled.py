@@ -33,7 +33,7 @@ from ._barcode import Barcode
 from ._engine import zero_persistence
 from ._panels import panels_of
 from ._schedule import run_plan
-from ._tiled_filter import filtered_pair_edges, tree_adjacency
+from ._tiled_filter import filtered_pair_edges
 from ._tiled_kernels import (
     Edges,
     block_tree,
@@ -41,6 +41,7 @@ from ._tiled_kernels import (
     edge_order,
     kruskal_forest,
     pair_tree,
+    tree_adjacency,
 )
 from ._torch_tiles import torch_mst_activations
 
@@ -69,8 +70,8 @@ _ENGINES: tuple[str, ...] = ("auto", "cpu", "torch")
 _BUFFERS: dict[tuple[int, str, np.dtype], np.ndarray] = {}
 
 
-#: Identity union-find arrays of ``n`` entries, one per thread (the last ``n``: a Dask worker
-#: keeps one), reused by the merges (each restores the entries it wrote); emptied with ``_BUFFERS``.
+#: One identity union-find array of ``n`` entries per thread, reused by the merges (each
+#: restores what it wrote; the last ``n`` only); emptied with ``_BUFFERS``.
 _PARENTS: dict[int, np.ndarray] = {}
 
 
@@ -139,11 +140,8 @@ def pair_task(
     tree_i: Edges,
     tree_j: Edges,
 ) -> Edges:
-    """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``.
-
-    The GEMM panels stream through the anchor filter (:mod:`._tiled_filter`); when it keeps
-    too many entries, the dense pair Prim on the whole cross tile and its transpose.
-    """
+    """Cross edges of the MST of ``T_i ∪ T_j ∪ E(V_i, V_j)`` for blocks ``i < j``: the anchor
+    filter (:mod:`._tiled_filter`), or the dense pair Prim when it keeps too many entries."""
     ka = const_i.shape[0]
     kb = const_j.shape[0]
     tmp = _buffer("gemm", (GEMM_TILE, GEMM_TILE), PI.dtype)

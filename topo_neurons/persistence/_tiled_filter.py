@@ -32,31 +32,10 @@ import numpy as np
 import torch
 
 from ..correlation import GEMM_TILE
-from ._tiled_kernels import Edges, _find, _less, _settle_ties, edge_order
+from ._native import _abs_min
+from ._tiled_kernels import Edges, _find, _less, _settle_ties
 
-__all__ = ["candidates", "filtered_pair_edges", "tree_adjacency"]
-
-
-@numba.njit(nogil=True, boundscheck=False, cache=True)
-def _min(row):  # pragma: no cover - compiled
-    """Smallest entry of a finite row with eight independent accumulators: numba does not
-    vectorise a single-chain ``min`` (measured 6× slower on a 256 × 256 panel); the order of
-    the comparisons cannot change the result."""
-    n = row.shape[0]
-    n8 = n - n % 8
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = row[0]
-    for v in range(0, n8, 8):
-        a0 = min(a0, row[v])
-        a1 = min(a1, row[v + 1])
-        a2 = min(a2, row[v + 2])
-        a3 = min(a3, row[v + 3])
-        a4 = min(a4, row[v + 4])
-        a5 = min(a5, row[v + 5])
-        a6 = min(a6, row[v + 6])
-        a7 = min(a7, row[v + 7])
-    for v in range(n8, n):
-        a0 = min(a0, row[v])
-    return min(min(min(a0, a1), min(a2, a3)), min(min(a4, a5), min(a6, a7)))
+__all__ = ["candidates", "filtered_pair_edges"]
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)
@@ -105,7 +84,7 @@ def _map_min(tmp, nr, nc, code, const_r, const_c, r0, c0):  # pragma: no cover -
     for i in range(nr):
         row = tmp[i, :nc]
         _map_row(row, code, const_r[r0 + i], const_c[c0 : c0 + nc], any_c)
-        mn = _min(row)
+        mn = _abs_min(row, 2.0)  # mapped entries lie in [0, 1]
         if mn < best:
             best = mn
             bi = i
@@ -216,19 +195,6 @@ def _set_anchor(w, p, q, adj_i, adj_j, thr_r, thr_c, stack, state):  # pragma: n
     _path_max(adj_j[0], adj_j[1], adj_j[2], q, w, thr_c, stack)
 
 
-def tree_adjacency(tree: Edges, g0: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The block tree as local adjacency ``(indptr, nbr, weight)`` on vertices ``0 … k − 1``."""
-    a = tree[0] - g0
-    b = tree[1] - g0
-    src = np.concatenate([a, b])
-    order = np.argsort(src, kind="stable")
-    dst = np.concatenate([b, a])[order]
-    w = np.concatenate([tree[2], tree[2]])[order]
-    indptr = np.zeros(k + 1, np.int64)
-    np.add.at(indptr, src + 1, 1)
-    return np.cumsum(indptr), dst, w
-
-
 def filtered_pair_edges(
     PI: np.ndarray,
     PJ: np.ndarray,
@@ -254,8 +220,9 @@ def filtered_pair_edges(
         Global index of each block's first neuron (``gi + ka ≤ gj``).
     code : int
         1 for ``"abs"``, 2 for ``"sqrt"``.
-    tree_i, tree_j : (a, b, w)
-        The block trees (global endpoints).
+    tree_i, tree_j : tuple
+        The diagonal tasks' results: the block trees ``(a, b, w)`` (global endpoints, in
+        Kruskal order) followed by their adjacency (:func:`~._tiled_kernels.tree_adjacency`).
     tmp : numpy.ndarray, shape (256, 256)
         Scratch GEMM output (dtype of the panels).
     cap : int
@@ -272,11 +239,11 @@ def filtered_pair_edges(
         return None
     ca, cb, cw = found
     ka, kb = const_i.shape[0], const_j.shape[0]
-    ai, bi, wi = _sorted_local(tree_i, gi)
-    aj, bj, wj = _sorted_local(tree_j, gj)
+    ai, bi, wi = tree_i[0] - gi, tree_i[1] - gi, tree_i[2]
+    aj, bj, wj = tree_j[0] - gj + ka, tree_j[1] - gj + ka, tree_j[2]
     order = np.argsort(cw, kind="stable")
     _settle_ties(order, cw, ca, cb)
-    keep = _pair_kruskal(ai, bi, wi, aj + ka, bj + ka, wj, ca, cb, cw, order, ka + kb)
+    keep = _pair_kruskal(ai, bi, wi, aj, bj, wj, ca, cb, cw, order, ka + kb)
     return ca[keep] + gi, cb[keep] - ka + gj, cw[keep]
 
 
@@ -298,8 +265,7 @@ def candidates(
     Same parameters as :func:`filtered_pair_edges`; ``None`` beyond ``cap`` candidates.
     """
     ka, kb = const_i.shape[0], const_j.shape[0]
-    adj_i = tree_i[3:] if len(tree_i) > 3 else tree_adjacency(tree_i, gi, ka)
-    adj_j = tree_j[3:] if len(tree_j) > 3 else tree_adjacency(tree_j, gj, kb)
+    adj_i, adj_j = tree_i[3:], tree_j[3:]
     thr_r = np.empty(ka, tmp.dtype)
     thr_c = np.empty(kb, tmp.dtype)
     stack = np.empty(max(ka, kb), np.int64)
@@ -327,15 +293,6 @@ def candidates(
                     return None
     cnt = int(state[1])
     return ca[:cnt], cb[:cnt], cw[:cnt]
-
-
-def _sorted_local(tree: tuple, g0: int) -> Edges:
-    """A block tree in local indices, ascending ``(w, a, b)`` (the diagonal task sorts it)."""
-    a, b, w = tree[0] - g0, tree[1] - g0, tree[2]
-    if len(tree) > 3:
-        return a, b, w
-    order = edge_order(a, b, w)
-    return a[order], b[order], w[order]
 
 
 @numba.njit(nogil=True, boundscheck=False, cache=True)

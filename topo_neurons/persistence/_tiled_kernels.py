@@ -1,11 +1,9 @@
-"""Compiled kernels of the tiled engine: tile maps, block Prim, pair Prim, Kruskal.
+"""Compiled kernels of the tiled engine: block Prim, pair Prim, Kruskal, tree adjacency.
 
-Every spanning tree here is the minimum spanning tree under one strict total order on the
-edges of the complete graph: ``(w, i, j)`` lexicographically, with ``w`` the dissimilarity (in
-the dtype of the activations) and ``i < j`` the global neuron indices. Under a strict total
-order the MST is unique, which is what makes the union of block-pair trees exact (see
-``docs/tiled.md``). All kernels release the GIL (``nogil=True``) so that tasks run in parallel
-on threads.
+Every spanning tree here is the unique minimum spanning tree under one strict total order on
+the edges: ``(w, i, j)`` lexicographically (``w`` the dissimilarity, ``i < j`` global neuron
+indices), which makes the union of block-pair trees exact (``docs/tiled.md``). All kernels
+release the GIL (``nogil=True``) so that tasks run in parallel on threads.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import numpy as np
 from ._native import _abs_min
 
 __all__ = ["Edges", "block_tree", "connect_components", "kruskal_forest", "pair_tree"]
+__all__ += ["tree_adjacency"]
 
 #: A list of weighted edges ``(a, b, w)``: global endpoints ``a < b`` (int64) and weights, each
 #: of shape (k,).
@@ -257,14 +256,17 @@ def pair_tree(
     a = np.concatenate([tree_i[0] - gi, tree_j[0] - gj + ka])
     b = np.concatenate([tree_i[1] - gi, tree_j[1] - gj + ka])
     w = np.concatenate([tree_i[2], tree_j[2]]).astype(X.dtype, copy=False)
+    return _pair_tree(X, XT, ka, kb, gi, gj, *tree_adjacency((a, b, w), 0, ka + kb))
+
+
+def tree_adjacency(tree: Edges, g0: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges ``(a, b, w)`` (first vertex ``g0``) as adjacency ``(indptr, nbr, weight)``."""
+    a, b = tree[0] - g0, tree[1] - g0
     src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    ww = np.concatenate([w, w])
     order = np.argsort(src, kind="stable")
-    indptr = np.zeros(ka + kb + 1, np.int64)
+    indptr = np.zeros(k + 1, np.int64)
     np.add.at(indptr, src + 1, 1)
-    indptr = np.cumsum(indptr)
-    return _pair_tree(X, XT, ka, kb, gi, gj, indptr, dst[order], ww[order])
+    return np.cumsum(indptr), np.concatenate([b, a])[order], np.concatenate([tree[2]] * 2)[order]
 
 
 # A hand-written union-find on purpose (not scipy's DisjointSet, used elsewhere in the package):
@@ -353,12 +355,10 @@ def kruskal_forest(
     ----------
     n : int
         Number of vertices (global indices ``0 … n − 1``).
-    a, b : numpy.ndarray of int64, shape (e,)
-        Endpoints, ``a < b``; duplicates are allowed (the second copy closes a cycle).
-    w : numpy.ndarray, shape (e,)
+    a, b, w : numpy.ndarray, shape (e,)
+        Endpoints ``a < b`` (duplicates allowed: the second copy closes a cycle), weights.
     parent : numpy.ndarray of int64, shape (n,), optional
-        A reusable union-find array holding ``arange(n)``; it is restored before returning
-        (saves allocating ``n`` entries per call when the edges touch few vertices).
+        A reusable union-find array holding ``arange(n)``, restored before returning.
 
     Returns
     -------
